@@ -1,0 +1,133 @@
+//! Host memory plumbing for the CPU device: downcasts, strided copies, casts, and the accessors
+//! every CPU kernel uses to read its inputs.
+
+use crate::engine::device::{Buffer, View};
+use crate::engine::dtype::{DType, WithDType};
+use crate::engine::error::{Error, Result};
+use crate::engine::layout::Layout;
+use crate::engine::storage::HostBuffer;
+use crate::with_host_buffer;
+use half::{bf16, f16};
+use std::borrow::Cow;
+
+/// The CPU buffer behind a view (error if the buffer belongs to another device).
+pub fn host<'a>(v: &View<'a>) -> Result<&'a HostBuffer> {
+    v.buf
+        .as_any()
+        .downcast_ref::<HostBuffer>()
+        .ok_or_else(|| Error::invalid("cpu", "buffer does not belong to the cpu device"))
+}
+
+/// Box a host buffer as a device buffer.
+pub fn boxed(b: HostBuffer) -> Buffer {
+    Box::new(b)
+}
+
+/// Copy the elements a layout selects, in row-major order.
+pub fn strided_copy<T: Copy>(src: &[T], layout: &Layout) -> Vec<T> {
+    if let Some((start, end)) = layout.contiguous_range() {
+        return src[start..end].to_vec();
+    }
+    // Copy whole rows when the innermost dimension is dense, otherwise element by element.
+    let rank = layout.rank();
+    if rank > 0 && layout.strides()[rank - 1] == 1 {
+        let row = layout.shape()[rank - 1];
+        let outer = Layout::new(
+            layout.shape()[..rank - 1].to_vec(),
+            layout.strides()[..rank - 1].to_vec(),
+            layout.offset(),
+        );
+        let mut out = Vec::with_capacity(layout.elem_count());
+        for o in outer.offsets() {
+            out.extend_from_slice(&src[o..o + row]);
+        }
+        return out;
+    }
+    layout.offsets().map(|o| src[o]).collect()
+}
+
+/// Borrow the view's elements as a contiguous slice of `T`, copying only if strided.
+pub fn contiguous<'a, T: Copy>(src: &'a [T], layout: &Layout) -> Cow<'a, [T]> {
+    match layout.contiguous_range() {
+        Some((s, e)) => Cow::Borrowed(&src[s..e]),
+        None => Cow::Owned(strided_copy(src, layout)),
+    }
+}
+
+/// The view's values as contiguous f32, widening f16/bf16. Errors for id dtypes.
+pub fn f32_values<'a>(op: &'static str, v: &View<'a>) -> Result<Cow<'a, [f32]>> {
+    let h = host(v)?;
+    Ok(match h {
+        HostBuffer::F32(x) => contiguous(x, v.layout),
+        HostBuffer::F16(x) => Cow::Owned(widen(&contiguous(x, v.layout))),
+        HostBuffer::BF16(x) => Cow::Owned(widen(&contiguous(x, v.layout))),
+        _ => {
+            return Err(Error::UnsupportedDType {
+                op,
+                dtype: h.dtype(),
+                device: "cpu".into(),
+            })
+        }
+    })
+}
+
+/// The view's f32 values, refusing any other dtype (for kernels whose inputs must be f32).
+pub fn f32_only<'a>(op: &'static str, v: &View<'a>) -> Result<Cow<'a, [f32]>> {
+    match host(v)? {
+        HostBuffer::F32(x) => Ok(contiguous(x, v.layout)),
+        other => Err(Error::UnsupportedDType {
+            op,
+            dtype: other.dtype(),
+            device: "cpu".into(),
+        }),
+    }
+}
+
+/// The view's ids (u32 or i64) as contiguous i64. Errors for float dtypes.
+pub fn id_values(op: &'static str, v: &View) -> Result<Vec<i64>> {
+    match host(v)? {
+        HostBuffer::U32(x) => Ok(contiguous(x, v.layout).iter().map(|&i| i as i64).collect()),
+        HostBuffer::I64(x) => Ok(contiguous(x, v.layout).into_owned()),
+        other => Err(Error::UnsupportedDType {
+            op,
+            dtype: other.dtype(),
+            device: "cpu".into(),
+        }),
+    }
+}
+
+/// f32 from any half type.
+fn widen<T: WithDType>(x: &[T]) -> Vec<f32> {
+    x.iter().map(|v| v.to_f64() as f32).collect()
+}
+
+/// Contiguous copy of a view, same dtype.
+pub fn copy_strided(v: View) -> Result<Buffer> {
+    let h = host(&v)?;
+    Ok(boxed(
+        with_host_buffer!(h, x => HostBuffer::from_vec(strided_copy(x, v.layout))),
+    ))
+}
+
+/// Contiguous copy converted to `dtype` (floats round to nearest; float→int truncates).
+pub fn cast(v: View, dtype: DType) -> Result<Buffer> {
+    let h = host(&v)?;
+    if h.dtype() == dtype {
+        return copy_strided(v);
+    }
+    fn conv<S: WithDType, D: WithDType>(x: &[S]) -> Vec<D> {
+        x.iter().map(|&s| D::from_f64(s.to_f64())).collect()
+    }
+    let out = with_host_buffer!(h, x => {
+        let x = contiguous(x, v.layout);
+        match dtype {
+            // f32 ↔ half goes straight through half's converters (correct rounding, fast).
+            DType::F32 => HostBuffer::F32(conv(&x)),
+            DType::F16 => HostBuffer::F16(conv::<_, f16>(&x)),
+            DType::BF16 => HostBuffer::BF16(conv::<_, bf16>(&x)),
+            DType::U32 => HostBuffer::U32(conv(&x)),
+            DType::I64 => HostBuffer::I64(conv(&x)),
+        }
+    });
+    Ok(boxed(out))
+}

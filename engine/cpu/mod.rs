@@ -1,0 +1,181 @@
+//! The CPU device: host memory, rayon threads, SIMD through the compiler's auto-vectorizer for
+//! now (hand-written micro-kernels arrive with issue "CPU performance").
+//! Each op family's kernel lives in its own file; this file only dispatches.
+
+pub mod attention;
+pub mod conv;
+pub mod elementwise;
+pub mod index;
+pub mod lora;
+pub mod loss;
+pub mod matmul;
+pub mod memory;
+pub mod norm;
+pub mod optim;
+pub mod reduce;
+pub mod rope;
+
+use crate::engine::device::{
+    AdamWParams, AttentionParams, BinaryOp, Buffer, Conv2dParams, Device, ReduceOp, RopeStyle,
+    UnaryOp, View,
+};
+use crate::engine::dtype::DType;
+use crate::engine::error::Result;
+use crate::engine::storage::{DeviceBuffer, HostBuffer};
+use std::sync::{Arc, OnceLock};
+
+/// The CPU device (stateless; one shared instance).
+#[derive(Debug, Default)]
+pub struct CpuDevice;
+
+impl CpuDevice {
+    /// The process-wide shared instance.
+    pub fn shared() -> Arc<dyn Device> {
+        static DEV: OnceLock<Arc<dyn Device>> = OnceLock::new();
+        DEV.get_or_init(|| Arc::new(CpuDevice)).clone()
+    }
+}
+
+impl Device for CpuDevice {
+    fn name(&self) -> String {
+        "cpu".into()
+    }
+
+    fn from_host(&self, data: HostBuffer) -> Result<Buffer> {
+        Ok(memory::boxed(data))
+    }
+    fn to_host(&self, src: View) -> Result<HostBuffer> {
+        let buf = memory::copy_strided(src)?;
+        let host = buf.as_any().downcast_ref::<HostBuffer>().cloned();
+        host.ok_or_else(|| crate::engine::Error::invalid("to_host", "not a cpu buffer"))
+    }
+    fn zeros(&self, dtype: DType, len: usize) -> Result<Buffer> {
+        Ok(memory::boxed(HostBuffer::zeros(dtype, len)))
+    }
+    fn copy_strided(&self, src: View) -> Result<Buffer> {
+        memory::copy_strided(src)
+    }
+    fn cast(&self, src: View, dtype: DType) -> Result<Buffer> {
+        memory::cast(src, dtype)
+    }
+
+    fn unary(&self, op: UnaryOp, src: View) -> Result<Buffer> {
+        elementwise::unary(op, src)
+    }
+    fn binary(&self, op: BinaryOp, lhs: View, rhs: View) -> Result<Buffer> {
+        elementwise::binary(op, lhs, rhs)
+    }
+    fn where_cond(&self, cond: View, on_true: View, on_false: View) -> Result<Buffer> {
+        elementwise::where_cond(cond, on_true, on_false)
+    }
+    fn reduce(&self, op: ReduceOp, src: View, dim: usize) -> Result<Buffer> {
+        reduce::reduce(op, src, dim)
+    }
+
+    fn matmul(&self, lhs: View, rhs: View) -> Result<Buffer> {
+        matmul::matmul(lhs, rhs)
+    }
+    fn lora_linear(
+        &self,
+        x: View,
+        w: View,
+        b: Option<View>,
+        a: View,
+        bm: View,
+        scale: f32,
+    ) -> Result<Buffer> {
+        lora::lora_linear(x, w, b, a, bm, scale)
+    }
+
+    fn index_select(&self, src: View, ids: View, dim: usize) -> Result<Buffer> {
+        index::index_select(src, ids, dim)
+    }
+    fn index_add(&self, dst: View, ids: View, src: View, dim: usize) -> Result<Buffer> {
+        index::index_add(dst, ids, src, dim)
+    }
+    fn gather(&self, src: View, index: View, dim: usize) -> Result<Buffer> {
+        index::gather(src, index, dim)
+    }
+    fn scatter_add(&self, dst: View, index: View, src: View, dim: usize) -> Result<Buffer> {
+        index::scatter_add(dst, index, src, dim)
+    }
+    fn concat(&self, parts: &[View], dim: usize) -> Result<Buffer> {
+        index::concat(parts, dim)
+    }
+
+    fn softmax(&self, src: View) -> Result<Buffer> {
+        norm::softmax(src)
+    }
+    fn log_softmax(&self, src: View) -> Result<Buffer> {
+        norm::log_softmax(src)
+    }
+    fn layer_norm(&self, x: View, w: View, b: Option<View>, eps: f32) -> Result<Buffer> {
+        norm::layer_norm(x, w, b, eps)
+    }
+    fn rms_norm(&self, x: View, w: View, eps: f32) -> Result<Buffer> {
+        norm::rms_norm(x, w, eps)
+    }
+    fn rope(&self, x: View, cos: View, sin: View, style: RopeStyle) -> Result<Buffer> {
+        rope::rope(x, cos, sin, style)
+    }
+    fn conv2d(&self, x: View, w: View, b: Option<View>, p: &Conv2dParams) -> Result<Buffer> {
+        conv::conv2d(x, w, b, p)
+    }
+    fn im2col(&self, x: View, kernel: (usize, usize), p: &Conv2dParams) -> Result<Buffer> {
+        conv::im2col(x, kernel, p)
+    }
+    fn col2im(
+        &self,
+        cols: View,
+        channels: usize,
+        input_hw: (usize, usize),
+        kernel: (usize, usize),
+        p: &Conv2dParams,
+    ) -> Result<Buffer> {
+        conv::col2im(cols, channels, input_hw, kernel, p)
+    }
+    fn attention(
+        &self,
+        q: View,
+        k: View,
+        v: View,
+        mask: Option<View>,
+        p: &AttentionParams,
+    ) -> Result<Buffer> {
+        attention::attention(q, k, v, mask, p)
+    }
+    fn attention_backward(
+        &self,
+        q: View,
+        k: View,
+        v: View,
+        mask: Option<View>,
+        dout: View,
+        p: &AttentionParams,
+    ) -> Result<(Buffer, Buffer, Buffer)> {
+        attention::attention_backward(q, k, v, mask, dout, p)
+    }
+    fn cross_entropy(&self, logits: View, targets: View, ignore_index: i64) -> Result<Buffer> {
+        loss::cross_entropy(logits, targets, ignore_index)
+    }
+    fn cross_entropy_backward(
+        &self,
+        logits: View,
+        targets: View,
+        grad: View,
+        ignore_index: i64,
+    ) -> Result<Buffer> {
+        loss::cross_entropy_backward(logits, targets, grad, ignore_index)
+    }
+
+    fn adamw_step(
+        &self,
+        param: &mut dyn DeviceBuffer,
+        grad: View,
+        m: &mut dyn DeviceBuffer,
+        v: &mut dyn DeviceBuffer,
+        hp: &AdamWParams,
+    ) -> Result<()> {
+        optim::adamw_step(param, grad, m, v, hp)
+    }
+}

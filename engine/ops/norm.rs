@@ -1,0 +1,1 @@
+//! (filled in by the op-family work for norm)

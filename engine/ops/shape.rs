@@ -1,0 +1,311 @@
+//! Views and copies: transpose, permute, narrow, reshape, broadcast, squeeze/unsqueeze,
+//! contiguous, cast. Views never copy; their backward maps the gradient back through the
+//! inverse view (or, for broadcast and narrow, sums or pads it).
+
+use crate::engine::autograd::BackwardOp;
+use crate::engine::dtype::DType;
+use crate::engine::error::{Error, Result};
+use crate::engine::layout::{resolve_dim, Layout};
+use crate::engine::tensor::Tensor;
+
+impl Tensor {
+    /// Swap two dimensions (a view).
+    pub fn transpose(&self, d0: isize, d1: isize) -> Result<Tensor> {
+        let a = self.layout().dim("transpose", d0)?;
+        let b = self.layout().dim("transpose", d1)?;
+        Ok(self.view_op(self.layout().transpose(a, b), || {
+            Box::new(TransposeBackward(a, b))
+        }))
+    }
+
+    /// Transpose the last two dimensions (a view).
+    pub fn t(&self) -> Result<Tensor> {
+        self.transpose(-2, -1)
+    }
+
+    /// Reorder dimensions: new dim `i` is old dim `perm[i]` (a view).
+    pub fn permute(&self, perm: &[usize]) -> Result<Tensor> {
+        let layout = self.layout().permute("permute", perm)?;
+        let mut inverse = vec![0; perm.len()];
+        for (i, &p) in perm.iter().enumerate() {
+            inverse[p] = i;
+        }
+        Ok(self.view_op(layout, || Box::new(PermuteBackward(inverse))))
+    }
+
+    /// Keep `len` entries of `dim` from `start` (a view).
+    pub fn narrow(&self, dim: isize, start: usize, len: usize) -> Result<Tensor> {
+        let d = self.layout().dim("narrow", dim)?;
+        let layout = self.layout().narrow("narrow", d, start, len)?;
+        let full = self.shape()[d];
+        Ok(self.view_op(layout, || {
+            Box::new(NarrowBackward {
+                dim: d,
+                start,
+                full,
+            })
+        }))
+    }
+
+    /// Same elements, new shape. A view when the tensor is contiguous, a copy otherwise.
+    /// One entry of `shape` may be `usize::MAX` to infer it.
+    pub fn reshape(&self, shape: &[usize]) -> Result<Tensor> {
+        let shape = infer_shape(self.shape(), shape)?;
+        let src = if self.layout().is_contiguous() {
+            self.clone()
+        } else {
+            self.contiguous()?
+        };
+        let layout = Layout::new(
+            shape.clone(),
+            crate::engine::layout::contiguous_strides(&shape),
+            src.layout().offset(),
+        );
+        let from = self.shape().to_vec();
+        Ok(src.view_op(layout, || Box::new(ReshapeBackward(from))))
+    }
+
+    /// Collapse all dimensions into one.
+    pub fn flatten_all(&self) -> Result<Tensor> {
+        self.reshape(&[self.elem_count()])
+    }
+
+    /// Broadcast to `shape` (a stride-0 view); the backward sums over the repeated dims.
+    pub fn broadcast_as(&self, shape: &[usize]) -> Result<Tensor> {
+        if self.shape() == shape {
+            return Ok(self.clone());
+        }
+        let layout = self.layout().broadcast_as("broadcast_as", shape)?;
+        let from = self.shape().to_vec();
+        Ok(self.view_op(layout, || Box::new(ReshapeBackward(from))))
+    }
+
+    /// Insert a size-1 dimension at `dim` (`dim == rank` appends).
+    pub fn unsqueeze(&self, dim: isize) -> Result<Tensor> {
+        let d = resolve_dim("unsqueeze", dim, self.rank() + 1)?;
+        let from = self.shape().to_vec();
+        Ok(self.view_op(self.layout().unsqueeze(d), || {
+            Box::new(ReshapeBackward(from))
+        }))
+    }
+
+    /// Remove a size-1 dimension.
+    pub fn squeeze(&self, dim: isize) -> Result<Tensor> {
+        let d = self.layout().dim("squeeze", dim)?;
+        let layout = self.layout().squeeze("squeeze", d)?;
+        let from = self.shape().to_vec();
+        Ok(self.view_op(layout, || Box::new(ReshapeBackward(from))))
+    }
+
+    /// A row-major copy, or `self` when already contiguous.
+    pub fn contiguous(&self) -> Result<Tensor> {
+        if self.layout().is_contiguous() {
+            return Ok(self.clone());
+        }
+        self.copy()
+    }
+
+    /// Always a fresh row-major copy.
+    pub fn copy(&self) -> Result<Tensor> {
+        let buf = {
+            let r = self.read();
+            self.device().copy_strided(r.view())?
+        };
+        Tensor::from_op(buf, self.shape(), self.device(), &[self], || {
+            Box::new(IdentityBackward)
+        })
+    }
+
+    /// Convert to `dtype`. Float→float casts are differentiable (the gradient is cast back);
+    /// casts to or from ids are not.
+    pub fn to_dtype(&self, dtype: DType) -> Result<Tensor> {
+        if dtype == self.dtype() {
+            return Ok(self.clone());
+        }
+        let buf = {
+            let r = self.read();
+            self.device().cast(r.view(), dtype)?
+        };
+        if dtype.is_float() && self.dtype().is_float() {
+            let back = self.dtype();
+            Tensor::from_op(buf, self.shape(), self.device(), &[self], || {
+                Box::new(CastBackward(back))
+            })
+        } else {
+            Tensor::from_op_no_backward(buf, self.shape(), self.device(), &[self], "cast")
+        }
+    }
+
+    /// Sum `self` (a gradient of broadcast shape) down to `shape`: the backward of broadcasting.
+    pub fn sum_to_shape(&self, shape: &[usize]) -> Result<Tensor> {
+        if self.shape() == shape {
+            return Ok(self.clone());
+        }
+        let err = || Error::ShapeMismatch {
+            op: "sum_to_shape",
+            lhs: self.shape().to_vec(),
+            rhs: shape.to_vec(),
+        };
+        if shape.len() > self.rank() {
+            return Err(err());
+        }
+        let lead = self.rank() - shape.len();
+        let mut g = self.clone();
+        for d in 0..self.rank() {
+            let target = if d < lead { 1 } else { shape[d - lead] };
+            if self.shape()[d] != target {
+                if target != 1 {
+                    return Err(err());
+                }
+                g = g.sum_keepdim(d as isize)?;
+            }
+        }
+        g.reshape(shape)
+    }
+}
+
+/// Resolve one `usize::MAX` placeholder and check the element count.
+fn infer_shape(from: &[usize], to: &[usize]) -> Result<Vec<usize>> {
+    let n: usize = from.iter().product();
+    let holes = to.iter().filter(|&&d| d == usize::MAX).count();
+    let known: usize = to.iter().filter(|&&d| d != usize::MAX).product();
+    let err = || Error::ShapeMismatch {
+        op: "reshape",
+        lhs: from.to_vec(),
+        rhs: to
+            .iter()
+            .map(|&d| if d == usize::MAX { 0 } else { d })
+            .collect(),
+    };
+    match holes {
+        0 if known == n => Ok(to.to_vec()),
+        1 if known > 0 && n % known == 0 => Ok(to
+            .iter()
+            .map(|&d| if d == usize::MAX { n / known } else { d })
+            .collect()),
+        _ => Err(err()),
+    }
+}
+
+struct TransposeBackward(usize, usize);
+impl BackwardOp for TransposeBackward {
+    fn name(&self) -> &'static str {
+        "transpose"
+    }
+    fn backward(
+        &self,
+        _: &[Tensor],
+        _: &Tensor,
+        g: &Tensor,
+        _: &[bool],
+    ) -> Result<Vec<Option<Tensor>>> {
+        Ok(vec![Some(g.transpose(self.0 as isize, self.1 as isize)?)])
+    }
+}
+
+struct PermuteBackward(Vec<usize>);
+impl BackwardOp for PermuteBackward {
+    fn name(&self) -> &'static str {
+        "permute"
+    }
+    fn backward(
+        &self,
+        _: &[Tensor],
+        _: &Tensor,
+        g: &Tensor,
+        _: &[bool],
+    ) -> Result<Vec<Option<Tensor>>> {
+        Ok(vec![Some(g.permute(&self.0)?)])
+    }
+}
+
+/// Backward of reshape-like views: reshape (or, for broadcast, sum) back to the input shape.
+struct ReshapeBackward(Vec<usize>);
+impl BackwardOp for ReshapeBackward {
+    fn name(&self) -> &'static str {
+        "reshape"
+    }
+    fn backward(
+        &self,
+        _: &[Tensor],
+        _: &Tensor,
+        g: &Tensor,
+        _: &[bool],
+    ) -> Result<Vec<Option<Tensor>>> {
+        let n: usize = self.0.iter().product();
+        let g = if g.elem_count() == n {
+            g.reshape(&self.0)?
+        } else {
+            g.sum_to_shape(&self.0)?
+        };
+        Ok(vec![Some(g)])
+    }
+}
+
+struct NarrowBackward {
+    dim: usize,
+    start: usize,
+    full: usize,
+}
+impl BackwardOp for NarrowBackward {
+    fn name(&self) -> &'static str {
+        "narrow"
+    }
+    fn backward(
+        &self,
+        _: &[Tensor],
+        _: &Tensor,
+        g: &Tensor,
+        _: &[bool],
+    ) -> Result<Vec<Option<Tensor>>> {
+        // Pad the gradient with zeros on both sides of the kept range.
+        let len = g.shape()[self.dim];
+        let mut parts = Vec::with_capacity(3);
+        let zeros = |n: usize| {
+            let mut s = g.shape().to_vec();
+            s[self.dim] = n;
+            Tensor::zeros(&s, g.dtype(), g.device())
+        };
+        if self.start > 0 {
+            parts.push(zeros(self.start)?);
+        }
+        parts.push(g.clone());
+        let after = self.full - self.start - len;
+        if after > 0 {
+            parts.push(zeros(after)?);
+        }
+        Ok(vec![Some(Tensor::cat(&parts, self.dim as isize)?)])
+    }
+}
+
+struct IdentityBackward;
+impl BackwardOp for IdentityBackward {
+    fn name(&self) -> &'static str {
+        "copy"
+    }
+    fn backward(
+        &self,
+        _: &[Tensor],
+        _: &Tensor,
+        g: &Tensor,
+        _: &[bool],
+    ) -> Result<Vec<Option<Tensor>>> {
+        Ok(vec![Some(g.clone())])
+    }
+}
+
+struct CastBackward(DType);
+impl BackwardOp for CastBackward {
+    fn name(&self) -> &'static str {
+        "cast"
+    }
+    fn backward(
+        &self,
+        _: &[Tensor],
+        _: &Tensor,
+        g: &Tensor,
+        _: &[bool],
+    ) -> Result<Vec<Option<Tensor>>> {
+        Ok(vec![Some(g.to_dtype(self.0)?)])
+    }
+}

@@ -1,0 +1,6 @@
+//! osum: OSUM-Pangu speech understanding on a from-scratch tensor engine.
+//!
+//! Layers (one-way dependencies): [`engine`] ← `model` ← `train` ← the `osum` CLI.
+//! See `README.md` for the commands and `../shared/DESIGN.md` for the architecture.
+
+pub mod engine;

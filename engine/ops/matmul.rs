@@ -1,1 +1,76 @@
-//! (filled in by the op-family work for matmul)
+//! Matrix products: batched `matmul` with NumPy batch broadcasting, and `linear` (x·Wᵀ + b).
+
+use crate::engine::autograd::BackwardOp;
+use crate::engine::device::View;
+use crate::engine::error::{Error, Result};
+use crate::engine::layout::broadcast_shape;
+use crate::engine::tensor::Tensor;
+
+impl Tensor {
+    /// `[…, M, K] × […, K, N] → […, M, N]`, batch dims broadcast. Transposed operands are
+    /// passed to the device as strides, never copied here. `rhs` may be f16/bf16 (weights).
+    pub fn matmul(&self, rhs: &Tensor) -> Result<Tensor> {
+        const OP: &str = "matmul";
+        self.check_same_device(OP, rhs)?;
+        let mismatch = || Error::ShapeMismatch {
+            op: OP,
+            lhs: self.shape().to_vec(),
+            rhs: rhs.shape().to_vec(),
+        };
+        if self.rank() < 2 || rhs.rank() < 2 {
+            return Err(mismatch());
+        }
+        let (lr, rr) = (self.rank(), rhs.rank());
+        let (m, k) = (self.shape()[lr - 2], self.shape()[lr - 1]);
+        let (k2, n) = (rhs.shape()[rr - 2], rhs.shape()[rr - 1]);
+        if k != k2 {
+            return Err(mismatch());
+        }
+        let batch = broadcast_shape(OP, &self.shape()[..lr - 2], &rhs.shape()[..rr - 2])
+            .map_err(|_| mismatch())?;
+        let with = |tail: [usize; 2]| [batch.as_slice(), &tail].concat();
+        let ll = self.layout().broadcast_as(OP, &with([m, k]))?;
+        let rl = rhs.layout().broadcast_as(OP, &with([k, n]))?;
+        let buf = {
+            let (a, b) = (self.read(), rhs.read());
+            self.device()
+                .matmul(View::new(a.view().buf, &ll), View::new(b.view().buf, &rl))?
+        };
+        Tensor::from_op(buf, &with([m, n]), self.device(), &[self, rhs], || {
+            Box::new(MatmulBackward)
+        })
+    }
+
+    /// `x·Wᵀ + b` for x `[…, in]`, W `[out, in]` (PyTorch layout), b `[out]`.
+    pub fn linear(&self, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+        let y = self.matmul(&w.t()?)?;
+        match b {
+            Some(b) => y.add(b),
+            None => Ok(y),
+        }
+    }
+}
+
+/// C = A·B ⇒ dA = dC·Bᵀ, dB = Aᵀ·dC, each summed over broadcast batch dims.
+struct MatmulBackward;
+impl BackwardOp for MatmulBackward {
+    fn name(&self) -> &'static str {
+        "matmul"
+    }
+    fn backward(
+        &self,
+        inputs: &[Tensor],
+        _: &Tensor,
+        g: &Tensor,
+        needs: &[bool],
+    ) -> Result<Vec<Option<Tensor>>> {
+        let (a, b) = (&inputs[0], &inputs[1]);
+        let da = needs[0]
+            .then(|| g.matmul(&b.t()?)?.sum_to_shape(a.shape()))
+            .transpose()?;
+        let db = needs[1]
+            .then(|| a.t()?.matmul(g)?.sum_to_shape(b.shape()))
+            .transpose()?;
+        Ok(vec![da, db])
+    }
+}

@@ -1,6 +1,7 @@
 //! osum: OSUM-Pangu speech understanding on a from-scratch tensor engine.
 //!
-//! Layers (one-way dependencies): [`engine`] ← `model` ← `train` ← the `osum` CLI.
-//! See `README.md` for the commands and `../shared/DESIGN.md` for the architecture.
+//! Layers (one-way dependencies): [`engine`] ← `model` ← [`train`] ← the `osum` CLI.
+//! See `README.md` for the commands and the design notes.
 
 pub mod engine;
+pub mod train;

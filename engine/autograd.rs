@@ -100,6 +100,10 @@ impl Gradients {
     pub fn remove(&mut self, t: &Tensor) -> Option<Tensor> {
         self.map.remove(&t.id())
     }
+    /// Set (or replace) the gradient of `t`, e.g. after clipping.
+    pub fn insert(&mut self, t: &Tensor, grad: Tensor) {
+        self.map.insert(t.id(), grad);
+    }
     /// Number of leaves with a gradient.
     pub fn len(&self) -> usize {
         self.map.len()

@@ -100,7 +100,7 @@ pub fn rope_tables(
     let mut cos = Vec::with_capacity(seq_len * half);
     let mut sin = Vec::with_capacity(seq_len * half);
     for t in 0..seq_len {
-        let pos = (start_pos + t) as f64;
+        let pos = start_pos as f64 + t as f64; // in f64: no usize overflow
         for &f in &inv_freq {
             let (s, c) = (pos * f).sin_cos();
             cos.push(c as f32);

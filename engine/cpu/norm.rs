@@ -1,26 +1,162 @@
-//! (kernel family not yet implemented)
-use crate::engine::device::*;
-use crate::engine::error::*;
-#[allow(unused)]
-fn nyi(op: &'static str) -> Error {
-    Error::Unsupported {
-        op,
-        device: "cpu".into(),
+//! Row-wise kernels over the last dimension: softmax, log-softmax, LayerNorm and RMSNorm.
+//!
+//! Each input is read once into a contiguous f32 copy (strided views are gathered by
+//! `memory::f32_only`), then every row of length `D` is processed independently, so rows are
+//! spread over rayon once the tensor is large enough to pay for the scheduling. Row statistics
+//! (sums, means, variances) accumulate in f64 so long rows do not drift; the per-element work
+//! stays in f32 over contiguous slices so the compiler can vectorize it.
+
+use super::elementwise::PAR_THRESHOLD;
+use super::memory::{boxed, f32_only, f32_values};
+use crate::engine::device::{Buffer, View};
+use crate::engine::error::{Error, Result};
+use crate::engine::storage::HostBuffer;
+use rayon::prelude::*;
+
+/// Length of the last dimension of a view (1 for a 0-d view, which is a single row).
+pub fn last_dim(v: &View) -> usize {
+    v.shape().last().copied().unwrap_or(1)
+}
+
+/// Calls `f(row_index, row)` on every length-`d` row of `out`, in parallel when `out` holds at
+/// least [`PAR_THRESHOLD`] elements and more than one row. Does nothing when `d == 0` (there is
+/// no row to process, and `chunks(0)` would be meaningless).
+pub fn for_each_row(out: &mut [f32], d: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
+    if d == 0 {
+        return;
+    }
+    if out.len() >= PAR_THRESHOLD && out.len() > d {
+        out.par_chunks_mut(d)
+            .enumerate()
+            .for_each(|(r, row)| f(r, row));
+    } else {
+        out.chunks_mut(d).enumerate().for_each(|(r, row)| f(r, row));
     }
 }
-#[allow(unused)]
+
+/// Largest element of a row (−∞ for an empty row).
+pub fn row_max(x: &[f32]) -> f32 {
+    x.iter().copied().fold(f32::NEG_INFINITY, f32::max)
+}
+
+/// `ln Σ exp(x)` of a row, computed as `m + ln Σ exp(x − m)` with `m = max x` so no term
+/// overflows (every exponent is ≤ 0) and at least one term is exactly 1.
+pub fn row_log_sum_exp(x: &[f32]) -> f32 {
+    let m = row_max(x);
+    if m == f32::INFINITY {
+        return m;
+    }
+    let s: f64 = x.iter().map(|&v| ((v - m).exp()) as f64).sum();
+    m + s.ln() as f32
+}
+
+/// Softmax over the last dimension: `yᵢ = exp(xᵢ − m) / Σⱼ exp(xⱼ − m)`, `m = max x`.
+/// Subtracting the row max makes ±1000-sized logits safe. A row that is entirely −∞ has no
+/// distribution and comes out NaN (as in PyTorch).
 pub fn softmax(src: View) -> Result<Buffer> {
-    Err(nyi("x"))
+    let x = f32_only("softmax", &src)?;
+    let d = last_dim(&src);
+    let mut out = vec![0f32; x.len()];
+    for_each_row(&mut out, d, |r, y| {
+        let row = &x[r * d..(r + 1) * d];
+        let m = row_max(row);
+        let mut s = 0f64;
+        for (o, &v) in y.iter_mut().zip(row) {
+            *o = (v - m).exp();
+            s += *o as f64;
+        }
+        let inv = (1.0 / s) as f32;
+        y.iter_mut().for_each(|o| *o *= inv);
+    });
+    Ok(boxed(HostBuffer::F32(out)))
 }
-#[allow(unused)]
+
+/// Log-softmax over the last dimension: `yᵢ = xᵢ − (m + ln Σⱼ exp(xⱼ − m))`, never forming the
+/// (possibly underflowing) probabilities themselves.
 pub fn log_softmax(src: View) -> Result<Buffer> {
-    Err(nyi("x"))
+    let x = f32_only("log_softmax", &src)?;
+    let d = last_dim(&src);
+    let mut out = vec![0f32; x.len()];
+    for_each_row(&mut out, d, |r, y| {
+        let row = &x[r * d..(r + 1) * d];
+        let lse = row_log_sum_exp(row);
+        for (o, &v) in y.iter_mut().zip(row) {
+            *o = v - lse;
+        }
+    });
+    Ok(boxed(HostBuffer::F32(out)))
 }
-#[allow(unused)]
+
+/// Error unless a per-feature parameter (weight or bias) has exactly `d` elements, so a bad
+/// call reaching the kernel directly is an error rather than an out-of-bounds panic.
+fn check_param(op: &'static str, p: &[f32], d: usize, shape: &[usize]) -> Result<()> {
+    if p.len() != d {
+        return Err(Error::BadShape {
+            op,
+            shape: shape.to_vec(),
+            msg: format!("expected {d} elements, one per feature of the last dimension"),
+        });
+    }
+    Ok(())
+}
+
+/// LayerNorm over the last dimension: `yᵢ = (xᵢ − μ)·rstd·wᵢ + bᵢ` with `μ = mean x`,
+/// `rstd = 1/√(σ² + eps)` and the biased variance `σ² = mean (x − μ)²` (two passes, in f64, so
+/// a large mean does not cancel the variance away). `w`/`b` may be f32, f16 or bf16.
 pub fn layer_norm(x: View, w: View, b: Option<View>, eps: f32) -> Result<Buffer> {
-    Err(nyi("x"))
+    const OP: &str = "layer_norm";
+    let xs = f32_only(OP, &x)?;
+    let d = last_dim(&x);
+    let ws = f32_values(OP, &w)?;
+    check_param(OP, &ws, d, w.shape())?;
+    let bs = match &b {
+        Some(b) => {
+            let bs = f32_values(OP, b)?;
+            check_param(OP, &bs, d, b.shape())?;
+            Some(bs)
+        }
+        None => None,
+    };
+    let mut out = vec![0f32; xs.len()];
+    for_each_row(&mut out, d, |r, y| {
+        let row = &xs[r * d..(r + 1) * d];
+        let mean = row.iter().map(|&v| v as f64).sum::<f64>() / d as f64;
+        let var = row
+            .iter()
+            .map(|&v| {
+                let c = v as f64 - mean;
+                c * c
+            })
+            .sum::<f64>()
+            / d as f64;
+        let rstd = (1.0 / (var + eps as f64).sqrt()) as f32;
+        let mean = mean as f32;
+        for ((o, &v), &wi) in y.iter_mut().zip(row).zip(ws.iter()) {
+            *o = (v - mean) * rstd * wi;
+        }
+        if let Some(bs) = &bs {
+            y.iter_mut().zip(bs.iter()).for_each(|(o, &bi)| *o += bi);
+        }
+    });
+    Ok(boxed(HostBuffer::F32(out)))
 }
-#[allow(unused)]
+
+/// RMSNorm over the last dimension: `yᵢ = xᵢ·rstd·wᵢ`, `rstd = 1/√(mean x² + eps)` (mean of
+/// squares in f64). `w` may be f32, f16 or bf16.
 pub fn rms_norm(x: View, w: View, eps: f32) -> Result<Buffer> {
-    Err(nyi("x"))
+    const OP: &str = "rms_norm";
+    let xs = f32_only(OP, &x)?;
+    let d = last_dim(&x);
+    let ws = f32_values(OP, &w)?;
+    check_param(OP, &ws, d, w.shape())?;
+    let mut out = vec![0f32; xs.len()];
+    for_each_row(&mut out, d, |r, y| {
+        let row = &xs[r * d..(r + 1) * d];
+        let ms = row.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>() / d as f64;
+        let rstd = (1.0 / (ms + eps as f64).sqrt()) as f32;
+        for ((o, &v), &wi) in y.iter_mut().zip(row).zip(ws.iter()) {
+            *o = v * rstd * wi;
+        }
+    });
+    Ok(boxed(HostBuffer::F32(out)))
 }

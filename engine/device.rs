@@ -288,6 +288,7 @@ pub trait Device: Send + Sync + std::fmt::Debug {
     // ---- memory -------------------------------------------------------------------------
 
     /// Upload host data.
+    #[allow(clippy::wrong_self_convention)] // a device method that uploads, not a constructor
     fn from_host(&self, data: HostBuffer) -> Result<Buffer> {
         Err(self.unsupported("from_host"))
     }

@@ -179,7 +179,7 @@ fn infer_shape(from: &[usize], to: &[usize]) -> Result<Vec<usize>> {
     };
     match holes {
         0 if known == n => Ok(to.to_vec()),
-        1 if known > 0 && n % known == 0 => Ok(to
+        1 if known > 0 && n.is_multiple_of(known) => Ok(to
             .iter()
             .map(|&d| if d == usize::MAX { n / known } else { d })
             .collect()),

@@ -18,7 +18,7 @@ use crate::engine::dtype::DType;
 use crate::engine::error::{Error, Result};
 use crate::engine::layout::Layout;
 use crate::engine::storage::HostBuffer;
-use half::{bf16, f16};
+use half::{bf16, f16, slice::HalfFloatSliceExt};
 use rayon::prelude::*;
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -32,8 +32,12 @@ const KC: usize = 128;
 /// Products with a transposed rhs and at most this many rows use dot products against the rhs
 /// columns directly: packing would cost as much as the product itself.
 const DOT_MAX_ROWS: usize = 4;
-/// Side of the square tiles a column-major block is transposed through while packing.
-const TILE: usize = 32;
+/// Column-major blocks are packed in strips this many columns wide…
+const PACK_COLS: usize = 8;
+/// …read in runs of this many rows…
+const PACK_ROWS: usize = 64;
+/// …by parallel tasks of this many output rows each.
+const PACK_BAND: usize = 256;
 
 // ---- operands --------------------------------------------------------------------------------
 
@@ -66,21 +70,34 @@ impl<'a> Elems<'a> {
 
 /// Element types a matmul operand may hold.
 trait Widen: Copy + Sync {
+    /// One value as f32.
     fn widen(self) -> f32;
+    /// A run of values as f32 (`dst.len() == src.len()`). Halves convert through `half`'s
+    /// slice converters, which use the CPU's conversion instructions (F16C) when present.
+    fn widen_into(src: &[Self], dst: &mut [f32]);
 }
 impl Widen for f32 {
     fn widen(self) -> f32 {
         self
+    }
+    fn widen_into(src: &[f32], dst: &mut [f32]) {
+        dst.copy_from_slice(src);
     }
 }
 impl Widen for f16 {
     fn widen(self) -> f32 {
         self.to_f32()
     }
+    fn widen_into(src: &[f16], dst: &mut [f32]) {
+        src.convert_to_f32_slice(dst);
+    }
 }
 impl Widen for bf16 {
     fn widen(self) -> f32 {
         self.to_f32()
+    }
+    fn widen_into(src: &[bf16], dst: &mut [f32]) {
+        src.convert_to_f32_slice(dst);
     }
 }
 
@@ -173,15 +190,12 @@ impl<'a> Matrix<'a> {
     where
         'a: 'b,
     {
-        let start = self.offset + j * self.cs;
-        fn widen_into<T: Widen>(src: &[T], buf: &mut Vec<f32>) {
-            buf.clear();
-            buf.extend(src.iter().map(|v| v.widen()));
-        }
+        let range = self.offset + j * self.cs..self.offset + j * self.cs + self.rows;
+        buf.resize(self.rows, 0.0);
         match self.elems {
-            Elems::F32(x) => return &x[start..start + self.rows],
-            Elems::F16(x) => widen_into(&x[start..start + self.rows], buf),
-            Elems::BF16(x) => widen_into(&x[start..start + self.rows], buf),
+            Elems::F32(x) => return &x[range],
+            Elems::F16(x) => Widen::widen_into(&x[range], buf),
+            Elems::BF16(x) => Widen::widen_into(&x[range], buf),
         }
         buf
     }
@@ -197,25 +211,52 @@ fn pack<T: Widen>(src: &[T], m: &Matrix, out: &mut [f32]) {
     if cols == 1 || m.cs == 1 {
         // Dense rows: widen row by row.
         for (i, o) in out.chunks_exact_mut(cols).enumerate() {
-            let s = &src[at(i, 0)..at(i, 0) + cols];
-            o.iter_mut().zip(s).for_each(|(o, &s)| *o = s.widen());
+            T::widen_into(&src[at(i, 0)..at(i, 0) + cols], o);
         }
     } else if m.is_col_major() {
-        // Dense columns (a transposed weight): read TILE-long runs of each column and scatter
-        // them into TILE output rows, which stay in L1 while the column index advances.
-        for i0 in (0..rows).step_by(TILE) {
-            let n = TILE.min(rows - i0);
-            for j in 0..cols {
-                let s = &src[at(i0, j)..at(i0, j) + n];
-                for (di, &v) in s.iter().enumerate() {
-                    out[(i0 + di) * cols + j] = v.widen();
-                }
-            }
+        // Dense columns (a transposed weight): transpose, in parallel over row bands when large.
+        let band = |(b, o): (usize, &mut [f32])| {
+            pack_columns(src, m, b * PACK_BAND, o.len() / cols, o);
+        };
+        if rows * cols >= PAR_WORK && rows > PACK_BAND {
+            out.par_chunks_mut(PACK_BAND * cols)
+                .enumerate()
+                .for_each(band);
+        } else {
+            band((0, out));
         }
     } else {
         for (i, o) in out.chunks_exact_mut(cols).enumerate() {
             for (j, o) in o.iter_mut().enumerate() {
                 *o = src[at(i, j)].widen();
+            }
+        }
+    }
+}
+
+/// Rows `i0..i0 + n` of a column-major matrix into `out` (`n × cols`, row-major).
+///
+/// Works through strips of [`PACK_COLS`] columns: [`PACK_ROWS`]-long runs of each column are
+/// widened into a small buffer (contiguous reads, vectorized conversion), then written out as
+/// short row pieces. Each output row is written front to back, so the write streams never
+/// revisit a line; keeping many output rows live instead (square tiles) thrashes L1 when the
+/// row length is a multiple of 4 KiB, as it is for most weights.
+fn pack_columns<T: Widen>(src: &[T], m: &Matrix, i0: usize, n: usize, out: &mut [f32]) {
+    let cols = m.cols;
+    let mut buf = [0f32; PACK_COLS * PACK_ROWS];
+    for j0 in (0..cols).step_by(PACK_COLS) {
+        let w = PACK_COLS.min(cols - j0);
+        for r0 in (0..n).step_by(PACK_ROWS) {
+            let h = PACK_ROWS.min(n - r0);
+            for dj in 0..w {
+                let s = m.offset + (i0 + r0) * m.rs + (j0 + dj) * m.cs;
+                T::widen_into(&src[s..s + h], &mut buf[dj * PACK_ROWS..dj * PACK_ROWS + h]);
+            }
+            for di in 0..h {
+                let o = &mut out[(r0 + di) * cols + j0..(r0 + di) * cols + j0 + w];
+                for (dj, o) in o.iter_mut().enumerate() {
+                    *o = buf[dj * PACK_ROWS + di];
+                }
             }
         }
     }

@@ -138,7 +138,8 @@ fn id_vec(t: &Tensor) -> Result<Vec<i64>> {
 
 pub fn matmul_matches_reference_for_transposed_and_strided_operands(dev: &Dev) -> Result<()> {
     // (3,100,300): few rows, many columns → the column-parallel split;
-    // (67,129,95): enough work and rows for the row-parallel split, K and N cross the blocks.
+    // (67,129,95): enough work and rows for the row-parallel split, K and N cross the blocks;
+    // (6,300,230): a transposed rhs large enough to be packed in parallel bands.
     let sizes = [
         (5, 7, 3),
         (1, 9, 6),
@@ -146,6 +147,7 @@ pub fn matmul_matches_reference_for_transposed_and_strided_operands(dev: &Dev) -
         (4, 20, 9),
         (3, 100, 300),
         (67, 129, 95),
+        (6, 300, 230),
     ];
     for (i, &(m, k, n)) in sizes.iter().enumerate() {
         let seed = 10 * i as u64;

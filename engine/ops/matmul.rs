@@ -2,6 +2,7 @@
 
 use crate::engine::autograd::BackwardOp;
 use crate::engine::device::View;
+use crate::engine::dtype::DType;
 use crate::engine::error::{Error, Result};
 use crate::engine::layout::broadcast_shape;
 use crate::engine::tensor::Tensor;
@@ -19,6 +20,16 @@ impl Tensor {
         };
         if self.rank() < 2 || rhs.rank() < 2 {
             return Err(mismatch());
+        }
+        if self.dtype() != DType::F32 || !rhs.dtype().is_float() {
+            return Err(Error::invalid(
+                OP,
+                format!(
+                    "lhs must be f32 and rhs f32/f16/bf16, got {:?} and {:?}",
+                    self.dtype(),
+                    rhs.dtype()
+                ),
+            ));
         }
         let (lr, rr) = (self.rank(), rhs.rank());
         let (m, k) = (self.shape()[lr - 2], self.shape()[lr - 1]);
@@ -68,9 +79,23 @@ impl BackwardOp for MatmulBackward {
         let da = needs[0]
             .then(|| g.matmul(&b.t()?)?.sum_to_shape(a.shape()))
             .transpose()?;
-        let db = needs[1]
-            .then(|| a.t()?.matmul(g)?.sum_to_shape(b.shape()))
-            .transpose()?;
+        let db = needs[1].then(|| rhs_grad(a, b, g)).transpose()?;
         Ok(vec![da, db])
     }
+}
+
+/// dB = Σ_batch Aᵀ·dC. When B is shared by the whole batch (a weight), the batch sum is the
+/// single product `A_flatᵀ · dC_flat` over all `Π batch · M` rows, so no per-batch
+/// `[K, N]` partials are materialised and summed.
+fn rhs_grad(a: &Tensor, b: &Tensor, g: &Tensor) -> Result<Tensor> {
+    let rb = b.rank();
+    let shared = a.rank() > 2 && b.shape()[..rb - 2].iter().all(|&d| d == 1);
+    if !shared {
+        return a.t()?.matmul(g)?.sum_to_shape(b.shape());
+    }
+    let (k, n) = (b.shape()[rb - 2], b.shape()[rb - 1]);
+    let rows: usize = a.shape()[..a.rank() - 1].iter().product();
+    let a2 = a.reshape(&[rows, k])?;
+    let g2 = g.reshape(&[rows, n])?;
+    a2.t()?.matmul(&g2)?.reshape(b.shape())
 }

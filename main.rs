@@ -7,7 +7,11 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 #[derive(Parser)]
-#[command(name = "osum", version, about = "OSUM-Pangu speech understanding on a from-scratch Rust tensor engine")]
+#[command(
+    name = "osum",
+    version,
+    about = "OSUM-Pangu speech understanding on a from-scratch Rust tensor engine"
+)]
 struct Cli {
     /// Worker threads for CPU kernels (default: all cores; also OSUM_THREADS).
     #[arg(long, global = true, env = "OSUM_THREADS")]
@@ -44,7 +48,10 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(n) = cli.threads {
-        if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(n).build_global() {
+        if let Err(e) = rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+        {
             eprintln!("error: cannot set {n} threads: {e}");
             return ExitCode::from(2);
         }
@@ -60,12 +67,29 @@ fn main() -> ExitCode {
 
 fn run(cmd: Command) -> Result<()> {
     match cmd {
-        Command::Demo { steps, batch, lr, seed, seq_len } => {
+        Command::Demo {
+            steps,
+            batch,
+            lr,
+            seed,
+            seq_len,
+        } => {
             if steps == 0 || batch == 0 || seq_len == 0 {
-                return Err(osum::engine::Error::invalid("demo", "--steps, --batch and --seq-len must be positive"));
+                return Err(osum::engine::Error::invalid(
+                    "demo",
+                    "--steps, --batch and --seq-len must be positive",
+                ));
             }
-            let cfg = TinyConfig { seq_len, ..TinyConfig::default() };
-            let opts = TrainOptions { steps, batch, lr, seed };
+            let cfg = TinyConfig {
+                seq_len,
+                ..TinyConfig::default()
+            };
+            let opts = TrainOptions {
+                steps,
+                batch,
+                lr,
+                seed,
+            };
             println!(
                 "training a {}-layer transformer (d_model {}, {} heads / {} kv heads) to reverse {} digits, {} steps × {} sequences, seed {}",
                 cfg.layers, cfg.d_model, cfg.heads, cfg.kv_heads, seq_len, steps, batch, seed

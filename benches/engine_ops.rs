@@ -24,9 +24,11 @@ fn bench_matmul(c: &mut Criterion) {
         let a = randn(&[m, k], 1);
         let w = randn(&[n, k], 2).to_dtype(wdt).expect("cast");
         g.throughput(Throughput::Elements((2 * m * k * n) as u64));
-        g.bench_with_input(BenchmarkId::new(name, format!("{m}x{k}x{n}_{wdt:?}")), &(), |bch, _| {
-            bch.iter(|| no_grad(|| a.linear(&w, None)).expect("matmul"))
-        });
+        g.bench_with_input(
+            BenchmarkId::new(name, format!("{m}x{k}x{n}_{wdt:?}")),
+            &(),
+            |bch, _| bch.iter(|| no_grad(|| a.linear(&w, None)).expect("matmul")),
+        );
     }
     g.finish();
 }
@@ -35,16 +37,24 @@ fn bench_attention(c: &mut Criterion) {
     let mut g = c.benchmark_group("attention");
     g.sample_size(10);
     // (name, B, H, T, D, causal)
-    let cases = [("encoder", 1, 6, 375, 64, false), ("causal", 1, 8, 256, 64, true)];
+    let cases = [
+        ("encoder", 1, 6, 375, 64, false),
+        ("causal", 1, 8, 256, 64, true),
+    ];
     for (name, b, h, t, d, causal) in cases {
         let q = randn(&[b, h, t, d], 3);
         let k = randn(&[b, h, t, d], 4);
         let v = randn(&[b, h, t, d], 5);
-        let p = AttentionParams { scale: 1.0 / (d as f32).sqrt(), causal };
+        let p = AttentionParams {
+            scale: 1.0 / (d as f32).sqrt(),
+            causal,
+        };
         g.throughput(Throughput::Elements((4 * b * h * t * t * d) as u64));
-        g.bench_with_input(BenchmarkId::new(name, format!("{b}x{h}x{t}x{d}")), &(), |bch, _| {
-            bch.iter(|| no_grad(|| q.attention(&k, &v, None, &p)).expect("attention"))
-        });
+        g.bench_with_input(
+            BenchmarkId::new(name, format!("{b}x{h}x{t}x{d}")),
+            &(),
+            |bch, _| bch.iter(|| no_grad(|| q.attention(&k, &v, None, &p)).expect("attention")),
+        );
     }
     g.finish();
 }

@@ -5,9 +5,7 @@
 //! measures exactly the reversal. Used by `osum demo` and by the conformance training tests.
 
 use crate::engine::ops::rope::rope_tables;
-use crate::engine::{
-    no_grad, AttentionParams, DType, Device, Result, Rng, RopeStyle, Tensor,
-};
+use crate::engine::{no_grad, AttentionParams, DType, Device, Result, Rng, RopeStyle, Tensor};
 use crate::train::optim::{clip_factor, AdamW, AdamWConfig, WarmupCosine};
 use std::sync::Arc;
 
@@ -131,7 +129,20 @@ impl TinyTransformer {
             self.lm_head.clone(),
         ];
         for b in &self.blocks {
-            p.extend([&b.attn_norm, &b.wq, &b.wk, &b.wv, &b.wo, &b.ffn_norm, &b.w_gate, &b.w_up, &b.w_down].map(Tensor::clone));
+            p.extend(
+                [
+                    &b.attn_norm,
+                    &b.wq,
+                    &b.wk,
+                    &b.wv,
+                    &b.wo,
+                    &b.ffn_norm,
+                    &b.w_gate,
+                    &b.w_up,
+                    &b.w_down,
+                ]
+                .map(Tensor::clone),
+            );
         }
         p
     }
@@ -163,21 +174,32 @@ impl TinyTransformer {
             let a = a.transpose(1, 2)?.reshape(&[b, t, cfg.heads * hd])?;
             x = x.add(&a.linear(&blk.wo, None)?)?;
             let h = x.rms_norm(&blk.ffn_norm, eps)?;
-            let gated = h.linear(&blk.w_gate, None)?.silu()?.mul(&h.linear(&blk.w_up, None)?)?;
+            let gated = h
+                .linear(&blk.w_gate, None)?
+                .silu()?
+                .mul(&h.linear(&blk.w_up, None)?)?;
             x = x.add(&gated.linear(&blk.w_down, None)?)?;
         }
-        x.rms_norm(&self.final_norm, eps)?.linear(&self.lm_head, None)
+        x.rms_norm(&self.final_norm, eps)?
+            .linear(&self.lm_head, None)
     }
 }
 
 /// A batch of reversal problems: inputs `[B, 2L]` (u32) and targets `[B, 2L]` (i64, prompt
 /// positions = [`IGNORE`]).
-pub fn reversal_batch(cfg: &TinyConfig, batch: usize, rng: &mut Rng, dev: &Arc<dyn Device>) -> Result<(Tensor, Tensor)> {
+pub fn reversal_batch(
+    cfg: &TinyConfig,
+    batch: usize,
+    rng: &mut Rng,
+    dev: &Arc<dyn Device>,
+) -> Result<(Tensor, Tensor)> {
     let l = cfg.seq_len;
     let mut inputs = Vec::with_capacity(batch * 2 * l);
     let mut targets = Vec::with_capacity(batch * 2 * l);
     for _ in 0..batch {
-        let xs: Vec<u32> = (0..l).map(|_| rng.below(cfg.digits as u64) as u32).collect();
+        let xs: Vec<u32> = (0..l)
+            .map(|_| rng.below(cfg.digits as u64) as u32)
+            .collect();
         let mut seq = xs.clone();
         seq.push(cfg.sep());
         seq.extend(xs.iter().rev());
@@ -275,7 +297,12 @@ pub fn train_reversal(
     Ok(TrainReport { log, eval_accuracy })
 }
 
-fn evaluate(model: &TinyTransformer, cfg: &TinyConfig, rng: &mut Rng, dev: &Arc<dyn Device>) -> Result<f32> {
+fn evaluate(
+    model: &TinyTransformer,
+    cfg: &TinyConfig,
+    rng: &mut Rng,
+    dev: &Arc<dyn Device>,
+) -> Result<f32> {
     let (x, y) = reversal_batch(cfg, 256, rng, dev)?;
     let pred = model.forward(&x)?.argmax(-1)?.to_vec::<u32>()?;
     let want = y.to_vec::<i64>()?;

@@ -53,7 +53,13 @@ impl AdamW {
 
     /// Update every parameter that has a gradient, in place, with learning rate `lr`;
     /// gradients are multiplied by `grad_scale` first (the clipping factor).
-    pub fn step(&mut self, params: &[Tensor], grads: &Gradients, lr: f32, grad_scale: f32) -> Result<()> {
+    pub fn step(
+        &mut self,
+        params: &[Tensor],
+        grads: &Gradients,
+        lr: f32,
+        grad_scale: f32,
+    ) -> Result<()> {
         self.step += 1;
         let hp = AdamWParams {
             lr,
@@ -65,7 +71,11 @@ impl AdamW {
         };
         for p in params {
             let Some(g) = grads.get(p) else { continue };
-            let g = if grad_scale == 1.0 { g.clone() } else { g.scale(grad_scale)? };
+            let g = if grad_scale == 1.0 {
+                g.clone()
+            } else {
+                g.scale(grad_scale)?
+            };
             let (m, v) = match self.moments.get(&p.id()) {
                 Some(mv) => mv.clone(),
                 None => {
@@ -90,7 +100,11 @@ pub fn clip_factor(params: &[Tensor], grads: &Gradients, max_norm: f32) -> Resul
         }
     }
     let norm = sq.sqrt() as f32;
-    let factor = if norm > max_norm && norm > 0.0 { max_norm / norm } else { 1.0 };
+    let factor = if norm > max_norm && norm > 0.0 {
+        max_norm / norm
+    } else {
+        1.0
+    };
     Ok((factor, norm))
 }
 
@@ -125,7 +139,12 @@ mod tests {
 
     #[test]
     fn warmup_cosine_rises_then_decays_to_floor() {
-        let s = WarmupCosine { peak: 1.0, floor: 0.1, warmup: 10, total: 110 };
+        let s = WarmupCosine {
+            peak: 1.0,
+            floor: 0.1,
+            warmup: 10,
+            total: 110,
+        };
         assert!((s.lr(5) - 0.5).abs() < 1e-6);
         assert!((s.lr(10) - 1.0).abs() < 1e-6);
         assert!((s.lr(60) - 0.55).abs() < 1e-5);

@@ -28,12 +28,19 @@ fn rings(n: usize, rng: &mut Rng, dev: &Dev) -> Result<(Tensor, Tensor)> {
     let mut ys = Vec::with_capacity(n);
     for i in 0..n {
         let class = (i % 2) as u32;
-        let r = if class == 0 { rng.uniform() } else { 1.5 + rng.uniform() };
+        let r = if class == 0 {
+            rng.uniform()
+        } else {
+            1.5 + rng.uniform()
+        };
         let a = rng.uniform() * std::f32::consts::TAU;
         xs.extend([r * a.cos(), r * a.sin()]);
         ys.push(class);
     }
-    Ok((Tensor::from_vec(xs, &[n, 2], dev)?, Tensor::from_vec(ys, &[n], dev)?))
+    Ok((
+        Tensor::from_vec(xs, &[n, 2], dev)?,
+        Tensor::from_vec(ys, &[n], dev)?,
+    ))
 }
 
 pub fn mlp_separates_two_rings_within_200_steps(dev: &Dev) -> Result<()> {
@@ -44,11 +51,23 @@ pub fn mlp_separates_two_rings_within_200_steps(dev: &Dev) -> Result<()> {
     let g1 = Tensor::ones(&[32], DType::F32, dev)?.variable();
     let beta1 = Tensor::zeros(&[32], DType::F32, dev)?.variable();
     let w2 = Tensor::randn(&[2, 32], 0.0, 0.2, &mut rng, dev)?.variable();
-    let params = [w1.clone(), b1.clone(), g1.clone(), beta1.clone(), w2.clone()];
-    let mut opt = AdamW::new(AdamWConfig { weight_decay: 0.0, ..AdamWConfig::default() });
+    let params = [
+        w1.clone(),
+        b1.clone(),
+        g1.clone(),
+        beta1.clone(),
+        w2.clone(),
+    ];
+    let mut opt = AdamW::new(AdamWConfig {
+        weight_decay: 0.0,
+        ..AdamWConfig::default()
+    });
     let mut losses = Vec::new();
     for _ in 0..200 {
-        let h = x.linear(&w1, Some(&b1))?.layer_norm(&g1, Some(&beta1), 1e-5)?.gelu()?;
+        let h = x
+            .linear(&w1, Some(&b1))?
+            .layer_norm(&g1, Some(&beta1), 1e-5)?
+            .gelu()?;
         let loss = h.linear(&w2, None)?.cross_entropy(&y, -100)?;
         let grads = loss.backward()?;
         opt.step(&params, &grads, 0.02, 1.0)?;
@@ -61,18 +80,39 @@ pub fn mlp_separates_two_rings_within_200_steps(dev: &Dev) -> Result<()> {
 }
 
 fn small_run(dev: &Dev, steps: u64) -> Result<osum::train::demo::TrainReport> {
-    let cfg = TinyConfig { seq_len: 4, d_model: 32, ffn: 64, ..TinyConfig::default() };
-    let opts = TrainOptions { steps, batch: 32, lr: 5e-3, seed: 7 };
+    let cfg = TinyConfig {
+        seq_len: 4,
+        d_model: 32,
+        ffn: 64,
+        ..TinyConfig::default()
+    };
+    let opts = TrainOptions {
+        steps,
+        batch: 32,
+        lr: 5e-3,
+        seed: 7,
+    };
     train_reversal(cfg, opts, dev, |_| {})
 }
 
 pub fn transformer_learns_sequence_reversal(dev: &Dev) -> Result<()> {
     let report = small_run(dev, 400)?;
     let first = report.log[0].loss;
-    let tail: f32 = report.log[report.log.len() - 20..].iter().map(|s| s.loss).sum::<f32>() / 20.0;
+    let tail: f32 = report.log[report.log.len() - 20..]
+        .iter()
+        .map(|s| s.loss)
+        .sum::<f32>()
+        / 20.0;
     assert!(first > 2.0, "starts near chance (ln 10 ≈ 2.30): {first}");
-    assert!(tail < 0.3, "mean loss over the last 20 of 400 steps: {tail} (bound 0.3)");
-    assert!(report.eval_accuracy > 0.9, "held-out accuracy {}", report.eval_accuracy);
+    assert!(
+        tail < 0.3,
+        "mean loss over the last 20 of 400 steps: {tail} (bound 0.3)"
+    );
+    assert!(
+        report.eval_accuracy > 0.9,
+        "held-out accuracy {}",
+        report.eval_accuracy
+    );
     Ok(())
 }
 

@@ -5,7 +5,7 @@
 
 use super::*;
 use osum::engine::{DType, Rng};
-use osum::train::demo::{train_reversal, TinyConfig, TrainOptions};
+use osum::train::demo::{train_reversal, TinyConfig, TinyTransformer, TrainOptions};
 use osum::train::optim::{AdamW, AdamWConfig};
 
 macro_rules! training_cases {
@@ -17,6 +17,7 @@ macro_rules! training_cases {
                 mlp_separates_two_rings_within_200_steps,
                 transformer_learns_sequence_reversal,
                 training_is_deterministic_for_a_seed,
+                transformer_outputs_do_not_depend_on_future_tokens,
             ]
         );
     };
@@ -120,5 +121,34 @@ pub fn training_is_deterministic_for_a_seed(dev: &Dev) -> Result<()> {
     let a: Vec<f32> = small_run(dev, 5)?.log.iter().map(|s| s.loss).collect();
     let b: Vec<f32> = small_run(dev, 5)?.log.iter().map(|s| s.loss).collect();
     assert_eq!(a, b, "same seed, same loss trajectory");
+    Ok(())
+}
+
+pub fn transformer_outputs_do_not_depend_on_future_tokens(dev: &Dev) -> Result<()> {
+    // Causality end to end: change only the last input token; every earlier position's logits
+    // must be bit-identical, and the last position's must change.
+    let cfg = TinyConfig::default();
+    let model = TinyTransformer::new(cfg, &mut Rng::new(5), dev)?;
+    let t = 2 * cfg.seq_len;
+    let a: Vec<u32> = (0..t as u32).map(|i| i % 10).collect();
+    let mut b = a.clone();
+    b[t - 1] = (b[t - 1] + 3) % 10;
+    let la = model
+        .forward(&Tensor::from_vec(a, &[1, t], dev)?)?
+        .to_vec::<f32>()?;
+    let lb = model
+        .forward(&Tensor::from_vec(b, &[1, t], dev)?)?
+        .to_vec::<f32>()?;
+    let v = la.len() / t;
+    assert_eq!(
+        la[..(t - 1) * v],
+        lb[..(t - 1) * v],
+        "earlier positions saw the future"
+    );
+    assert_ne!(
+        la[(t - 1) * v..],
+        lb[(t - 1) * v..],
+        "the last position ignores its own token"
+    );
     Ok(())
 }

@@ -221,6 +221,19 @@ impl Layout {
     }
 }
 
+/// Number of elements of a user-supplied shape, refusing products that overflow `usize`
+/// (a shape read from a file must never wrap into a small allocation).
+pub fn checked_elem_count(op: &'static str, shape: &[usize]) -> Result<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| Error::BadShape {
+            op,
+            shape: shape.to_vec(),
+            msg: "element count overflows".into(),
+        })
+}
+
 /// Resolve a possibly negative dimension index against `rank`.
 pub fn resolve_dim(op: &'static str, dim: isize, rank: usize) -> Result<usize> {
     let d = if dim < 0 { dim + rank as isize } else { dim };
@@ -334,6 +347,12 @@ mod tests {
         assert_eq!(l.offset(), 2);
         assert_eq!(l.offsets().take(4).collect::<Vec<_>>(), vec![2, 3, 4, 7]);
         assert!(Layout::contiguous(&[4]).narrow("t", 0, 3, 2).is_err());
+    }
+
+    #[test]
+    fn overflowing_shapes_are_refused() {
+        assert_eq!(checked_elem_count("t", &[3, 4]).unwrap(), 12);
+        assert!(checked_elem_count("t", &[usize::MAX, 2]).is_err());
     }
 
     #[test]

@@ -19,8 +19,8 @@ pub mod tensor;
 
 pub use autograd::{no_grad, Gradients, NoGradGuard};
 pub use device::{
-    AdamWParams, AttentionParams, BinaryOp, Conv2dParams, Device, ReduceOp, RopeStyle, UnaryOp,
-    View,
+    AdamWParams, AttentionParams, BinaryOp, Buffer, Conv2dParams, Device, ReduceOp, RopeStyle,
+    UnaryOp, View,
 };
 pub use dtype::{DType, WithDType};
 pub use error::{Error, Result};

@@ -6,7 +6,7 @@ use super::autograd::{self, BackwardOp, Gradients, Node};
 use super::device::{Buffer, Device, View};
 use super::dtype::DType;
 use super::error::{Error, Result};
-use super::layout::Layout;
+use super::layout::{checked_elem_count, Layout};
 use super::rng::Rng;
 use super::storage::{DeviceBuffer, HostBuffer, HostElem, Storage};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -188,7 +188,7 @@ impl Tensor {
         shape: &[usize],
         device: &Arc<dyn Device>,
     ) -> Result<Tensor> {
-        let n: usize = shape.iter().product();
+        let n = checked_elem_count("from_host", shape)?;
         if data.len() != n {
             return Err(Error::ElementCount {
                 op: "from_host",
@@ -211,7 +211,7 @@ impl Tensor {
 
     /// Zeros.
     pub fn zeros(shape: &[usize], dtype: DType, device: &Arc<dyn Device>) -> Result<Tensor> {
-        let n = shape.iter().product();
+        let n = checked_elem_count("zeros", shape)?;
         Self::from_buffer(device.zeros(dtype, n)?, shape, device)
     }
 
@@ -227,7 +227,7 @@ impl Tensor {
         dtype: DType,
         device: &Arc<dyn Device>,
     ) -> Result<Tensor> {
-        let n: usize = shape.iter().product();
+        let n = checked_elem_count("full", shape)?;
         let data = match dtype {
             DType::F32 => HostBuffer::F32(vec![value as f32; n]),
             DType::F16 => HostBuffer::F16(vec![half::f16::from_f64(value); n]),
@@ -268,7 +268,7 @@ impl Tensor {
         rng: &mut Rng,
         device: &Arc<dyn Device>,
     ) -> Result<Tensor> {
-        let n = shape.iter().product();
+        let n = checked_elem_count("randn", shape)?;
         let data = (0..n).map(|_| mean + std * rng.normal()).collect();
         Self::from_vec::<f32>(data, shape, device)
     }
@@ -281,7 +281,7 @@ impl Tensor {
         rng: &mut Rng,
         device: &Arc<dyn Device>,
     ) -> Result<Tensor> {
-        let n = shape.iter().product();
+        let n = checked_elem_count("rand_uniform", shape)?;
         let data = (0..n).map(|_| lo + (hi - lo) * rng.uniform()).collect();
         Self::from_vec::<f32>(data, shape, device)
     }

@@ -1,6 +1,7 @@
-//! Reductions over one dimension, viewed as `[outer, n, inner]`, accumulating in f32
-//! (f64 for sums, so long rows do not drift).
+//! Reductions over one dimension, viewed as `[outer, n, inner]`. Sums accumulate in f64 so long
+//! rows do not drift; argmax returns u32 indices directly (no round trip through a float).
 
+use super::elementwise::PAR_THRESHOLD;
 use super::memory::{boxed, f32_values};
 use crate::engine::device::{Buffer, ReduceOp, View};
 use crate::engine::error::Result;
@@ -14,35 +15,44 @@ pub fn reduce(op: ReduceOp, src: View, dim: usize) -> Result<Buffer> {
     let n = shape[dim];
     let outer: usize = shape[..dim].iter().product();
     let inner: usize = shape[dim + 1..].iter().product();
-    let one = |o: usize, i: usize| -> f32 {
-        let at = |k: usize| x[(o * n + k) * inner + i];
-        match op {
-            ReduceOp::Sum => (0..n).map(|k| at(k) as f64).sum::<f64>() as f32,
-            ReduceOp::Max => (0..n).map(at).fold(f32::NEG_INFINITY, f32::max),
-            ReduceOp::Min => (0..n).map(at).fold(f32::INFINITY, f32::min),
-            ReduceOp::Argmax => {
-                let mut best = 0;
-                for k in 1..n {
-                    // NaN never wins, matching "first maximum" on ordinary data.
-                    if at(k) > at(best) {
-                        best = k;
-                    }
-                }
-                best as f32
-            }
+    // Element k of output j's reduction line.
+    let line = |j: usize| {
+        let (o, i) = (j / inner, j % inner);
+        let x = &x;
+        (0..n).map(move |k| x[(o * n + k) * inner + i])
+    };
+    let parallel = outer * inner > 1 && outer * inner * n >= PAR_THRESHOLD;
+    fn collect<T: Send>(
+        count: usize,
+        parallel: bool,
+        f: impl Fn(usize) -> T + Sync + Send,
+    ) -> Vec<T> {
+        if parallel {
+            (0..count).into_par_iter().map(f).collect()
+        } else {
+            (0..count).map(f).collect()
         }
-    };
+    }
     let count = outer * inner;
-    let out: Vec<f32> = if count * n >= super::elementwise::PAR_THRESHOLD && count > 1 {
-        (0..count)
-            .into_par_iter()
-            .map(|j| one(j / inner, j % inner))
-            .collect()
-    } else {
-        (0..count).map(|j| one(j / inner, j % inner)).collect()
-    };
     Ok(boxed(match op {
-        ReduceOp::Argmax => HostBuffer::U32(out.into_iter().map(|v| v as u32).collect()),
-        _ => HostBuffer::F32(out),
+        ReduceOp::Sum => HostBuffer::F32(collect(count, parallel, |j| {
+            line(j).map(|v| v as f64).sum::<f64>() as f32
+        })),
+        ReduceOp::Max => HostBuffer::F32(collect(count, parallel, |j| {
+            line(j).fold(f32::NEG_INFINITY, f32::max)
+        })),
+        ReduceOp::Min => HostBuffer::F32(collect(count, parallel, |j| {
+            line(j).fold(f32::INFINITY, f32::min)
+        })),
+        ReduceOp::Argmax => HostBuffer::U32(collect(count, parallel, |j| {
+            // Strictly greater keeps the first maximum; NaN never wins.
+            let mut best = (0u32, f32::NEG_INFINITY);
+            for (k, v) in line(j).enumerate() {
+                if k == 0 || v > best.1 {
+                    best = (k as u32, v);
+                }
+            }
+            best.0
+        })),
     }))
 }

@@ -168,7 +168,8 @@ impl Tensor {
 fn infer_shape(from: &[usize], to: &[usize]) -> Result<Vec<usize>> {
     let n: usize = from.iter().product();
     let holes = to.iter().filter(|&&d| d == usize::MAX).count();
-    let known: usize = to.iter().filter(|&&d| d != usize::MAX).product();
+    let known: Vec<usize> = to.iter().copied().filter(|&d| d != usize::MAX).collect();
+    let known = crate::engine::layout::checked_elem_count("reshape", &known)?;
     let err = || Error::ShapeMismatch {
         op: "reshape",
         lhs: from.to_vec(),

@@ -68,6 +68,39 @@ pub trait BackwardOp: Send + Sync {
     ) -> Result<Vec<Option<Tensor>>>;
 }
 
+/// The backward rule of a one-input op that is linear in its input (views, copies, casts,
+/// im2col/col2im): the input gradient is the op's adjoint applied to the output gradient.
+struct Adjoint<F> {
+    name: &'static str,
+    apply: F,
+}
+
+impl<F> BackwardOp for Adjoint<F>
+where
+    F: Fn(&Tensor) -> Result<Tensor> + Send + Sync,
+{
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn backward(
+        &self,
+        _: &[Tensor],
+        _: &Tensor,
+        g: &Tensor,
+        _: &[bool],
+    ) -> Result<Vec<Option<Tensor>>> {
+        Ok(vec![Some((self.apply)(g)?)])
+    }
+}
+
+/// A boxed backward rule for a one-input linear op: `apply` maps ∂L/∂out to ∂L/∂input.
+pub fn adjoint<F>(name: &'static str, apply: F) -> Box<dyn BackwardOp>
+where
+    F: Fn(&Tensor) -> Result<Tensor> + Send + Sync + 'static,
+{
+    Box::new(Adjoint { name, apply })
+}
+
 /// A recorded op application.
 pub struct Node {
     pub(crate) op: Box<dyn BackwardOp>,

@@ -19,6 +19,7 @@
 
 use super::elementwise::PAR_THRESHOLD;
 use super::memory::{boxed, f32_only, host};
+use super::vector::{axpy, dot};
 use crate::engine::device::{AttentionParams, Buffer, View};
 use crate::engine::error::{Error, Result};
 use crate::engine::storage::HostBuffer;
@@ -152,32 +153,6 @@ struct MaskRow<'a> {
 impl MaskRow<'_> {
     fn at(&self, j: usize) -> f32 {
         self.data[self.base + j * self.stride]
-    }
-}
-
-/// Σ aᵢ·bᵢ with eight independent partial sums, so the compiler can vectorize the loop
-/// (a single running f32 sum is a serial dependency it may not reorder).
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for l in 0..8 {
-            acc[l] += x[l] * y[l];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
-}
-
-/// y += α·x
-fn axpy(y: &mut [f32], alpha: f32, x: &[f32]) {
-    for (yi, &xi) in y.iter_mut().zip(x) {
-        *yi += alpha * xi;
     }
 }
 

@@ -13,6 +13,7 @@
 //! compiler vectorizes, and rayon splits row blocks (or column blocks when there are few rows).
 
 use super::memory::{boxed, host};
+use super::vector::dot;
 use crate::engine::device::{Buffer, View};
 use crate::engine::dtype::DType;
 use crate::engine::error::{Error, Result};
@@ -457,25 +458,6 @@ fn gemm_dot_columns(a: &[f32], rows: usize, b: &Matrix, c: &mut [f32]) {
             c[i * n + j] += v;
         }
     }
-}
-
-/// Σ a·b with eight independent accumulators, so the loop vectorizes (a single running sum
-/// would force sequential adds).
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for l in 0..8 {
-            acc[l] += x[l] * y[l];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
 }
 
 // ---- GEMM ------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@
 //! `dW = Σ_n dY_n·cols_nᵀ`, `dx = col2im(Wᵀ·dY)`, `db = Σ_{n,oh,ow} dY`. im2col and col2im are
 //! adjoint linear maps, so the backward of each is the other.
 
-use crate::engine::autograd::BackwardOp;
+use crate::engine::autograd::{adjoint, BackwardOp};
 use crate::engine::device::Conv2dParams;
 use crate::engine::dtype::DType;
 use crate::engine::error::{Error, Result};
@@ -142,14 +142,10 @@ impl Tensor {
             self.device().im2col(r.view(), kernel, p)?
         };
         let shape = [s[0], s[1] * kernel.0 * kernel.1, oh * ow];
-        let back = Fold {
-            channels: s[1],
-            input_hw: (s[2], s[3]),
-            kernel,
-            p: *p,
-        };
+        // cols = im2col(x) is linear ⇒ dx = col2im(dcols), its adjoint.
+        let (channels, input_hw, p) = (s[1], (s[2], s[3]), *p);
         Tensor::from_op(buf, &shape, self.device(), &[self], || {
-            Box::new(Im2colBackward(back))
+            adjoint("im2col", move |g| g.col2im(channels, input_hw, kernel, &p))
         })
     }
 
@@ -181,61 +177,11 @@ impl Tensor {
             self.device()
                 .col2im(r.view(), channels, input_hw, kernel, p)?
         };
-        let fold = Fold {
-            channels,
-            input_hw,
-            kernel,
-            p: *p,
-        };
+        // x = col2im(cols) ⇒ dcols = im2col(dx).
+        let p = *p;
         Tensor::from_op(buf, &image, self.device(), &[self], || {
-            Box::new(Col2imBackward(fold))
+            adjoint("col2im", move |g| g.im2col(kernel, &p))
         })
-    }
-}
-
-/// The geometry shared by an im2col/col2im pair.
-#[derive(Clone, Copy)]
-struct Fold {
-    channels: usize,
-    input_hw: (usize, usize),
-    kernel: (usize, usize),
-    p: Conv2dParams,
-}
-
-/// cols = im2col(x) ⇒ dx = col2im(dcols) (the adjoint of a linear map is its backward).
-struct Im2colBackward(Fold);
-impl BackwardOp for Im2colBackward {
-    fn name(&self) -> &'static str {
-        "im2col"
-    }
-    fn backward(
-        &self,
-        _: &[Tensor],
-        _: &Tensor,
-        g: &Tensor,
-        _: &[bool],
-    ) -> Result<Vec<Option<Tensor>>> {
-        let f = &self.0;
-        Ok(vec![Some(
-            g.col2im(f.channels, f.input_hw, f.kernel, &f.p)?,
-        )])
-    }
-}
-
-/// x = col2im(cols) ⇒ dcols = im2col(dx).
-struct Col2imBackward(Fold);
-impl BackwardOp for Col2imBackward {
-    fn name(&self) -> &'static str {
-        "col2im"
-    }
-    fn backward(
-        &self,
-        _: &[Tensor],
-        _: &Tensor,
-        g: &Tensor,
-        _: &[bool],
-    ) -> Result<Vec<Option<Tensor>>> {
-        Ok(vec![Some(g.im2col(self.0.kernel, &self.0.p)?)])
     }
 }
 

@@ -2,7 +2,7 @@
 //! contiguous, cast. Views never copy; their backward maps the gradient back through the
 //! inverse view (or, for broadcast and narrow, sums or pads it).
 
-use crate::engine::autograd::BackwardOp;
+use crate::engine::autograd::{adjoint, BackwardOp};
 use crate::engine::dtype::DType;
 use crate::engine::error::{Error, Result};
 use crate::engine::layout::{resolve_dim, Layout};
@@ -14,7 +14,7 @@ impl Tensor {
         let a = self.layout().dim("transpose", d0)?;
         let b = self.layout().dim("transpose", d1)?;
         Ok(self.view_op(self.layout().transpose(a, b), || {
-            Box::new(TransposeBackward(a, b))
+            adjoint("transpose", move |g| g.transpose(a as isize, b as isize))
         }))
     }
 
@@ -30,7 +30,7 @@ impl Tensor {
         for (i, &p) in perm.iter().enumerate() {
             inverse[p] = i;
         }
-        Ok(self.view_op(layout, || Box::new(PermuteBackward(inverse))))
+        Ok(self.view_op(layout, || adjoint("permute", move |g| g.permute(&inverse))))
     }
 
     /// Keep `len` entries of `dim` from `start` (a view).
@@ -39,11 +39,7 @@ impl Tensor {
         let layout = self.layout().narrow("narrow", d, start, len)?;
         let full = self.shape()[d];
         Ok(self.view_op(layout, || {
-            Box::new(NarrowBackward {
-                dim: d,
-                start,
-                full,
-            })
+            adjoint("narrow", move |g| pad_narrowed(g, d, start, full))
         }))
     }
 
@@ -62,7 +58,7 @@ impl Tensor {
             src.layout().offset(),
         );
         let from = self.shape().to_vec();
-        Ok(src.view_op(layout, || Box::new(ReshapeBackward(from))))
+        Ok(src.view_op(layout, || reshape_back(from)))
     }
 
     /// Collapse all dimensions into one.
@@ -77,16 +73,14 @@ impl Tensor {
         }
         let layout = self.layout().broadcast_as("broadcast_as", shape)?;
         let from = self.shape().to_vec();
-        Ok(self.view_op(layout, || Box::new(ReshapeBackward(from))))
+        Ok(self.view_op(layout, || reshape_back(from)))
     }
 
     /// Insert a size-1 dimension at `dim` (`dim == rank` appends).
     pub fn unsqueeze(&self, dim: isize) -> Result<Tensor> {
         let d = resolve_dim("unsqueeze", dim, self.rank() + 1)?;
         let from = self.shape().to_vec();
-        Ok(self.view_op(self.layout().unsqueeze(d), || {
-            Box::new(ReshapeBackward(from))
-        }))
+        Ok(self.view_op(self.layout().unsqueeze(d), || reshape_back(from)))
     }
 
     /// Remove a size-1 dimension.
@@ -94,7 +88,7 @@ impl Tensor {
         let d = self.layout().dim("squeeze", dim)?;
         let layout = self.layout().squeeze("squeeze", d)?;
         let from = self.shape().to_vec();
-        Ok(self.view_op(layout, || Box::new(ReshapeBackward(from))))
+        Ok(self.view_op(layout, || reshape_back(from)))
     }
 
     /// A row-major copy, or `self` when already contiguous.
@@ -112,7 +106,7 @@ impl Tensor {
             self.device().copy_strided(r.view())?
         };
         Tensor::from_op(buf, self.shape(), self.device(), &[self], || {
-            Box::new(IdentityBackward)
+            adjoint("copy", |g| Ok(g.clone()))
         })
     }
 
@@ -129,7 +123,7 @@ impl Tensor {
         if dtype.is_float() && self.dtype().is_float() {
             let back = self.dtype();
             Tensor::from_op(buf, self.shape(), self.device(), &[self], || {
-                Box::new(CastBackward(back))
+                adjoint("cast", move |g| g.to_dtype(back))
             })
         } else {
             Tensor::from_op_no_backward(buf, self.shape(), self.device(), &[self], "cast")
@@ -188,125 +182,33 @@ fn infer_shape(from: &[usize], to: &[usize]) -> Result<Vec<usize>> {
     }
 }
 
-struct TransposeBackward(usize, usize);
-impl BackwardOp for TransposeBackward {
-    fn name(&self) -> &'static str {
-        "transpose"
-    }
-    fn backward(
-        &self,
-        _: &[Tensor],
-        _: &Tensor,
-        g: &Tensor,
-        _: &[bool],
-    ) -> Result<Vec<Option<Tensor>>> {
-        Ok(vec![Some(g.transpose(self.0 as isize, self.1 as isize)?)])
-    }
-}
-
-struct PermuteBackward(Vec<usize>);
-impl BackwardOp for PermuteBackward {
-    fn name(&self) -> &'static str {
-        "permute"
-    }
-    fn backward(
-        &self,
-        _: &[Tensor],
-        _: &Tensor,
-        g: &Tensor,
-        _: &[bool],
-    ) -> Result<Vec<Option<Tensor>>> {
-        Ok(vec![Some(g.permute(&self.0)?)])
-    }
-}
-
-/// Backward of reshape-like views: reshape (or, for broadcast, sum) back to the input shape.
-struct ReshapeBackward(Vec<usize>);
-impl BackwardOp for ReshapeBackward {
-    fn name(&self) -> &'static str {
-        "reshape"
-    }
-    fn backward(
-        &self,
-        _: &[Tensor],
-        _: &Tensor,
-        g: &Tensor,
-        _: &[bool],
-    ) -> Result<Vec<Option<Tensor>>> {
-        let n: usize = self.0.iter().product();
-        let g = if g.elem_count() == n {
-            g.reshape(&self.0)?
+/// Backward of reshape-like views (reshape, squeeze/unsqueeze, broadcast): reshape the gradient
+/// back to the input shape, or, where the view broadcast (more elements), sum it back down.
+fn reshape_back(shape: Vec<usize>) -> Box<dyn BackwardOp> {
+    adjoint("reshape", move |g| {
+        if g.elem_count() == shape.iter().product::<usize>() {
+            g.reshape(&shape)
         } else {
-            g.sum_to_shape(&self.0)?
-        };
-        Ok(vec![Some(g)])
-    }
-}
-
-struct NarrowBackward {
-    dim: usize,
-    start: usize,
-    full: usize,
-}
-impl BackwardOp for NarrowBackward {
-    fn name(&self) -> &'static str {
-        "narrow"
-    }
-    fn backward(
-        &self,
-        _: &[Tensor],
-        _: &Tensor,
-        g: &Tensor,
-        _: &[bool],
-    ) -> Result<Vec<Option<Tensor>>> {
-        // Pad the gradient with zeros on both sides of the kept range.
-        let len = g.shape()[self.dim];
-        let mut parts = Vec::with_capacity(3);
-        let zeros = |n: usize| {
-            let mut s = g.shape().to_vec();
-            s[self.dim] = n;
-            Tensor::zeros(&s, g.dtype(), g.device())
-        };
-        if self.start > 0 {
-            parts.push(zeros(self.start)?);
+            g.sum_to_shape(&shape)
         }
-        parts.push(g.clone());
-        let after = self.full - self.start - len;
-        if after > 0 {
-            parts.push(zeros(after)?);
-        }
-        Ok(vec![Some(Tensor::cat(&parts, self.dim as isize)?)])
-    }
+    })
 }
 
-struct IdentityBackward;
-impl BackwardOp for IdentityBackward {
-    fn name(&self) -> &'static str {
-        "copy"
+/// Backward of narrow: the gradient padded with zeros on both sides of the kept range.
+fn pad_narrowed(g: &Tensor, dim: usize, start: usize, full: usize) -> Result<Tensor> {
+    let zeros = |n: usize| {
+        let mut s = g.shape().to_vec();
+        s[dim] = n;
+        Tensor::zeros(&s, g.dtype(), g.device())
+    };
+    let after = full - start - g.shape()[dim];
+    let mut parts = Vec::with_capacity(3);
+    if start > 0 {
+        parts.push(zeros(start)?);
     }
-    fn backward(
-        &self,
-        _: &[Tensor],
-        _: &Tensor,
-        g: &Tensor,
-        _: &[bool],
-    ) -> Result<Vec<Option<Tensor>>> {
-        Ok(vec![Some(g.clone())])
+    parts.push(g.clone());
+    if after > 0 {
+        parts.push(zeros(after)?);
     }
-}
-
-struct CastBackward(DType);
-impl BackwardOp for CastBackward {
-    fn name(&self) -> &'static str {
-        "cast"
-    }
-    fn backward(
-        &self,
-        _: &[Tensor],
-        _: &Tensor,
-        g: &Tensor,
-        _: &[bool],
-    ) -> Result<Vec<Option<Tensor>>> {
-        Ok(vec![Some(g.to_dtype(self.0)?)])
-    }
+    Tensor::cat(&parts, dim as isize)
 }

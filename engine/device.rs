@@ -304,6 +304,11 @@ pub trait Device: Send + Sync + std::fmt::Debug {
     fn copy_strided(&self, src: View) -> Result<Buffer> {
         Err(self.unsupported("copy"))
     }
+    /// Copy `src` in place into the part of `dst` that `dst_layout` selects (same shape and
+    /// dtype). The one in-place write besides the optimizer step: KV caches append through it.
+    fn copy_into(&self, dst: &mut dyn DeviceBuffer, dst_layout: &Layout, src: View) -> Result<()> {
+        Err(self.unsupported("copy_into"))
+    }
     /// Contiguous copy converted to `dtype`.
     fn cast(&self, src: View, dtype: DType) -> Result<Buffer> {
         Err(self.unsupported("cast"))

@@ -5,7 +5,7 @@ use crate::engine::device::{Buffer, View};
 use crate::engine::dtype::{DType, WithDType};
 use crate::engine::error::{Error, Result};
 use crate::engine::layout::Layout;
-use crate::engine::storage::HostBuffer;
+use crate::engine::storage::{DeviceBuffer, HostBuffer};
 use crate::with_host_buffer;
 use half::{bf16, f16};
 use std::borrow::Cow;
@@ -107,6 +107,34 @@ pub fn copy_strided(v: View) -> Result<Buffer> {
     Ok(boxed(
         with_host_buffer!(h, x => HostBuffer::from_vec(strided_copy(x, v.layout))),
     ))
+}
+
+/// Write `src` into the elements of `dst` that `dst_layout` selects.
+pub fn copy_into(dst: &mut dyn DeviceBuffer, dst_layout: &Layout, src: View) -> Result<()> {
+    let s = host(&src)?;
+    let d = dst
+        .as_any_mut()
+        .downcast_mut::<HostBuffer>()
+        .ok_or_else(|| Error::invalid("copy_into", "buffer does not belong to the cpu device"))?;
+    if dst_layout.max_index_exclusive() > d.len() {
+        return Err(Error::invalid(
+            "copy_into",
+            "destination view exceeds its buffer",
+        ));
+    }
+    let mismatch = Error::DTypeMismatch {
+        op: "copy_into",
+        lhs: d.dtype(),
+        rhs: s.dtype(),
+    };
+    with_host_buffer!(s, x => {
+        let values = contiguous(x, src.layout);
+        let out = d.as_mut_slice().ok_or(mismatch)?;
+        for (o, &v) in dst_layout.offsets().zip(values.iter()) {
+            out[o] = v;
+        }
+    });
+    Ok(())
 }
 
 /// Contiguous copy converted to `dtype` (floats round to nearest; float→int truncates).

@@ -22,6 +22,7 @@ use crate::engine::device::{
 };
 use crate::engine::dtype::DType;
 use crate::engine::error::Result;
+use crate::engine::layout::Layout;
 use crate::engine::storage::{DeviceBuffer, HostBuffer};
 use std::sync::{Arc, OnceLock};
 
@@ -55,6 +56,9 @@ impl Device for CpuDevice {
     }
     fn copy_strided(&self, src: View) -> Result<Buffer> {
         memory::copy_strided(src)
+    }
+    fn copy_into(&self, dst: &mut dyn DeviceBuffer, dst_layout: &Layout, src: View) -> Result<()> {
+        memory::copy_into(dst, dst_layout, src)
     }
     fn cast(&self, src: View, dtype: DType) -> Result<Buffer> {
         memory::cast(src, dtype)

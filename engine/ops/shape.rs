@@ -110,6 +110,36 @@ impl Tensor {
         })
     }
 
+    /// Overwrite `src.shape()[dim]` entries of `dim` starting at `start` with `src`, in place.
+    /// Every view of this storage sees the write. In-place writes are not differentiable, so a
+    /// tensor that tracks gradients is refused (`NoBackward`) while recording.
+    pub fn write_slice(&self, dim: isize, start: usize, src: &Tensor) -> Result<()> {
+        const OP: &str = "write_slice";
+        self.check_same_device(OP, src)?;
+        self.check_same_dtype(OP, src)?;
+        if crate::engine::autograd::should_record(&[self, src]) {
+            return Err(Error::NoBackward { op: OP });
+        }
+        let d = self.layout().dim(OP, dim)?;
+        let same_rest = src.rank() == self.rank()
+            && (0..self.rank()).all(|i| i == d || src.shape()[i] == self.shape()[i]);
+        if !same_rest {
+            return Err(Error::ShapeMismatch {
+                op: OP,
+                lhs: self.shape().to_vec(),
+                rhs: src.shape().to_vec(),
+            });
+        }
+        let region = self.layout().narrow(OP, d, start, src.shape()[d])?;
+        if self.same_storage(src) {
+            // Reading and writing one buffer would need both locks at once; copy the source.
+            return self.write_slice(dim, start, &src.copy()?);
+        }
+        let s = src.read();
+        let mut buf = self.storage().write();
+        self.device().copy_into(&mut **buf, &region, s.view())
+    }
+
     /// Convert to `dtype`. Float→float casts are differentiable (the gradient is cast back);
     /// casts to or from ids are not.
     pub fn to_dtype(&self, dtype: DType) -> Result<Tensor> {

@@ -28,6 +28,7 @@ macro_rules! elementwise_cases {
                 frozen_tensors_never_get_a_gradient,
                 op_without_backward_errors_on_tracked_input,
                 mismatches_name_the_op_and_both_shapes,
+                write_slice_updates_storage_in_place,
             ]
         );
     };
@@ -590,5 +591,42 @@ pub fn mismatches_name_the_op_and_both_shapes(dev: &Dev) -> Result<()> {
     assert!(a.transpose(0, 5).is_err());
     assert!(a.narrow(1, 2, 5).is_err());
     assert!(a.permute(&[0, 0]).is_err());
+    Ok(())
+}
+
+pub fn write_slice_updates_storage_in_place(dev: &Dev) -> Result<()> {
+    let cache = Tensor::zeros(&[2, 5, 3], DType::F32, dev)?;
+    let view = cache.narrow(1, 0, 4)?; // a view taken before the write sees it
+    let src = noncontig(&Tensor::from_vec(
+        (1..=12).map(|v| v as f32).collect(),
+        &[2, 2, 3],
+        dev,
+    )?)?;
+    cache.write_slice(1, 2, &src)?;
+    let got = values(&cache)?;
+    let srcv = values(&src)?;
+    for b in 0..2 {
+        for t in 0..5 {
+            for d in 0..3 {
+                let want = if (2..4).contains(&t) {
+                    srcv[(b * 2 + t - 2) * 3 + d]
+                } else {
+                    0.0
+                };
+                assert_eq!(got[(b * 5 + t) * 3 + d], want, "at [{b},{t},{d}]");
+            }
+        }
+    }
+    assert_eq!(values(&view)?[6..9], srcv[..3]);
+    assert!(cache.write_slice(1, 4, &src).is_err(), "past the end");
+    assert!(
+        cache.write_slice(0, 0, &src).is_err(),
+        "other dims must match"
+    );
+    let tracked = cache.variable();
+    assert!(matches!(
+        tracked.write_slice(1, 0, &src),
+        Err(Error::NoBackward { .. })
+    ));
     Ok(())
 }

@@ -5,6 +5,7 @@
 //! - [`device`]: the op set every backend implements; [`cpu`]: the CPU backend.
 //! - [`ops`]: the tensor-level ops (shape checks, broadcasting, autograd rules), one file per family.
 //! - [`autograd`]: the tape, `backward`, `no_grad`.
+//! - [`profiler`]: per-op timing, FLOPs and bytes (`OSUM_PROFILE=trace.json`).
 
 pub mod autograd;
 pub mod cpu;
@@ -13,6 +14,7 @@ pub mod dtype;
 pub mod error;
 pub mod layout;
 pub mod ops;
+pub mod profiler;
 pub mod rng;
 pub mod storage;
 pub mod tensor;
@@ -29,7 +31,14 @@ pub use rng::Rng;
 pub use storage::{DeviceBuffer, HostBuffer, HostElem};
 pub use tensor::{Tensor, TensorId};
 
-/// The process-wide CPU device.
+/// The process-wide CPU device; with profiling on ([`profiler`]), the one profiled wrapper
+/// around it (same name, so tensors from either still mix).
 pub fn cpu_device() -> std::sync::Arc<dyn Device> {
-    cpu::CpuDevice::shared()
+    if !profiler::enabled() {
+        return cpu::CpuDevice::shared();
+    }
+    static PROFILED: std::sync::OnceLock<std::sync::Arc<dyn Device>> = std::sync::OnceLock::new();
+    PROFILED
+        .get_or_init(|| profiler::wrap(cpu::CpuDevice::shared()))
+        .clone()
 }

@@ -129,24 +129,44 @@ impl Output {
             println!("{obj}");
             return;
         }
+        let line = |pick: fn(&(&str, String)) -> String| {
+            let cells: Vec<String> = cols
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let w = c.0.chars().count().max(9);
+                    let s = pick(c);
+                    // The first column (the shape) reads best left-aligned and wide.
+                    if i == 0 {
+                        format!("{s:<30}")
+                    } else {
+                        format!("{s:>w$}")
+                    }
+                })
+                .collect();
+            println!("{}", cells.join(" ").trim_end());
+        };
         if !self.header_done {
-            let head: Vec<String> = cols.iter().map(|(h, v)| pad(h, v)).collect();
-            println!("{}", head.join("  "));
+            line(|c| c.0.to_string());
             self.header_done = true;
         }
-        let row: Vec<String> = cols.iter().map(|(h, v)| pad(v, h)).collect();
-        println!("{}", row.join("  "));
+        line(|c| c.1.clone());
     }
-}
-
-/// `s` right-aligned to the wider of `s` and `other`.
-fn pad(s: &str, other: &str) -> String {
-    let w = s.chars().count().max(other.chars().count()).max(8);
-    format!("{s:>w$}")
 }
 
 fn f(x: f64, digits: usize) -> String {
     format!("{x:.digits$}")
+}
+
+/// Milliseconds with at least three significant digits (a quick run's 0.004 ms stays visible).
+fn ms(secs: f64) -> String {
+    let x = secs * 1e3;
+    let digits = if x > 0.0 && x.is_finite() {
+        (2 - x.log10().floor() as i32).clamp(1, 6) as usize
+    } else {
+        1
+    };
+    f(x, digits)
 }
 
 /// GFLOP/s of `flops` in `secs`.
@@ -316,9 +336,9 @@ fn report_pair(
         &[
             ("shape", shape.to_string()),
             (label.0, label.1.to_string()),
-            ("ours ms", f(ours_s * 1e3, 2)),
+            ("ours ms", ms(ours_s)),
             ("ours GFLOP/s", f(og, 1)),
-            ("ref ms", f(ref_s * 1e3, 2)),
+            ("ref ms", ms(ref_s)),
             ("ref GFLOP/s", f(rg, 1)),
             ("ours/ref", f(ratio, 3)),
             ("reps", s.reps().to_string()),
@@ -379,7 +399,7 @@ fn gemv(a: &BenchArgs, threads: usize, out: &mut Output) -> Result<(), String> {
             &[
                 ("shape", shape.clone()),
                 ("weights", "bf16".into()),
-                ("ours ms", f(ours_s * 1e3, 3)),
+                ("ours ms", ms(ours_s)),
                 ("ours GB/s", f(ours_gbps, 2)),
                 ("read GB/s", f(bw_gbps, 2)),
                 ("fraction", f(fraction, 3)),
@@ -471,8 +491,8 @@ fn attention(a: &BenchArgs, out: &mut Output) -> Result<(), String> {
             obj,
             &[
                 ("shape", shape.clone()),
-                ("fused ms", f(fused_s * 1e3, 2)),
-                ("gemms ms", f(gemms_s * 1e3, 2)),
+                ("fused ms", ms(fused_s)),
+                ("gemms ms", ms(gemms_s)),
                 ("fused/gemms", f(fused_s / gemms_s, 3)),
                 ("fused GFLOP/s", f(gflops(fused_flops, fused_s), 1)),
                 ("gemms GFLOP/s", f(gflops(gemm_flops, gemms_s), 1)),
@@ -598,6 +618,9 @@ mod tests {
         assert_eq!(r(0.0), 0.0);
         assert!(r(f64::NAN).is_nan());
         assert_eq!(max_rel_diff(&[1.0, 2.0], &[1.0, 2.5]), 0.2);
+        assert_eq!(ms(0.000_004_2), "0.00420");
+        assert_eq!(ms(0.143_62), "143.6");
+        assert_eq!(ms(0.0), "0.0");
         assert_eq!(max_rel_diff(&[1.0], &[1.0, 2.0]), f64::INFINITY);
     }
 }

@@ -6,6 +6,7 @@ use rayon::prelude::*;
 
 /// A row-major-or-strided f32 matrix operand: element (i, j) is `data[i·rs + j·cs]`.
 #[derive(Clone, Copy)]
+#[cfg_attr(not(feature = "bench-reference"), allow(dead_code))] // read by the reference only
 pub struct Mat<'a> {
     /// Backing elements.
     pub data: &'a [f32],
@@ -43,6 +44,7 @@ impl<'a> Mat<'a> {
     }
 
     /// True when every element index lies inside `data`.
+    #[cfg_attr(not(feature = "bench-reference"), allow(dead_code))]
     fn in_bounds(&self) -> bool {
         if self.rows == 0 || self.cols == 0 {
             return true;

@@ -1,0 +1,212 @@
+//! The `osum` binary from outside: help texts, exit codes (0 ok, 1 input error, 2 usage
+//! error), the demo, the profiler's trace, and `osum bench` in its quick mode (tiny shapes: these
+//! tests check the plumbing and the JSON, never speed).
+
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn osum(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_osum"));
+    cmd.args(args).env_remove("OSUM_PROFILE");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run osum")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().expect("exit code")
+}
+
+/// A fresh path in the temp dir, unique per test and process.
+fn temp_trace(name: &str) -> PathBuf {
+    let p = std::env::temp_dir().join(format!("osum-cli-{}-{name}.json", std::process::id()));
+    let _ = std::fs::remove_file(&p);
+    p
+}
+
+fn trace_op_names(path: &PathBuf) -> Vec<String> {
+    let raw = std::fs::read_to_string(path).expect("trace written");
+    let v: Value = serde_json::from_str(&raw).expect("trace is JSON");
+    let events = v["traceEvents"].as_array().expect("traceEvents");
+    events
+        .iter()
+        .filter(|e| e["ph"] == "X")
+        .map(|e| {
+            assert!(
+                e["dur"].as_f64().is_some() && e["ts"].as_f64().is_some(),
+                "{e}"
+            );
+            assert!(e["args"]["flops"].as_u64().is_some(), "{e}");
+            assert!(e["args"]["bytes"].as_u64().is_some(), "{e}");
+            e["name"].as_str().expect("name").to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn help_texts_exit_zero() {
+    let o = osum(&["--help"], &[]);
+    assert_eq!(code(&o), 0);
+    let out = text(&o.stdout);
+    assert!(
+        out.contains("demo") && out.contains("bench") && out.contains("--profile"),
+        "{out}"
+    );
+
+    let o = osum(&["bench", "--help"], &[]);
+    assert_eq!(code(&o), 0);
+    let out = text(&o.stdout);
+    assert!(
+        out.contains("Examples") && out.contains("osum bench gemm"),
+        "{out}"
+    );
+}
+
+#[test]
+fn usage_errors_exit_two() {
+    for args in [
+        &["demo", "--no-such-flag"][..],
+        &["bench", "nope"],
+        &["bench"],
+        &["bench", "gemm", "--reps", "0"],
+        &["bench", "gemm", "--shape", "1x2"],
+        &["bench", "attention", "--shape", "1x2x3"],
+        &[],
+    ] {
+        let o = osum(args, &[]);
+        assert_eq!(code(&o), 2, "{args:?}: {}", text(&o.stderr));
+    }
+}
+
+#[test]
+fn demo_runs_and_input_errors_exit_one() {
+    let o = osum(&["demo", "--steps", "3"], &[]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("held-out"));
+
+    let o = osum(&["demo", "--steps", "0"], &[]);
+    assert_eq!(code(&o), 1);
+    assert!(text(&o.stderr).contains("must be positive"));
+}
+
+#[test]
+fn osum_profile_writes_a_trace_naming_matmul_and_attention() {
+    let path = temp_trace("env");
+    let o = osum(
+        &["demo", "--steps", "2", "--batch", "4"],
+        &[("OSUM_PROFILE", path.to_str().unwrap())],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let names = trace_op_names(&path);
+    for op in ["matmul", "attention", "attention_backward", "adamw_step"] {
+        assert!(names.iter().any(|n| n == op), "{op} missing from {names:?}");
+    }
+    // The summary table goes to stderr, the demo's own output stays on stdout.
+    let err = text(&o.stderr);
+    assert!(err.contains("GFLOP/s") && err.contains("matmul"), "{err}");
+    assert!(!text(&o.stdout).contains("GFLOP/s"));
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
+fn profile_flag_works_anywhere_and_on_failure() {
+    // Global flag after the subcommand.
+    let path = temp_trace("flag");
+    let o = osum(
+        &[
+            "demo",
+            "--steps",
+            "1",
+            "--batch",
+            "2",
+            "--profile",
+            path.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert!(trace_op_names(&path).iter().any(|n| n == "matmul"));
+    std::fs::remove_file(&path).unwrap();
+
+    // A failing command still writes its (empty) trace and keeps exit code 1.
+    let path = temp_trace("fail");
+    let o = osum(
+        &["--profile", path.to_str().unwrap(), "demo", "--steps", "0"],
+        &[],
+    );
+    assert_eq!(code(&o), 1);
+    assert!(trace_op_names(&path).is_empty());
+    std::fs::remove_file(&path).unwrap();
+
+    // An unwritable trace path is an error, reported after the command ran.
+    let o = osum(
+        &["demo", "--steps", "1", "--batch", "2"],
+        &[("OSUM_PROFILE", "/nonexistent-dir/osum/trace.json")],
+    );
+    assert_eq!(code(&o), 1);
+    assert!(text(&o.stderr).contains("trace"), "{}", text(&o.stderr));
+}
+
+/// Every stdout line of a quick `--json` bench, parsed.
+fn bench_json(kind: &str) -> Vec<Value> {
+    let o = osum(&["bench", kind, "--json", "--quick", "--reps", "1"], &[]);
+    assert_eq!(code(&o), 0, "{kind}: {}", text(&o.stderr));
+    let out = text(&o.stdout);
+    let rows: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{kind}: {e}: {l}")))
+        .collect();
+    assert!(!rows.is_empty(), "{kind}: no rows");
+    for r in &rows {
+        assert_eq!(r["bench"], kind);
+        assert!(r["shape"].is_string() && r["dtype"].is_string(), "{r}");
+    }
+    rows
+}
+
+fn positive(r: &Value, keys: &[&str]) {
+    for k in keys {
+        let x = r[k]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{k} missing in {r}"));
+        assert!(x > 0.0 && x.is_finite(), "{k} = {x} in {r}");
+    }
+}
+
+#[cfg(feature = "bench-reference")]
+#[test]
+fn bench_gemm_and_conv_json_lines() {
+    for kind in ["gemm", "conv"] {
+        for r in bench_json(kind) {
+            positive(&r, &["ours_gflops", "ref_gflops", "ratio"]);
+            // Ours and the reference computed the same product.
+            assert!(r["max_rel_diff"].as_f64().unwrap() < 1e-5, "{r}");
+        }
+    }
+}
+
+#[cfg(not(feature = "bench-reference"))]
+#[test]
+fn bench_without_reference_says_so_and_exits_one() {
+    let o = osum(&["bench", "gemm", "--quick", "--reps", "1"], &[]);
+    assert_eq!(code(&o), 1);
+    assert!(text(&o.stderr).contains("not compiled in"));
+}
+
+#[test]
+fn bench_gemv_and_attention_json_lines() {
+    for r in bench_json("gemv") {
+        positive(&r, &["ours_gbps", "bandwidth_gbps", "fraction"]);
+    }
+    let rows = bench_json("attention");
+    for r in &rows {
+        positive(r, &["fused_ms", "gemms_ms", "ratio"]);
+    }
+    assert!(rows.iter().any(|r| r["causal"] == true));
+}

@@ -1,11 +1,8 @@
 //! The `osum` subcommands: argument definitions (clap) and their code, one file per command.
 //! Binary-only: the library never includes this folder.
 
-mod bandwidth;
 mod bench;
 mod demo;
-mod measure;
-mod reference;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use std::path::PathBuf;

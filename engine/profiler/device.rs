@@ -518,3 +518,30 @@ fn attention_flops(
         p.causal,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    /// Names of the `fn`s between `start` and the first line that closes the block.
+    fn fns<'a>(src: &'a str, start: &str) -> BTreeSet<&'a str> {
+        let from = src.find(start).expect("block start");
+        let block = &src[from..];
+        let block = &block[..block.find("\n}\n").expect("block end")];
+        block
+            .split("fn ")
+            .skip(1)
+            .map(|rest| rest.split(['(', '<']).next().unwrap_or("").trim())
+            .collect()
+    }
+
+    /// A trait method the wrapper does not forward would silently hit the trait's default
+    /// (an `Unsupported` error) whenever profiling is on: every method must be forwarded.
+    #[test]
+    fn forwards_every_device_method() {
+        let in_trait = fns(include_str!("../device.rs"), "pub trait Device");
+        let forwarded = fns(include_str!("device.rs"), "impl Device for ProfiledDevice");
+        assert!(in_trait.len() > 25, "{in_trait:?}");
+        assert_eq!(in_trait, forwarded);
+    }
+}

@@ -19,7 +19,7 @@
 
 use super::elementwise::PAR_THRESHOLD;
 use super::memory::{boxed, f32_only, host};
-use super::vector::{axpy, dot};
+use super::vector::{self, axpy, dot};
 use crate::engine::device::{AttentionParams, Buffer, View};
 use crate::engine::error::{Error, Result};
 use crate::engine::storage::HostBuffer;
@@ -27,10 +27,13 @@ use rayon::prelude::*;
 
 const OP: &str = "attention";
 const OP_BACK: &str = "attention_backward";
-/// Query rows processed together, so each key/value tile is reused from cache by all of them.
-const Q_BLOCK: usize = 16;
-/// Keys per tile of the online softmax (the score buffer of one row).
-const K_TILE: usize = 64;
+/// Query rows of one forward work unit: each packed key tile and value tile is reused from
+/// cache by all of them (a multiple of [`MR`]).
+const BQ: usize = 48;
+/// Keys per tile of the online softmax: the width of the score block (four AVX-512 vectors).
+const BK: usize = 64;
+/// Query rows of one micro-kernel call (6 rows × 4 vectors = 24 accumulator registers).
+const MR: usize = 6;
 
 /// The sizes of one attention call.
 #[derive(Debug, Clone, Copy)]
@@ -196,58 +199,6 @@ impl Inputs<'_> {
         max
     }
 
-    /// Online-softmax forward of query rows `i0..i0+rows` of head `(bi, h)` into `out`
-    /// (`rows × D`, zero on entry; it doubles as the running accumulator).
-    fn forward_block(&self, bi: usize, h: usize, i0: usize, out: &mut [f32]) {
-        let dm = &self.dims;
-        let d = dm.d;
-        let rows = out.len() / d;
-        let kv = h / dm.group();
-        let vbase = dm.row(bi, kv, dm.hkv, 0, dm.tk);
-        let mut m = [f32::NEG_INFINITY; Q_BLOCK];
-        let mut l = [0f32; Q_BLOCK];
-        let mut s = [0f32; K_TILE];
-        let kmax = dm.visible(self.p.causal, i0 + rows - 1);
-        for t0 in (0..kmax).step_by(K_TILE) {
-            let t1 = (t0 + K_TILE).min(kmax);
-            for r in 0..rows {
-                let i = i0 + r;
-                let lim = dm.visible(self.p.causal, i).min(t1);
-                if lim <= t0 {
-                    continue;
-                }
-                let qo = dm.row(bi, h, dm.hq, i, dm.tq);
-                let qi = &self.q[qo..qo + d];
-                let tile_max = self.scores(qi, bi, h, i, kv, (t0, lim), &mut s);
-                if tile_max == f32::NEG_INFINITY {
-                    continue; // every key of this tile is masked out: it adds nothing
-                }
-                let m_new = m[r].max(tile_max);
-                // exp(−∞ − m_new) = 0 on the first contributing tile, where acc and l are 0.
-                let corr = (m[r] - m_new).exp();
-                let acc = &mut out[r * d..(r + 1) * d];
-                if corr != 1.0 {
-                    acc.iter_mut().for_each(|a| *a *= corr);
-                    l[r] *= corr;
-                }
-                for (j, &sj) in (t0..lim).zip(s.iter()) {
-                    let pj = (sj - m_new).exp();
-                    if pj == 0.0 {
-                        continue;
-                    }
-                    l[r] += pj;
-                    axpy(acc, pj, &self.v[vbase + j * d..vbase + (j + 1) * d]);
-                }
-                m[r] = m_new;
-            }
-        }
-        for (r, acc) in out.chunks_mut(d).enumerate() {
-            // l = 0 only when no key was visible or all were −∞: such a row outputs 0.
-            let inv = if l[r] > 0.0 { 1.0 / l[r] } else { 0.0 };
-            acc.iter_mut().for_each(|a| *a *= inv);
-        }
-    }
-
     /// Backward of every query row of the query heads reading kv head `(bi, kv)`; `dq` is those
     /// heads' `[G, Tq, D]` block, `dk`/`dv` the kv head's `[Tk, D]` block (all zero on entry).
     fn backward_unit(
@@ -326,30 +277,338 @@ pub fn attention(
         dims,
         p: *p,
     };
-    let plane = dims.tq * dims.d;
-    let mut out = vec![0f32; dims.b * dims.hq * plane];
+    let mut out = vec![0f32; dims.b * dims.hq * dims.tq * dims.d];
     if out.is_empty() {
         return Ok(boxed(HostBuffer::F32(out)));
     }
-    let head = |(bh, po): (usize, &mut [f32])| {
-        let (bi, h) = (bh / dims.hq, bh % dims.hq);
-        let block = |(blk, o): (usize, &mut [f32])| {
-            inputs.forward_block(bi, h, blk * Q_BLOCK, o);
-        };
-        if parallel(&dims, dims.tq.div_ceil(Q_BLOCK)) {
-            po.par_chunks_mut(Q_BLOCK * dims.d)
-                .enumerate()
-                .for_each(block);
+    let kt = pack_keys(&ks, &dims);
+    // The query rows of one kv head's group are contiguous: heads kv·G .. kv·G+G, each Tq rows.
+    let rows = dims.group() * dims.tq;
+    let d = dims.d;
+    let head = |(bkv, po): (usize, &mut [f32])| {
+        let unit = |(blk, o): (usize, &mut [f32])| inputs.forward_unit(&kt, bkv, blk * BQ, o);
+        if parallel(&dims, rows.div_ceil(BQ)) {
+            po.par_chunks_mut(BQ * d).enumerate().for_each(unit);
         } else {
-            po.chunks_mut(Q_BLOCK * dims.d).enumerate().for_each(block);
+            po.chunks_mut(BQ * d).enumerate().for_each(unit);
         }
     };
-    if parallel(&dims, dims.b * dims.hq) {
-        out.par_chunks_mut(plane).enumerate().for_each(head);
+    if parallel(&dims, dims.b * dims.hkv) {
+        out.par_chunks_mut(rows * d).enumerate().for_each(head);
     } else {
-        out.chunks_mut(plane).enumerate().for_each(head);
+        out.chunks_mut(rows * d).enumerate().for_each(head);
     }
     Ok(boxed(HostBuffer::F32(out)))
+}
+
+/// Keys of every kv head packed for the score kernel: per head, tiles of [`BK`] keys, each
+/// stored transposed as `[D][BK]` (key index fastest, zero past `Tk`), so the kernel loads the
+/// keys of one tile as contiguous vectors. Packed once per call and shared by every query
+/// block and every query head of the group (GQA).
+fn pack_keys(k: &[f32], dm: &Dims) -> Vec<f32> {
+    let per_head = dm.tk.div_ceil(BK) * dm.d * BK;
+    let mut kt = vec![0f32; dm.b * dm.hkv * per_head];
+    if kt.is_empty() {
+        return kt;
+    }
+    let pack = |(bkv, dst): (usize, &mut [f32])| {
+        let src = &k[bkv * dm.tk * dm.d..(bkv + 1) * dm.tk * dm.d];
+        for (j, kj) in src.chunks_exact(dm.d).enumerate() {
+            let base = (j / BK) * dm.d * BK + j % BK;
+            for (e, &x) in kj.iter().enumerate() {
+                dst[base + e * BK] = x;
+            }
+        }
+    };
+    if kt.len() >= PAR_THRESHOLD && dm.b * dm.hkv > 1 {
+        kt.par_chunks_mut(per_head).enumerate().for_each(pack);
+    } else {
+        kt.chunks_mut(per_head).enumerate().for_each(pack);
+    }
+    kt
+}
+
+impl Inputs<'_> {
+    /// Online-softmax forward of query rows `row0..row0+R` of kv head `bkv` (= b·Hkv + kv; row
+    /// `ρ` is query `ρ mod Tq` of head `kv·G + ρ div Tq`) into `out` (`R × D`, R ≤ [`BQ`], zero on
+    /// entry; it doubles as the running accumulator). Per key tile: scores `S = scale·Q·Kᵀ`
+    /// (micro-kernel), mask and causal limit, the running max/sum update with the rescale
+    /// `exp(m − m')`, `P = exp(S − m')`, then `O += P·V` (micro-kernel).
+    fn forward_unit(&self, kt: &[f32], bkv: usize, row0: usize, out: &mut [f32]) {
+        let dm = &self.dims;
+        let (d, g) = (dm.d, dm.group());
+        let rows = out.len() / d;
+        let (bi, kv) = (bkv / dm.hkv, bkv % dm.hkv);
+        let q = &self.q[(bkv * g * dm.tq + row0) * d..][..rows * d];
+        let tiles = dm.tk.div_ceil(BK);
+        let kth = &kt[bkv * tiles * d * BK..][..tiles * d * BK];
+        let vh = &self.v[bkv * dm.tk * d..][..dm.tk * d];
+        let mut lim = [0usize; BQ];
+        let mut who = [(0usize, 0usize); BQ];
+        for r in 0..rows {
+            let rho = row0 + r;
+            let i = rho % dm.tq;
+            who[r] = (kv * g + rho / dm.tq, i);
+            lim[r] = dm.visible(self.p.causal, i);
+        }
+        // Tiles past every row's last visible key are skipped entirely (causal).
+        let kmax = lim[..rows].iter().copied().max().unwrap_or(0);
+        let mut m = [f32::NEG_INFINITY; BQ];
+        let mut l = [0f32; BQ];
+        let mut s = vec![0f32; BQ * BK];
+        for t0 in (0..kmax).step_by(BK) {
+            let kn = (kmax - t0).min(BK);
+            kernels::scores(
+                rows,
+                d,
+                q,
+                &kth[(t0 / BK) * d * BK..][..d * BK],
+                &mut s,
+                self.p.scale,
+            );
+            for r in 0..rows {
+                let row = &mut s[r * BK..r * BK + kn];
+                let vis = lim[r].saturating_sub(t0).min(kn);
+                if let Some(mask) = &self.mask {
+                    let mr = mask.row(bi, who[r].0, who[r].1);
+                    for (j, x) in row[..vis].iter_mut().enumerate() {
+                        *x += mr.at(t0 + j);
+                    }
+                }
+                row[vis..].fill(f32::NEG_INFINITY);
+                let m_new = m[r].max(vector::max(&row[..vis]));
+                if m_new == f32::NEG_INFINITY {
+                    row.fill(0.0); // nothing visible yet: this row adds nothing
+                    continue;
+                }
+                if m_new != m[r] && m[r] != f32::NEG_INFINITY {
+                    // Rescale by exp(m − m') (before the first contribution acc and l are 0).
+                    let c = vector::exp(m[r] - m_new);
+                    vector::scale(&mut out[r * d..(r + 1) * d], c);
+                    l[r] *= c;
+                }
+                l[r] += vector::exp_sub_sum(row, m_new) as f32;
+                m[r] = m_new;
+            }
+            kernels::accumulate_pv(rows, kn, d, &s, &vh[t0 * d..(t0 + kn) * d], out);
+        }
+        for (r, acc) in out.chunks_mut(d).enumerate() {
+            // l = 0 only when no key was visible or all were −∞: such a row outputs 0.
+            let inv = if l[r] > 0.0 { 1.0 / l[r] } else { 0.0 };
+            vector::scale(acc, inv);
+        }
+    }
+}
+
+/// The two matrix products of a forward tile. AVX-512: register-blocked micro-kernels
+/// ([`MR`] query rows × 64 columns, 24 accumulators); otherwise row-by-row axpy loops the
+/// compiler vectorizes (compiled for AVX2+FMA when present).
+mod kernels {
+    use super::{BK, MR};
+    use crate::engine::cpu::vector::{self, multiversion, Isa};
+
+    /// `s[r·BK + j] = scale·Σₑ q[r·d + e]·kt[e·BK + j]` for `r < rows`, `j < BK`.
+    pub fn scores(rows: usize, d: usize, q: &[f32], kt: &[f32], s: &mut [f32], scale: f32) {
+        assert!(q.len() >= rows * d && kt.len() >= d * BK && s.len() >= rows * BK);
+        #[cfg(target_arch = "x86_64")]
+        if vector::isa() == Isa::Avx512 {
+            // SAFETY: AVX-512F is present (isa), and the slice lengths were checked above.
+            unsafe { super::avx512::scores(rows, d, q, kt, s, scale) };
+            return;
+        }
+        scores_portable(rows, d, q, kt, s, scale);
+    }
+
+    /// `o[r·d + c] += Σ_{j<kn} p[r·BK + j]·v[j·d + c]` for `r < rows`, `c < d`.
+    pub fn accumulate_pv(rows: usize, kn: usize, d: usize, p: &[f32], v: &[f32], o: &mut [f32]) {
+        assert!(kn <= BK && p.len() >= rows * BK && v.len() >= kn * d && o.len() >= rows * d);
+        #[cfg(target_arch = "x86_64")]
+        if vector::isa() == Isa::Avx512 {
+            // SAFETY: AVX-512F is present (isa), and the slice lengths were checked above.
+            unsafe { super::avx512::accumulate_pv(rows, kn, d, p, v, o) };
+            return;
+        }
+        pv_portable(rows, kn, d, p, v, o);
+    }
+
+    #[inline(always)]
+    fn scores_body(rows: usize, d: usize, q: &[f32], kt: &[f32], s: &mut [f32], scale: f32) {
+        for (r, sr) in s.chunks_exact_mut(BK).take(rows).enumerate() {
+            sr.fill(0.0);
+            for (e, ke) in kt.chunks_exact(BK).take(d).enumerate() {
+                let a = q[r * d + e];
+                sr.iter_mut().zip(ke).for_each(|(x, &k)| *x += a * k);
+            }
+            sr.iter_mut().for_each(|x| *x *= scale);
+        }
+    }
+
+    multiversion! {
+        fn scores_portable(rows: usize, d: usize, q: &[f32], kt: &[f32], s: &mut [f32], scale: f32) = scores_body;
+    }
+
+    #[inline(always)]
+    fn pv_body(rows: usize, kn: usize, d: usize, p: &[f32], v: &[f32], o: &mut [f32]) {
+        for (r, or) in o.chunks_exact_mut(d).take(rows).enumerate() {
+            for (j, vj) in v.chunks_exact(d).take(kn).enumerate() {
+                let a = p[r * BK + j];
+                or.iter_mut().zip(vj).for_each(|(x, &y)| *x += a * y);
+            }
+        }
+    }
+
+    multiversion! {
+        fn pv_portable(rows: usize, kn: usize, d: usize, p: &[f32], v: &[f32], o: &mut [f32]) = pv_body;
+    }
+
+    // Keep MR in use on targets without the AVX-512 kernels.
+    const _: () = assert!(MR >= 1);
+}
+
+/// AVX-512 micro-kernels of the forward tile. Each keeps an `M × 64` block of results in 24
+/// zmm accumulators (M ≤ [`MR`] = 6): per step it loads 4 vectors of the right operand and
+/// broadcasts one value per row, so 24 FMAs cost 4 vector loads and M scalar broadcasts.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{BK, MR};
+    use std::arch::x86_64::*;
+
+    /// Calls `$f::<M>(args)` for a row count `M` in `1..=MR` known only at run time.
+    macro_rules! by_rows {
+        ($m:expr, $f:ident($($a:expr),*)) => {
+            match $m {
+                1 => $f::<1>($($a),*),
+                2 => $f::<2>($($a),*),
+                3 => $f::<3>($($a),*),
+                4 => $f::<4>($($a),*),
+                5 => $f::<5>($($a),*),
+                6 => $f::<6>($($a),*),
+                _ => unreachable!("row block larger than MR"),
+            }
+        };
+    }
+
+    /// See [`super::kernels::scores`].
+    /// SAFETY (caller): AVX-512F present; `q` holds `rows·d`, `kt` `d·BK`, `s` `rows·BK` values.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn scores(rows: usize, d: usize, q: &[f32], kt: &[f32], s: &mut [f32], scale: f32) {
+        let (qp, kp, sp) = (q.as_ptr(), kt.as_ptr(), s.as_mut_ptr());
+        let mut r = 0;
+        while r < rows {
+            let m = (rows - r).min(MR);
+            // SAFETY: rows r..r+m are inside q and s (caller's lengths).
+            unsafe { by_rows!(m, scores_m(d, qp.add(r * d), kp, sp.add(r * BK), scale)) };
+            r += m;
+        }
+    }
+
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn scores_m<const M: usize>(
+        d: usize,
+        q: *const f32,
+        kt: *const f32,
+        s: *mut f32,
+        scale: f32,
+    ) {
+        let mut acc = [[_mm512_setzero_ps(); 4]; M];
+        for e in 0..d {
+            // SAFETY: e < d, so the BK floats at kt + e·BK and q[r·d + e] (r < M) are in bounds.
+            unsafe {
+                let kp = kt.add(e * BK);
+                let kv = [
+                    _mm512_loadu_ps(kp),
+                    _mm512_loadu_ps(kp.add(16)),
+                    _mm512_loadu_ps(kp.add(32)),
+                    _mm512_loadu_ps(kp.add(48)),
+                ];
+                for (r, ar) in acc.iter_mut().enumerate() {
+                    let qv = _mm512_set1_ps(*q.add(r * d + e));
+                    for (a, &k) in ar.iter_mut().zip(&kv) {
+                        *a = _mm512_fmadd_ps(qv, k, *a);
+                    }
+                }
+            }
+        }
+        let sc = _mm512_set1_ps(scale);
+        for (r, ar) in acc.iter().enumerate() {
+            for (c, &a) in ar.iter().enumerate() {
+                // SAFETY: row r < M of s has BK = 64 floats.
+                unsafe { _mm512_storeu_ps(s.add(r * BK + c * 16), _mm512_mul_ps(a, sc)) };
+            }
+        }
+    }
+
+    /// See [`super::kernels::accumulate_pv`]; columns go in chunks of 64, the last one masked.
+    /// SAFETY (caller): AVX-512F present; `p` holds `rows·BK`, `v` `kn·d`, `o` `rows·d` values.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn accumulate_pv(
+        rows: usize,
+        kn: usize,
+        d: usize,
+        p: &[f32],
+        v: &[f32],
+        o: &mut [f32],
+    ) {
+        let (pp, vp, op) = (p.as_ptr(), v.as_ptr(), o.as_mut_ptr());
+        for c0 in (0..d).step_by(64) {
+            let masks: [__mmask16; 4] = std::array::from_fn(|c| {
+                let left = d.saturating_sub(c0 + 16 * c).min(16);
+                ((1u32 << left) - 1) as __mmask16
+            });
+            let mut r = 0;
+            while r < rows {
+                let m = (rows - r).min(MR);
+                // SAFETY: rows r..r+m of p and o exist; columns past d are masked off.
+                unsafe {
+                    by_rows!(
+                        m,
+                        pv_m(kn, d, pp.add(r * BK), vp.add(c0), op.add(r * d + c0), masks)
+                    )
+                };
+                r += m;
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn pv_m<const M: usize>(
+        kn: usize,
+        d: usize,
+        p: *const f32,
+        v: *const f32,
+        o: *mut f32,
+        masks: [__mmask16; 4],
+    ) {
+        let mut acc = [[_mm512_setzero_ps(); 4]; M];
+        for (r, ar) in acc.iter_mut().enumerate() {
+            for (c, a) in ar.iter_mut().enumerate() {
+                // SAFETY: masked lanes are not read (AVX-512 masked loads suppress faults).
+                *a = unsafe { _mm512_maskz_loadu_ps(masks[c], o.add(r * d + c * 16)) };
+            }
+        }
+        for j in 0..kn {
+            // SAFETY: j < kn rows of v; lanes past d are masked; p row r has BK ≥ kn values.
+            unsafe {
+                let vj = v.add(j * d);
+                let vv: [__m512; 4] =
+                    std::array::from_fn(|c| _mm512_maskz_loadu_ps(masks[c], vj.add(c * 16)));
+                for (r, ar) in acc.iter_mut().enumerate() {
+                    let pv = _mm512_set1_ps(*p.add(r * BK + j));
+                    for (a, &x) in ar.iter_mut().zip(&vv) {
+                        *a = _mm512_fmadd_ps(pv, x, *a);
+                    }
+                }
+            }
+        }
+        for (r, ar) in acc.iter().enumerate() {
+            for (c, &a) in ar.iter().enumerate() {
+                // SAFETY: as for the loads.
+                unsafe { _mm512_mask_storeu_ps(o.add(r * d + c * 16), masks[c], a) };
+            }
+        }
+    }
 }
 
 /// One backward unit's (dq, dk), dv output blocks, as rayon's zip nests them.

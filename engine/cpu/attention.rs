@@ -366,31 +366,29 @@ impl Inputs<'_> {
                 &mut s,
                 self.p.scale,
             );
-            for r in 0..rows {
-                let row = &mut s[r * BK..r * BK + kn];
-                let vis = lim[r].saturating_sub(t0).min(kn);
-                if let Some(mask) = &self.mask {
+            if let Some(mask) = &self.mask {
+                for r in 0..rows {
+                    let vis = lim[r].saturating_sub(t0).min(kn);
                     let mr = mask.row(bi, who[r].0, who[r].1);
-                    for (j, x) in row[..vis].iter_mut().enumerate() {
+                    for (j, x) in s[r * BK..r * BK + vis].iter_mut().enumerate() {
                         *x += mr.at(t0 + j);
                     }
                 }
-                row[vis..].fill(f32::NEG_INFINITY);
-                let m_new = m[r].max(vector::max(&row[..vis]));
-                if m_new == f32::NEG_INFINITY {
-                    row.fill(0.0); // nothing visible yet: this row adds nothing
-                    continue;
-                }
-                if m_new != m[r] && m[r] != f32::NEG_INFINITY {
-                    // Rescale by exp(m − m') (before the first contribution acc and l are 0).
-                    let c = vector::exp(m[r] - m_new);
-                    vector::scale(&mut out[r * d..(r + 1) * d], c);
-                    l[r] *= c;
-                }
-                l[r] += vector::exp_sub_sum(row, m_new) as f32;
-                m[r] = m_new;
             }
-            kernels::accumulate_pv(rows, kn, d, &s, &vh[t0 * d..(t0 + kn) * d], out);
+            let mut vis = [0usize; BQ];
+            for r in 0..rows {
+                vis[r] = lim[r].saturating_sub(t0).min(kn);
+            }
+            let mut corr = [1f32; BQ];
+            kernels::online_softmax(
+                &vis[..rows],
+                &mut s,
+                &mut m[..rows],
+                &mut l[..rows],
+                &mut corr[..rows],
+            );
+            let v_tile = &vh[t0 * d..(t0 + kn) * d];
+            kernels::accumulate_pv(kn, d, &s, v_tile, &corr[..rows], out);
         }
         for (r, acc) in out.chunks_mut(d).enumerate() {
             // l = 0 only when no key was visible or all were −∞: such a row outputs 0.
@@ -419,16 +417,59 @@ mod kernels {
         scores_portable(rows, d, q, kt, s, scale);
     }
 
-    /// `o[r·d + c] += Σ_{j<kn} p[r·BK + j]·v[j·d + c]` for `r < rows`, `c < d`.
-    pub fn accumulate_pv(rows: usize, kn: usize, d: usize, p: &[f32], v: &[f32], o: &mut [f32]) {
+    /// `o[r·d + c] = corr[r]·o[r·d + c] + Σ_{j<kn} p[r·BK + j]·v[j·d + c]` for `r < rows`,
+    /// `c < d`, with `rows = corr.len()`.
+    pub fn accumulate_pv(kn: usize, d: usize, p: &[f32], v: &[f32], corr: &[f32], o: &mut [f32]) {
+        let rows = corr.len();
         assert!(kn <= BK && p.len() >= rows * BK && v.len() >= kn * d && o.len() >= rows * d);
         #[cfg(target_arch = "x86_64")]
         if vector::isa() == Isa::Avx512 {
             // SAFETY: AVX-512F is present (isa), and the slice lengths were checked above.
-            unsafe { super::avx512::accumulate_pv(rows, kn, d, p, v, o) };
+            unsafe { super::avx512::accumulate_pv(rows, kn, d, p, v, corr, o) };
             return;
         }
-        pv_portable(rows, kn, d, p, v, o);
+        pv_portable(kn, d, p, v, corr, o);
+    }
+
+    /// The online-softmax step of one tile. Row `r` of `s` (stride [`BK`]) holds scores whose
+    /// first `vis[r]` entries are visible; with the running max `m[r]` and sum `l[r]`:
+    /// `m' = max(m, max_j s_j)`, `corr[r] = exp(m − m')`, `l ← corr·l + Σ_j exp(s_j − m')`,
+    /// and `s_j ← exp(s_j − m')` (0 for hidden entries, up to [`BK`]). A row with no finite
+    /// score so far gets `P = 0` and `corr = 1`.
+    pub fn online_softmax(
+        vis: &[usize],
+        s: &mut [f32],
+        m: &mut [f32],
+        l: &mut [f32],
+        corr: &mut [f32],
+    ) {
+        let rows = vis.len();
+        assert!(s.len() >= rows * BK && m.len() >= rows && l.len() >= rows && corr.len() >= rows);
+        assert!(vis.iter().all(|&v| v <= BK));
+        #[cfg(target_arch = "x86_64")]
+        if vector::isa() == Isa::Avx512 {
+            // SAFETY: AVX-512F is present (isa), and the slice lengths were checked above.
+            unsafe { super::avx512::online_softmax(vis, s, m, l, corr) };
+            return;
+        }
+        for (r, &vis) in vis.iter().enumerate() {
+            let row = &mut s[r * BK..(r + 1) * BK];
+            row[vis..].fill(f32::NEG_INFINITY);
+            let m_new = m[r].max(vector::max(&row[..vis]));
+            if m_new == f32::NEG_INFINITY {
+                row.fill(0.0);
+                corr[r] = 1.0;
+                continue;
+            }
+            // exp(−∞) = 0 before the first contribution, where the accumulator and l are 0.
+            corr[r] = if m_new == m[r] {
+                1.0
+            } else {
+                vector::exp(m[r] - m_new)
+            };
+            l[r] = l[r] * corr[r] + vector::exp_sub_sum(row, m_new) as f32;
+            m[r] = m_new;
+        }
     }
 
     #[inline(always)]
@@ -448,8 +489,11 @@ mod kernels {
     }
 
     #[inline(always)]
-    fn pv_body(rows: usize, kn: usize, d: usize, p: &[f32], v: &[f32], o: &mut [f32]) {
-        for (r, or) in o.chunks_exact_mut(d).take(rows).enumerate() {
+    fn pv_body(kn: usize, d: usize, p: &[f32], v: &[f32], corr: &[f32], o: &mut [f32]) {
+        for (r, (or, &c)) in o.chunks_exact_mut(d).zip(corr).enumerate() {
+            if c != 1.0 {
+                or.iter_mut().for_each(|x| *x *= c);
+            }
             for (j, vj) in v.chunks_exact(d).take(kn).enumerate() {
                 let a = p[r * BK + j];
                 or.iter_mut().zip(vj).for_each(|(x, &y)| *x += a * y);
@@ -458,7 +502,7 @@ mod kernels {
     }
 
     multiversion! {
-        fn pv_portable(rows: usize, kn: usize, d: usize, p: &[f32], v: &[f32], o: &mut [f32]) = pv_body;
+        fn pv_portable(kn: usize, d: usize, p: &[f32], v: &[f32], corr: &[f32], o: &mut [f32]) = pv_body;
     }
 
     // Keep MR in use on targets without the AVX-512 kernels.
@@ -471,6 +515,7 @@ mod kernels {
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use super::{BK, MR};
+    use crate::engine::cpu::vector;
     use std::arch::x86_64::*;
 
     /// Calls `$f::<M>(args)` for a row count `M` in `1..=MR` known only at run time.
@@ -548,9 +593,10 @@ mod avx512 {
         d: usize,
         p: &[f32],
         v: &[f32],
+        corr: &[f32],
         o: &mut [f32],
     ) {
-        let (pp, vp, op) = (p.as_ptr(), v.as_ptr(), o.as_mut_ptr());
+        let (pp, vp, op, cp) = (p.as_ptr(), v.as_ptr(), o.as_mut_ptr(), corr.as_ptr());
         for c0 in (0..d).step_by(64) {
             let masks: [__mmask16; 4] = std::array::from_fn(|c| {
                 let left = d.saturating_sub(c0 + 16 * c).min(16);
@@ -563,11 +609,73 @@ mod avx512 {
                 unsafe {
                     by_rows!(
                         m,
-                        pv_m(kn, d, pp.add(r * BK), vp.add(c0), op.add(r * d + c0), masks)
+                        pv_m(
+                            kn,
+                            d,
+                            pp.add(r * BK),
+                            vp.add(c0),
+                            cp.add(r),
+                            op.add(r * d + c0),
+                            masks
+                        )
                     )
                 };
                 r += m;
             }
+        }
+    }
+
+    /// See [`super::kernels::online_softmax`]: one row of 64 scores is 4 vectors; hidden keys
+    /// are masked lanes set to −∞, so their `exp` is 0 without touching memory twice.
+    /// SAFETY (caller): AVX-512F present; `s` holds `vis.len()·BK` values, `m`, `l`, `corr` at
+    /// least `vis.len()`, and every `vis[r] ≤ BK`.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn online_softmax(
+        vis: &[usize],
+        s: &mut [f32],
+        m: &mut [f32],
+        l: &mut [f32],
+        corr: &mut [f32],
+    ) {
+        let ninf = _mm512_set1_ps(f32::NEG_INFINITY);
+        for (r, &vis) in vis.iter().enumerate() {
+            // SAFETY: row r of s has BK = 64 floats.
+            let sp = unsafe { s.as_mut_ptr().add(r * BK) };
+            let x: [__m512; 4] = std::array::from_fn(|c| {
+                let left = vis.saturating_sub(16 * c).min(16);
+                let keep = ((1u32 << left) - 1) as __mmask16;
+                // SAFETY: 16 floats at sp + 16c are inside the row.
+                _mm512_mask_loadu_ps(ninf, keep, unsafe { sp.add(16 * c) })
+            });
+            let tmax = _mm512_reduce_max_ps(_mm512_max_ps(
+                _mm512_max_ps(x[0], x[1]),
+                _mm512_max_ps(x[2], x[3]),
+            ));
+            let m_new = m[r].max(tmax);
+            if m_new == f32::NEG_INFINITY {
+                for c in 0..4 {
+                    // SAFETY: as above.
+                    unsafe { _mm512_storeu_ps(sp.add(16 * c), _mm512_setzero_ps()) };
+                }
+                corr[r] = 1.0;
+                continue;
+            }
+            // exp(−∞) = 0 before the first contribution, where the accumulator and l are 0.
+            corr[r] = if m_new == m[r] {
+                1.0
+            } else {
+                vector::exp(m[r] - m_new)
+            };
+            let mv = _mm512_set1_ps(m_new);
+            let mut sum = _mm512_setzero_ps();
+            for (c, &xc) in x.iter().enumerate() {
+                let e = vector::avx512::exp(_mm512_sub_ps(xc, mv));
+                sum = _mm512_add_ps(sum, e);
+                // SAFETY: as above.
+                unsafe { _mm512_storeu_ps(sp.add(16 * c), e) };
+            }
+            l[r] = l[r] * corr[r] + _mm512_reduce_add_ps(sum);
+            m[r] = m_new;
         }
     }
 
@@ -578,14 +686,18 @@ mod avx512 {
         d: usize,
         p: *const f32,
         v: *const f32,
+        corr: *const f32,
         o: *mut f32,
         masks: [__mmask16; 4],
     ) {
         let mut acc = [[_mm512_setzero_ps(); 4]; M];
         for (r, ar) in acc.iter_mut().enumerate() {
+            // SAFETY: corr has a factor per row (r < M rows from this block's first).
+            let c_r = _mm512_set1_ps(unsafe { *corr.add(r) });
             for (c, a) in ar.iter_mut().enumerate() {
                 // SAFETY: masked lanes are not read (AVX-512 masked loads suppress faults).
-                *a = unsafe { _mm512_maskz_loadu_ps(masks[c], o.add(r * d + c * 16)) };
+                let o_rc = unsafe { _mm512_maskz_loadu_ps(masks[c], o.add(r * d + c * 16)) };
+                *a = _mm512_mul_ps(o_rc, c_r);
             }
         }
         for j in 0..kn {

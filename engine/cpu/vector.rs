@@ -127,6 +127,46 @@ pub fn exp(x: f32) -> f32 {
     }
 }
 
+/// [`exp`] on 16 lanes with AVX-512 intrinsics (same constants and reduction; `vscalefps`
+/// applies 2ⁿ, and FMA evaluates the polynomial, so results may differ from [`exp`] by 1 ulp).
+/// For kernels that keep their data in registers.
+#[cfg(target_arch = "x86_64")]
+pub mod avx512 {
+    use std::arch::x86_64::*;
+
+    /// eˣ per lane: 0 below [`super::EXP_MIN`], +∞ above [`super::EXP_MAX`], NaN stays NaN.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    pub fn exp(x: __m512) -> __m512 {
+        // Clamping with x as the second operand keeps NaN (vmaxps returns it when unordered).
+        let xc = _mm512_min_ps(
+            _mm512_set1_ps(100.0),
+            _mm512_max_ps(_mm512_set1_ps(-100.0), x),
+        );
+        let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+            _mm512_mul_ps(xc, _mm512_set1_ps(std::f32::consts::LOG2_E)),
+        );
+        let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693_359_4), xc);
+        let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.121_944_4e-4), r);
+        let z = _mm512_mul_ps(r, r);
+        let mut p = _mm512_set1_ps(1.987_569_1e-4);
+        for c in [
+            1.398_199_9e-3,
+            8.333_452e-3,
+            4.166_579_6e-2,
+            1.666_666_5e-1,
+            0.5,
+        ] {
+            p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
+        }
+        let y = _mm512_add_ps(_mm512_fmadd_ps(p, z, r), _mm512_set1_ps(1.0));
+        // Above EXP_MAX n ≥ 128 and vscalefps overflows to +∞ by itself; below EXP_MIN flush.
+        let e = _mm512_scalef_ps(y, n);
+        let keep = _mm512_cmp_ps_mask::<_CMP_NLT_UQ>(x, _mm512_set1_ps(super::EXP_MIN));
+        _mm512_maskz_mov_ps(keep, e)
+    }
+}
+
 #[inline(always)]
 fn exp_in_place_body(x: &mut [f32]) {
     x.iter_mut().for_each(|v| *v = exp(*v));
@@ -272,6 +312,49 @@ mod tests {
         }
         eprintln!("exp: worst error {worst} ulp");
         assert!(worst >= 1, "a polynomial exp is not exact everywhere");
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx512_exp_is_within_two_ulp_and_handles_edges() {
+        if isa() != Isa::Avx512 {
+            return;
+        }
+        let mut xs: Vec<f32> = (0..400_000)
+            .map(|i| EXP_MIN + (EXP_MAX - EXP_MIN) * i as f32 / 400_000.0)
+            .collect();
+        xs.extend([
+            f32::NEG_INFINITY,
+            -100.0,
+            EXP_MIN - 1e-3,
+            89.0,
+            f32::INFINITY,
+            f32::NAN,
+        ]);
+        while xs.len() % 16 != 0 {
+            xs.push(0.5);
+        }
+        let mut worst = 0;
+        for c in xs.chunks_exact(16) {
+            let mut out = [0f32; 16];
+            // SAFETY: AVX-512F is present (isa); both pointers address 16 floats.
+            unsafe {
+                let v = avx512::exp(std::arch::x86_64::_mm512_loadu_ps(c.as_ptr()));
+                std::arch::x86_64::_mm512_storeu_ps(out.as_mut_ptr(), v);
+            }
+            for (&x, &got) in c.iter().zip(&out) {
+                let want = (x as f64).exp() as f32;
+                if x.is_nan() {
+                    assert!(got.is_nan());
+                } else if !(EXP_MIN..=EXP_MAX).contains(&x) {
+                    assert_eq!(got, exp(x), "edge {x}");
+                } else {
+                    worst = worst.max(ulps(got, want));
+                }
+            }
+        }
+        eprintln!("avx512 exp: worst error {worst} ulp");
+        assert!(worst <= 2);
     }
 
     #[test]

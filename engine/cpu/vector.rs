@@ -135,6 +135,9 @@ pub mod avx512 {
     use std::arch::x86_64::*;
 
     /// eˣ per lane: 0 below [`super::EXP_MIN`], +∞ above [`super::EXP_MAX`], NaN stays NaN.
+    ///
+    /// # Safety
+    /// Callable only where AVX-512F is available (see [`super::isa`]).
     #[target_feature(enable = "avx512f")]
     #[inline]
     pub fn exp(x: __m512) -> __m512 {
@@ -331,7 +334,7 @@ mod tests {
             f32::INFINITY,
             f32::NAN,
         ]);
-        while xs.len() % 16 != 0 {
+        while !xs.len().is_multiple_of(16) {
             xs.push(0.5);
         }
         let mut worst = 0;

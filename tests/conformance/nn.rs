@@ -781,7 +781,8 @@ pub fn row_kernels_match_reference_on_long_rows_and_parallel_sizes(dev: &Dev) ->
     // The exp family in chunked parallel pieces (100 001 elements, ragged last chunk).
     let x = randn(dev, &[100_001], 403)?.scale(6.0)?;
     let xv = values(&x)?;
-    let cases: [(Tensor, fn(f64) -> f64, &str); 3] = [
+    type Case = (Tensor, fn(f64) -> f64, &'static str);
+    let cases: [Case; 3] = [
         (x.exp()?, f64::exp, "exp"),
         (x.sigmoid()?, |v| 1.0 / (1.0 + (-v).exp()), "sigmoid"),
         (x.silu()?, |v| v / (1.0 + (-v).exp()), "silu"),

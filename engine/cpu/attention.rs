@@ -277,28 +277,8 @@ pub fn attention(
         dims,
         p: *p,
     };
-    let mut out = vec![0f32; dims.b * dims.hq * dims.tq * dims.d];
-    if out.is_empty() {
-        return Ok(boxed(HostBuffer::F32(out)));
-    }
     let kt = pack_keys(&ks, &dims);
-    // The query rows of one kv head's group are contiguous: heads kv·G .. kv·G+G, each Tq rows.
-    let rows = dims.group() * dims.tq;
-    let d = dims.d;
-    let head = |(bkv, po): (usize, &mut [f32])| {
-        let unit = |(blk, o): (usize, &mut [f32])| inputs.forward_unit(&kt, bkv, blk * BQ, o);
-        if parallel(&dims, rows.div_ceil(BQ)) {
-            po.par_chunks_mut(BQ * d).enumerate().for_each(unit);
-        } else {
-            po.chunks_mut(BQ * d).enumerate().for_each(unit);
-        }
-    };
-    if parallel(&dims, dims.b * dims.hkv) {
-        out.par_chunks_mut(rows * d).enumerate().for_each(head);
-    } else {
-        out.chunks_mut(rows * d).enumerate().for_each(head);
-    }
-    Ok(boxed(HostBuffer::F32(out)))
+    Ok(boxed(HostBuffer::F32(inputs.forward_all(&kt).0)))
 }
 
 /// Keys of every kv head packed for the score kernel: per head, tiles of [`BK`] keys, each
@@ -329,12 +309,93 @@ fn pack_keys(k: &[f32], dm: &Dims) -> Vec<f32> {
 }
 
 impl Inputs<'_> {
+    /// The whole forward: the output `[B, Hq, Tq, D]` and each query row's log-sum-exp
+    /// `ln Σ_j exp(s_j)` (+∞ for a row that sees no key), given the packed keys.
+    fn forward_all(&self, kt: &[f32]) -> (Vec<f32>, Vec<f32>) {
+        let dims = &self.dims;
+        let d = dims.d;
+        let mut out = vec![0f32; dims.b * dims.hq * dims.tq * d];
+        let mut lse = vec![0f32; dims.b * dims.hq * dims.tq];
+        if out.is_empty() {
+            return (out, lse);
+        }
+        // The query rows of one kv head's group are contiguous: heads kv·G .. kv·G+G, Tq rows
+        // each. Work units: (batch, kv head, block of BQ of those rows).
+        let rows = dims.group() * dims.tq;
+        let head = |(bkv, (po, pl)): (usize, (&mut [f32], &mut [f32]))| {
+            let unit = |(blk, (o, l)): (usize, (&mut [f32], &mut [f32]))| {
+                self.forward_unit(kt, bkv, blk * BQ, o, l)
+            };
+            if parallel(dims, rows.div_ceil(BQ)) {
+                po.par_chunks_mut(BQ * d)
+                    .zip(pl.par_chunks_mut(BQ))
+                    .enumerate()
+                    .for_each(unit);
+            } else {
+                po.chunks_mut(BQ * d)
+                    .zip(pl.chunks_mut(BQ))
+                    .enumerate()
+                    .for_each(unit);
+            }
+        };
+        if parallel(dims, dims.b * dims.hkv) {
+            out.par_chunks_mut(rows * d)
+                .zip(lse.par_chunks_mut(rows))
+                .enumerate()
+                .for_each(head);
+        } else {
+            out.chunks_mut(rows * d)
+                .zip(lse.chunks_mut(rows))
+                .enumerate()
+                .for_each(head);
+        }
+        (out, lse)
+    }
+
+    /// Per row of a score tile (row stride [`BK`], scores of keys `t0..t0+kn`): add the mask
+    /// to the visible entries and return how many entries are visible (causal limit `lim`).
+    fn visible_in_tile(
+        &self,
+        bi: usize,
+        who: &[(usize, usize)],
+        lim: &[usize],
+        t0: usize,
+        kn: usize,
+        s: &mut [f32],
+    ) -> [usize; BQ] {
+        let mut vis = [0usize; BQ];
+        for (r, (&(h, i), &lim)) in who.iter().zip(lim).enumerate() {
+            vis[r] = lim.saturating_sub(t0).min(kn);
+            if let Some(mask) = &self.mask {
+                let mr = mask.row(bi, h, i);
+                for (j, x) in s[r * BK..r * BK + vis[r]].iter_mut().enumerate() {
+                    *x += mr.at(t0 + j);
+                }
+            }
+        }
+        vis
+    }
+
+    /// Head, query index and visible key count of rows `row0..row0+rows` of kv head `kv`.
+    fn row_info(&self, kv: usize, row0: usize, rows: usize) -> ([(usize, usize); BQ], [usize; BQ]) {
+        let dm = &self.dims;
+        let mut lim = [0usize; BQ];
+        let mut who = [(0usize, 0usize); BQ];
+        for r in 0..rows {
+            let rho = row0 + r;
+            let i = rho % dm.tq;
+            who[r] = (kv * dm.group() + rho / dm.tq, i);
+            lim[r] = dm.visible(self.p.causal, i);
+        }
+        (who, lim)
+    }
+
     /// Online-softmax forward of query rows `row0..row0+R` of kv head `bkv` (= b·Hkv + kv; row
     /// `ρ` is query `ρ mod Tq` of head `kv·G + ρ div Tq`) into `out` (`R × D`, R ≤ [`BQ`], zero on
     /// entry; it doubles as the running accumulator). Per key tile: scores `S = scale·Q·Kᵀ`
     /// (micro-kernel), mask and causal limit, the running max/sum update with the rescale
     /// `exp(m − m')`, `P = exp(S − m')`, then `O += P·V` (micro-kernel).
-    fn forward_unit(&self, kt: &[f32], bkv: usize, row0: usize, out: &mut [f32]) {
+    fn forward_unit(&self, kt: &[f32], bkv: usize, row0: usize, out: &mut [f32], lse: &mut [f32]) {
         let dm = &self.dims;
         let (d, g) = (dm.d, dm.group());
         let rows = out.len() / d;
@@ -343,14 +404,7 @@ impl Inputs<'_> {
         let tiles = dm.tk.div_ceil(BK);
         let kth = &kt[bkv * tiles * d * BK..][..tiles * d * BK];
         let vh = &self.v[bkv * dm.tk * d..][..dm.tk * d];
-        let mut lim = [0usize; BQ];
-        let mut who = [(0usize, 0usize); BQ];
-        for r in 0..rows {
-            let rho = row0 + r;
-            let i = rho % dm.tq;
-            who[r] = (kv * g + rho / dm.tq, i);
-            lim[r] = dm.visible(self.p.causal, i);
-        }
+        let (who, lim) = self.row_info(kv, row0, rows);
         // Tiles past every row's last visible key are skipped entirely (causal).
         let kmax = lim[..rows].iter().copied().max().unwrap_or(0);
         let mut m = [f32::NEG_INFINITY; BQ];
@@ -366,19 +420,7 @@ impl Inputs<'_> {
                 &mut s,
                 self.p.scale,
             );
-            if let Some(mask) = &self.mask {
-                for r in 0..rows {
-                    let vis = lim[r].saturating_sub(t0).min(kn);
-                    let mr = mask.row(bi, who[r].0, who[r].1);
-                    for (j, x) in s[r * BK..r * BK + vis].iter_mut().enumerate() {
-                        *x += mr.at(t0 + j);
-                    }
-                }
-            }
-            let mut vis = [0usize; BQ];
-            for r in 0..rows {
-                vis[r] = lim[r].saturating_sub(t0).min(kn);
-            }
+            let vis = self.visible_in_tile(bi, &who[..rows], &lim[..rows], t0, kn, &mut s);
             let mut corr = [1f32; BQ];
             kernels::online_softmax(
                 &vis[..rows],
@@ -388,12 +430,22 @@ impl Inputs<'_> {
                 &mut corr[..rows],
             );
             let v_tile = &vh[t0 * d..(t0 + kn) * d];
-            kernels::accumulate_pv(kn, d, &s, v_tile, &corr[..rows], out);
+            let p_tile = kernels::Lhs {
+                data: &s,
+                rs: BK,
+                ks: 1,
+            };
+            kernels::gemm_acc(rows, kn, d, p_tile, v_tile, Some(&corr[..rows]), out);
         }
         for (r, acc) in out.chunks_mut(d).enumerate() {
             // l = 0 only when no key was visible or all were −∞: such a row outputs 0.
             let inv = if l[r] > 0.0 { 1.0 / l[r] } else { 0.0 };
             vector::scale(acc, inv);
+            lse[r] = if l[r] > 0.0 {
+                m[r] + l[r].ln()
+            } else {
+                f32::INFINITY
+            };
         }
     }
 }
@@ -417,18 +469,48 @@ mod kernels {
         scores_portable(rows, d, q, kt, s, scale);
     }
 
-    /// `o[r·d + c] = corr[r]·o[r·d + c] + Σ_{j<kn} p[r·BK + j]·v[j·d + c]` for `r < rows`,
-    /// `c < d`, with `rows = corr.len()`.
-    pub fn accumulate_pv(kn: usize, d: usize, p: &[f32], v: &[f32], corr: &[f32], o: &mut [f32]) {
-        let rows = corr.len();
-        assert!(kn <= BK && p.len() >= rows * BK && v.len() >= kn * d && o.len() >= rows * d);
+    /// A left operand read through strides: element `(r, k)` is `data[r·rs + k·ks]`, so the
+    /// same tile serves as `P` (`rs = BK, ks = 1`) or as `Pᵀ` (`rs = 1, ks = BK`).
+    #[derive(Clone, Copy)]
+    pub struct Lhs<'a> {
+        pub data: &'a [f32],
+        pub rs: usize,
+        pub ks: usize,
+    }
+
+    /// `c[r·d + e] = corr[r]·c[r·d + e] + Σ_{k<kdim} a(r, k)·b[k·d + e]` for `r < rows`,
+    /// `e < d` (`corr` = 1 when `None`): `O = diag(corr)·O + P·V` and the gradient products.
+    pub fn gemm_acc(
+        rows: usize,
+        kdim: usize,
+        d: usize,
+        a: Lhs,
+        b: &[f32],
+        corr: Option<&[f32]>,
+        c: &mut [f32],
+    ) {
+        if rows == 0 || d == 0 {
+            return;
+        }
+        let a_need = if kdim == 0 {
+            0
+        } else {
+            (rows - 1) * a.rs + (kdim - 1) * a.ks + 1
+        };
+        assert!(a.data.len() >= a_need && b.len() >= kdim * d && c.len() >= rows * d);
+        assert!(corr.is_none_or(|x| x.len() >= rows));
         #[cfg(target_arch = "x86_64")]
         if vector::isa() == Isa::Avx512 {
             // SAFETY: AVX-512F is present (isa), and the slice lengths were checked above.
-            unsafe { super::avx512::accumulate_pv(rows, kn, d, p, v, corr, o) };
+            unsafe { super::avx512::gemm_acc(rows, kdim, d, a, b, corr, c) };
             return;
         }
-        pv_portable(kn, d, p, v, corr, o);
+        let ones = [1f32; 0];
+        let (corr, has) = match corr {
+            Some(x) => (x, true),
+            None => (&ones[..], false),
+        };
+        gemm_portable(rows, kdim, d, a.data, a.rs, a.ks, b, corr, has, c);
     }
 
     /// The online-softmax step of one tile. Row `r` of `s` (stride [`BK`]) holds scores whose
@@ -488,21 +570,35 @@ mod kernels {
         fn scores_portable(rows: usize, d: usize, q: &[f32], kt: &[f32], s: &mut [f32], scale: f32) = scores_body;
     }
 
+    #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    fn pv_body(kn: usize, d: usize, p: &[f32], v: &[f32], corr: &[f32], o: &mut [f32]) {
-        for (r, (or, &c)) in o.chunks_exact_mut(d).zip(corr).enumerate() {
-            if c != 1.0 {
-                or.iter_mut().for_each(|x| *x *= c);
+    fn gemm_body(
+        rows: usize,
+        kdim: usize,
+        d: usize,
+        a: &[f32],
+        rs: usize,
+        ks: usize,
+        b: &[f32],
+        corr: &[f32],
+        has_corr: bool,
+        c: &mut [f32],
+    ) {
+        for (r, cr) in c.chunks_exact_mut(d).take(rows).enumerate() {
+            if has_corr && corr[r] != 1.0 {
+                let f = corr[r];
+                cr.iter_mut().for_each(|x| *x *= f);
             }
-            for (j, vj) in v.chunks_exact(d).take(kn).enumerate() {
-                let a = p[r * BK + j];
-                or.iter_mut().zip(vj).for_each(|(x, &y)| *x += a * y);
+            for (k, bk) in b.chunks_exact(d).take(kdim).enumerate() {
+                let x = a[r * rs + k * ks];
+                cr.iter_mut().zip(bk).for_each(|(y, &z)| *y += x * z);
             }
         }
     }
 
     multiversion! {
-        fn pv_portable(kn: usize, d: usize, p: &[f32], v: &[f32], corr: &[f32], o: &mut [f32]) = pv_body;
+        #[allow(clippy::too_many_arguments)]
+        fn gemm_portable(rows: usize, kdim: usize, d: usize, a: &[f32], rs: usize, ks: usize, b: &[f32], corr: &[f32], has_corr: bool, c: &mut [f32]) = gemm_body;
     }
 
     // Keep MR in use on targets without the AVX-512 kernels.
@@ -584,19 +680,20 @@ mod avx512 {
         }
     }
 
-    /// See [`super::kernels::accumulate_pv`]; columns go in chunks of 64, the last one masked.
-    /// SAFETY (caller): AVX-512F present; `p` holds `rows·BK`, `v` `kn·d`, `o` `rows·d` values.
+    /// See [`super::kernels::gemm_acc`]; columns go in chunks of 64, the last one masked.
+    /// SAFETY (caller): AVX-512F present; the operands hold what `gemm_acc` checks.
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn accumulate_pv(
+    pub unsafe fn gemm_acc(
         rows: usize,
-        kn: usize,
+        kdim: usize,
         d: usize,
-        p: &[f32],
-        v: &[f32],
-        corr: &[f32],
-        o: &mut [f32],
+        a: super::kernels::Lhs,
+        b: &[f32],
+        corr: Option<&[f32]>,
+        c: &mut [f32],
     ) {
-        let (pp, vp, op, cp) = (p.as_ptr(), v.as_ptr(), o.as_mut_ptr(), corr.as_ptr());
+        let (ap, bp, cp) = (a.data.as_ptr(), b.as_ptr(), c.as_mut_ptr());
+        let ones = [1f32; MR];
         for c0 in (0..d).step_by(64) {
             let masks: [__mmask16; 4] = std::array::from_fn(|c| {
                 let left = d.saturating_sub(c0 + 16 * c).min(16);
@@ -605,17 +702,19 @@ mod avx512 {
             let mut r = 0;
             while r < rows {
                 let m = (rows - r).min(MR);
-                // SAFETY: rows r..r+m of p and o exist; columns past d are masked off.
+                let f = corr.map_or(ones.as_ptr(), |x| x[r..].as_ptr());
+                let strides = (a.rs, a.ks, d);
+                // SAFETY: rows r..r+m of a and c exist; columns past d are masked off.
                 unsafe {
                     by_rows!(
                         m,
-                        pv_m(
-                            kn,
-                            d,
-                            pp.add(r * BK),
-                            vp.add(c0),
-                            cp.add(r),
-                            op.add(r * d + c0),
+                        gemm_m(
+                            kdim,
+                            strides,
+                            ap.add(r * a.rs),
+                            bp.add(c0),
+                            f,
+                            cp.add(r * d + c0),
                             masks
                         )
                     )
@@ -679,11 +778,13 @@ mod avx512 {
         }
     }
 
+    /// `M` rows × 64 columns of [`gemm_acc`]: `(rs, ks, d)` are the strides of `a` and the row
+    /// length of `b` and `c`.
     #[target_feature(enable = "avx512f")]
     #[inline]
-    unsafe fn pv_m<const M: usize>(
+    unsafe fn gemm_m<const M: usize>(
         kn: usize,
-        d: usize,
+        (rs, ks, d): (usize, usize, usize),
         p: *const f32,
         v: *const f32,
         corr: *const f32,
@@ -707,7 +808,7 @@ mod avx512 {
                 let vv: [__m512; 4] =
                     std::array::from_fn(|c| _mm512_maskz_loadu_ps(masks[c], vj.add(c * 16)));
                 for (r, ar) in acc.iter_mut().enumerate() {
-                    let pv = _mm512_set1_ps(*p.add(r * BK + j));
+                    let pv = _mm512_set1_ps(*p.add(r * rs + j * ks));
                     for (a, &x) in ar.iter_mut().zip(&vv) {
                         *a = _mm512_fmadd_ps(pv, x, *a);
                     }

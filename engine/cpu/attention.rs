@@ -19,7 +19,7 @@
 
 use super::elementwise::PAR_THRESHOLD;
 use super::memory::{boxed, f32_only, host};
-use super::vector::{self, axpy, dot};
+use super::vector::{self, dot};
 use crate::engine::device::{AttentionParams, Buffer, View};
 use crate::engine::error::{Error, Result};
 use crate::engine::storage::HostBuffer;
@@ -92,6 +92,7 @@ impl Dims {
         lim.clamp(0, self.tk as isize) as usize
     }
     /// Element offset of row `(bi, h, t)` in a contiguous `[B, H, T, D]` tensor.
+    #[cfg(test)]
     fn row(&self, bi: usize, h: usize, heads: usize, t: usize, len: usize) -> usize {
         ((bi * heads + h) * len + t) * self.d
     }
@@ -169,6 +170,7 @@ struct Inputs<'a> {
     p: AttentionParams,
 }
 
+#[cfg(test)]
 impl Inputs<'_> {
     /// Scores `s_j = scale·q·k_j + mask_j` of query `(bi, h, i)` for keys `t0..t1` of kv head
     /// `kv`, written to `s`; returns their max (−∞ if all are masked out).
@@ -199,7 +201,8 @@ impl Inputs<'_> {
         max
     }
 
-    /// Backward of every query row of the query heads reading kv head `(bi, kv)`; `dq` is those
+    /// Per-row backward (the reference the blocked one is tested against): every query row of
+    /// the query heads reading kv head `(bi, kv)`; `dq` is those
     /// heads' `[G, Tq, D]` block, `dk`/`dv` the kv head's `[Tk, D]` block (all zero on entry).
     fn backward_unit(
         &self,
@@ -250,9 +253,9 @@ impl Inputs<'_> {
                     }
                     let ds = self.p.scale * pj * (dpj - delta);
                     let span = j * d..(j + 1) * d;
-                    axpy(dqi, ds, &kh[span.clone()]);
-                    axpy(&mut dk[span.clone()], ds, qi);
-                    axpy(&mut dv[span], pj, doi);
+                    vector::axpy(dqi, ds, &kh[span.clone()]);
+                    vector::axpy(&mut dk[span.clone()], ds, qi);
+                    vector::axpy(&mut dv[span], pj, doi);
                 }
             }
         }
@@ -450,6 +453,93 @@ impl Inputs<'_> {
     }
 }
 
+impl Inputs<'_> {
+    /// Blocked backward of kv head `bkv` (= b·Hkv + kv) over the rows of its query-head group
+    /// (FlashAttention-2 order, Dao 2023): per block of [`BQ`] rows and tile of [`BK`] keys,
+    /// `P = exp(scale·Q·Kᵀ + mask − lse)` (no renormalization: lse is final), `dP = dO·Vᵀ`,
+    /// `dS = scale·P∘(dP − δ)`, then `dV += Pᵀ·dO`, `dK += dSᵀ·Q`, `dQ += dS·K`, all with the
+    /// forward's micro-kernels. `dq` is the group's `[G·Tq, D]` block, `dk`/`dv` the kv head's
+    /// `[Tk, D]` blocks (zero on entry).
+    fn backward_blocked(
+        &self,
+        t: &Saved,
+        bkv: usize,
+        dq: &mut [f32],
+        dk: &mut [f32],
+        dv: &mut [f32],
+    ) {
+        let dm = &self.dims;
+        let d = dm.d;
+        let rows_all = dm.group() * dm.tq;
+        let (bi, kv) = (bkv / dm.hkv, bkv % dm.hkv);
+        let tile_len = d * BK;
+        let tiles = dm.tk.div_ceil(BK);
+        let kth = &t.kt[bkv * tiles * tile_len..][..tiles * tile_len];
+        let vth = &t.vt[bkv * tiles * tile_len..][..tiles * tile_len];
+        let kh = &self.k[bkv * dm.tk * d..][..dm.tk * d];
+        let base = bkv * rows_all;
+        let mut s = vec![0f32; BQ * BK];
+        let mut dp = vec![0f32; BQ * BK];
+        for row0 in (0..rows_all).step_by(BQ) {
+            let rows = BQ.min(rows_all - row0);
+            let span = (base + row0) * d..(base + row0 + rows) * d;
+            let (qb, dob) = (&self.q[span.clone()], &t.dout[span]);
+            let lse = &t.lse[base + row0..base + row0 + rows];
+            let delta = &t.delta[base + row0..base + row0 + rows];
+            let dqb = &mut dq[row0 * d..(row0 + rows) * d];
+            let (who, lim) = self.row_info(kv, row0, rows);
+            let kmax = lim[..rows].iter().copied().max().unwrap_or(0);
+            for t0 in (0..kmax).step_by(BK) {
+                let kn = (kmax - t0).min(BK);
+                let tile = (t0 / BK) * tile_len..(t0 / BK + 1) * tile_len;
+                kernels::scores(rows, d, qb, &kth[tile.clone()], &mut s, self.p.scale);
+                let vis = self.visible_in_tile(bi, &who[..rows], &lim[..rows], t0, kn, &mut s);
+                for r in 0..rows {
+                    let row = &mut s[r * BK..r * BK + kn];
+                    row[vis[r]..].fill(f32::NEG_INFINITY);
+                    // lse = +∞ for a row that sees nothing: every P is then 0.
+                    vector::exp_sub_sum(row, lse[r]);
+                }
+                kernels::scores(rows, d, dob, &vth[tile], &mut dp, 1.0);
+                for r in 0..rows {
+                    let (ds, p) = (&mut dp[r * BK..r * BK + kn], &s[r * BK..r * BK + kn]);
+                    kernels::softmax_grad(ds, p, delta[r], self.p.scale);
+                }
+                let keys = t0 * d..(t0 + kn) * d;
+                let transposed = |data| kernels::Lhs {
+                    data,
+                    rs: 1,
+                    ks: BK,
+                };
+                kernels::gemm_acc(
+                    kn,
+                    rows,
+                    d,
+                    transposed(&s),
+                    dob,
+                    None,
+                    &mut dv[keys.clone()],
+                );
+                kernels::gemm_acc(
+                    kn,
+                    rows,
+                    d,
+                    transposed(&dp),
+                    qb,
+                    None,
+                    &mut dk[keys.clone()],
+                );
+                let ds = kernels::Lhs {
+                    data: &dp,
+                    rs: BK,
+                    ks: 1,
+                };
+                kernels::gemm_acc(rows, kn, d, ds, &kh[keys], None, dqb);
+            }
+        }
+    }
+}
+
 /// The two matrix products of a forward tile. AVX-512: register-blocked micro-kernels
 /// ([`MR`] query rows × 64 columns, 24 accumulators); otherwise row-by-row axpy loops the
 /// compiler vectorizes (compiled for AVX2+FMA when present).
@@ -599,6 +689,18 @@ mod kernels {
     multiversion! {
         #[allow(clippy::too_many_arguments)]
         fn gemm_portable(rows: usize, kdim: usize, d: usize, a: &[f32], rs: usize, ks: usize, b: &[f32], corr: &[f32], has_corr: bool, c: &mut [f32]) = gemm_body;
+    }
+
+    #[inline(always)]
+    fn softmax_grad_body(dp: &mut [f32], p: &[f32], delta: f32, scale: f32) {
+        dp.iter_mut()
+            .zip(p)
+            .for_each(|(g, &pj)| *g = scale * pj * (*g - delta));
+    }
+
+    multiversion! {
+        /// `dp_j ← scale·p_j·(dp_j − δ)`: the gradient of the scores through the softmax.
+        pub fn softmax_grad(dp: &mut [f32], p: &[f32], delta: f32, scale: f32) = softmax_grad_body;
     }
 
     // Keep MR in use on targets without the AVX-512 kernels.
@@ -824,6 +926,16 @@ mod avx512 {
     }
 }
 
+/// What the blocked backward reads besides q, k, v: the output gradient, the packed keys and
+/// values (`[D][BK]` tiles), and per query row the forward's log-sum-exp and `δ = dO·O`.
+struct Saved<'a> {
+    dout: &'a [f32],
+    kt: &'a [f32],
+    vt: &'a [f32],
+    lse: &'a [f32],
+    delta: &'a [f32],
+}
+
 /// One backward unit's (dq, dk), dv output blocks, as rayon's zip nests them.
 type GradBlocks<'a> = ((&'a mut [f32], &'a mut [f32]), &'a mut [f32]);
 
@@ -870,8 +982,25 @@ pub fn attention_backward(
     let mut dk = vec![0f32; dims.b * dims.hkv * kv_len];
     let mut dv = vec![0f32; dk.len()];
     if !dq.is_empty() && !dk.is_empty() {
+        // Recompute the forward for O and each row's log-sum-exp, then δ = dO·O per row.
+        let kt = pack_keys(&ks, &dims);
+        let (o, lse) = inputs.forward_all(&kt);
+        let delta: Vec<f32> = if o.len() >= PAR_THRESHOLD {
+            let rows = dos.par_chunks_exact(dims.d).zip(o.par_chunks_exact(dims.d));
+            rows.map(|(a, b)| dot(a, b)).collect()
+        } else {
+            let rows = dos.chunks_exact(dims.d).zip(o.chunks_exact(dims.d));
+            rows.map(|(a, b)| dot(a, b)).collect()
+        };
+        let saved = Saved {
+            dout: &dos,
+            kt: &kt,
+            vt: &pack_keys(&vs, &dims),
+            lse: &lse,
+            delta: &delta,
+        };
         let unit = |(u, ((dqc, dkc), dvc)): (usize, GradBlocks)| {
-            inputs.backward_unit(&dos, u / dims.hkv, u % dims.hkv, dqc, dkc, dvc);
+            inputs.backward_blocked(&saved, u, dqc, dkc, dvc);
         };
         if parallel(&dims, dims.b * dims.hkv) {
             dq.par_chunks_mut(q_len)
@@ -892,4 +1021,69 @@ pub fn attention_backward(
         boxed(HostBuffer::F32(dk)),
         boxed(HostBuffer::F32(dv)),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::rng::Rng;
+
+    /// The blocked backward against the per-row one, on shapes with several row blocks and
+    /// key tiles, GQA, a head dim that is not a multiple of 16, causal and not.
+    #[test]
+    fn blocked_backward_matches_the_per_row_backward() {
+        for causal in [false, true] {
+            let dims = Dims {
+                b: 2,
+                hq: 4,
+                hkv: 2,
+                tq: 37,
+                tk: 150,
+                d: 20,
+            };
+            let mut rng = Rng::new(7);
+            let mut randn = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.normal()).collect() };
+            let nq = dims.b * dims.hq * dims.tq * dims.d;
+            let nk = dims.b * dims.hkv * dims.tk * dims.d;
+            let (q, k, v, dout) = (randn(nq), randn(nk), randn(nk), randn(nq));
+            let inputs = Inputs {
+                q: &q,
+                k: &k,
+                v: &v,
+                mask: None,
+                dims,
+                p: AttentionParams { scale: 0.3, causal },
+            };
+            let kt = pack_keys(&k, &dims);
+            let (o, lse) = inputs.forward_all(&kt);
+            let delta: Vec<f32> = dout
+                .chunks(dims.d)
+                .zip(o.chunks(dims.d))
+                .map(|(a, b)| dot(a, b))
+                .collect();
+            let saved = Saved {
+                dout: &dout,
+                kt: &kt,
+                vt: &pack_keys(&v, &dims),
+                lse: &lse,
+                delta: &delta,
+            };
+            let (ql, kl) = (nq / (dims.b * dims.hkv), nk / (dims.b * dims.hkv));
+            for u in 0..dims.b * dims.hkv {
+                let (mut dq, mut dk, mut dv) = (vec![0f32; ql], vec![0f32; kl], vec![0f32; kl]);
+                inputs.backward_blocked(&saved, u, &mut dq, &mut dk, &mut dv);
+                let (mut rq, mut rk, mut rv) = (vec![0f32; ql], vec![0f32; kl], vec![0f32; kl]);
+                let (bi, kv) = (u / dims.hkv, u % dims.hkv);
+                inputs.backward_unit(&dout, bi, kv, &mut rq, &mut rk, &mut rv);
+                for (name, got, want) in [("dq", dq, rq), ("dk", dk, rk), ("dv", dv, rv)] {
+                    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                        assert!(
+                            (g - w).abs() <= 1e-4 + 1e-4 * w.abs(),
+                            "{name}[{i}] unit {u} causal {causal}: {g} vs {w}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 }

@@ -6,11 +6,21 @@
 //! raises the max to `m'`, rescale `l` and `acc` by `exp(m − m')`. The output is `acc / l`.
 //! No `Tq × Tk` score matrix is ever formed. Rows whose every score is −∞ (fully masked) give 0.
 //!
-//! Backward: per query row recompute the probabilities `P_j = softmax(s)_j` (a `Tk` row buffer),
-//! `dP_j = dO·v_j`, `δ = Σ_j P_j·dP_j` (= dO·O) and `dS_j = P_j·(dP_j − δ)`; then
-//! `dq += scale·Σ_j dS_j·k_j`, `dk_j += scale·dS_j·q`, `dv_j += P_j·dO`. Work is split by
-//! (batch, kv head): such a unit owns the dk/dv of its kv head and the dq of the query heads
-//! that read it (GQA), so no two threads write the same gradient.
+//! Blocking: the G query heads that share a kv head (GQA) are contiguous in q, so the `G·Tq`
+//! rows of a kv head form one matrix; a work unit is (batch, kv head, block of [`BQ`] rows), and
+//! rayon spreads the units. The keys of each kv head are packed once per call, transposed into
+//! `[D][BK]` tiles, and shared by all units of the group. Per tile of [`BK`] keys a unit computes
+//! the score block `S = scale·Q·Kᵀ` with a register-blocked micro-kernel, adds the mask, hides
+//! keys past the causal limit, runs the online-softmax update (vectorized polynomial exp), and
+//! accumulates `O = diag(corr)·O + P·V` with a second micro-kernel reading V in place. Tiles
+//! that no row of the unit can see (causal) are skipped. AVX-512 kernels are chosen at run
+//! time; otherwise the same steps run as loops the compiler vectorizes (AVX2 or baseline).
+//!
+//! Backward (FlashAttention-2 order, Dao 2023): the forward is recomputed for `O` and each row's
+//! log-sum-exp `L`, `δ = dO·O` per row; then per unit (batch, kv head), per row block and key
+//! tile: `P = exp(S − L)`, `dP = dO·Vᵀ`, `dS = scale·P∘(dP − δ)`, `dV += Pᵀ·dO`, `dK += dSᵀ·Q`,
+//! `dQ += dS·K`, with the forward's kernels. A unit owns the dk/dv of its kv head and the dq of
+//! the query heads that read it, so no two threads write the same gradient.
 //!
 //! Shapes: q `[B, Hq, Tq, D]`, k/v `[B, Hkv, Tk, D]`, query head `h` reads kv head
 //! `h / (Hq/Hkv)`; the optional additive mask is read through its strides as `[B, Hq, Tq, Tk]`
@@ -904,7 +914,7 @@ mod avx512 {
             }
         }
         for j in 0..kn {
-            // SAFETY: j < kn rows of v; lanes past d are masked; p row r has BK ≥ kn values.
+            // SAFETY: k-step j < kn rows of b (v); lanes past d are masked; a(r, j) is in bounds (checked by gemm_acc).
             unsafe {
                 let vj = v.add(j * d);
                 let vv: [__m512; 4] =

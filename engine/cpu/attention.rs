@@ -42,6 +42,9 @@ const OP_BACK: &str = "attention_backward";
 const BQ: usize = 48;
 /// Keys per tile of the online softmax: the width of the score block (four AVX-512 vectors).
 const BK: usize = 64;
+/// Below this many query rows per kv head (G·Tq), the forward reads keys in place with dot
+/// products instead of packing them (decoding one token per head group).
+const PACK_MIN_ROWS: usize = 8;
 /// Query rows of one micro-kernel call (6 rows × 4 vectors = 24 accumulator registers).
 const MR: usize = 6;
 
@@ -290,8 +293,10 @@ pub fn attention(
         dims,
         p: *p,
     };
-    let kt = pack_keys(&ks, &dims);
-    Ok(boxed(HostBuffer::F32(inputs.forward_all(&kt).0)))
+    // Few rows per kv head (decoding): reading each key row once with dot products beats
+    // packing every key for a handful of queries.
+    let kt = (dims.group() * dims.tq >= PACK_MIN_ROWS).then(|| pack_keys(&ks, &dims));
+    Ok(boxed(HostBuffer::F32(inputs.forward_all(kt.as_deref()).0)))
 }
 
 /// Keys of every kv head packed for the score kernel: per head, tiles of [`BK`] keys, each
@@ -324,7 +329,7 @@ fn pack_keys(k: &[f32], dm: &Dims) -> Vec<f32> {
 impl Inputs<'_> {
     /// The whole forward: the output `[B, Hq, Tq, D]` and each query row's log-sum-exp
     /// `ln Σ_j exp(s_j)` (+∞ for a row that sees no key), given the packed keys.
-    fn forward_all(&self, kt: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    fn forward_all(&self, kt: Option<&[f32]>) -> (Vec<f32>, Vec<f32>) {
         let dims = &self.dims;
         let d = dims.d;
         let mut out = vec![0f32; dims.b * dims.hq * dims.tq * d];
@@ -408,14 +413,22 @@ impl Inputs<'_> {
     /// entry; it doubles as the running accumulator). Per key tile: scores `S = scale·Q·Kᵀ`
     /// (micro-kernel), mask and causal limit, the running max/sum update with the rescale
     /// `exp(m − m')`, `P = exp(S − m')`, then `O += P·V` (micro-kernel).
-    fn forward_unit(&self, kt: &[f32], bkv: usize, row0: usize, out: &mut [f32], lse: &mut [f32]) {
+    fn forward_unit(
+        &self,
+        kt: Option<&[f32]>,
+        bkv: usize,
+        row0: usize,
+        out: &mut [f32],
+        lse: &mut [f32],
+    ) {
         let dm = &self.dims;
         let (d, g) = (dm.d, dm.group());
         let rows = out.len() / d;
         let (bi, kv) = (bkv / dm.hkv, bkv % dm.hkv);
         let q = &self.q[(bkv * g * dm.tq + row0) * d..][..rows * d];
         let tiles = dm.tk.div_ceil(BK);
-        let kth = &kt[bkv * tiles * d * BK..][..tiles * d * BK];
+        let kth = kt.map(|kt| &kt[bkv * tiles * d * BK..][..tiles * d * BK]);
+        let kh = &self.k[bkv * dm.tk * d..][..dm.tk * d];
         let vh = &self.v[bkv * dm.tk * d..][..dm.tk * d];
         let (who, lim) = self.row_info(kv, row0, rows);
         // Tiles past every row's last visible key are skipped entirely (causal).
@@ -425,14 +438,20 @@ impl Inputs<'_> {
         let mut s = vec![0f32; BQ * BK];
         for t0 in (0..kmax).step_by(BK) {
             let kn = (kmax - t0).min(BK);
-            kernels::scores(
-                rows,
-                d,
-                q,
-                &kth[(t0 / BK) * d * BK..][..d * BK],
-                &mut s,
-                self.p.scale,
-            );
+            match kth {
+                Some(kth) => {
+                    let tile = &kth[(t0 / BK) * d * BK..][..d * BK];
+                    kernels::scores(rows, d, q, tile, &mut s, self.p.scale);
+                }
+                None => {
+                    for (qr, sr) in q.chunks_exact(d).zip(s.chunks_exact_mut(BK)) {
+                        let keys = kh[t0 * d..(t0 + kn) * d].chunks_exact(d);
+                        for (x, kj) in sr.iter_mut().zip(keys) {
+                            *x = self.p.scale * dot(qr, kj);
+                        }
+                    }
+                }
+            }
             let vis = self.visible_in_tile(bi, &who[..rows], &lim[..rows], t0, kn, &mut s);
             let mut corr = [1f32; BQ];
             kernels::online_softmax(
@@ -994,7 +1013,7 @@ pub fn attention_backward(
     if !dq.is_empty() && !dk.is_empty() {
         // Recompute the forward for O and each row's log-sum-exp, then δ = dO·O per row.
         let kt = pack_keys(&ks, &dims);
-        let (o, lse) = inputs.forward_all(&kt);
+        let (o, lse) = inputs.forward_all(Some(&kt));
         let delta: Vec<f32> = if o.len() >= PAR_THRESHOLD {
             let rows = dos.par_chunks_exact(dims.d).zip(o.par_chunks_exact(dims.d));
             rows.map(|(a, b)| dot(a, b)).collect()
@@ -1065,7 +1084,7 @@ mod tests {
                 p: AttentionParams { scale: 0.3, causal },
             };
             let kt = pack_keys(&k, &dims);
-            let (o, lse) = inputs.forward_all(&kt);
+            let (o, lse) = inputs.forward_all(Some(&kt));
             let delta: Vec<f32> = dout
                 .chunks(dims.d)
                 .zip(o.chunks(dims.d))

@@ -34,6 +34,7 @@ use crate::engine::device::{AttentionParams, Buffer, View};
 use crate::engine::error::{Error, Result};
 use crate::engine::storage::HostBuffer;
 use rayon::prelude::*;
+use std::borrow::Cow;
 
 const OP: &str = "attention";
 const OP_BACK: &str = "attention_backward";
@@ -173,11 +174,68 @@ impl MaskRow<'_> {
     }
 }
 
+/// A `[B, H, T, D]` f32 operand read head by head: the `T·D` values of head `(b, h)` are
+/// contiguous at `base + b·sb + h·sh`. Borrowed in place whenever the view's rows are dense
+/// (a KV cache's narrowed buffers are: only their head stride differs from `T·D`), so a decode
+/// step does not copy the cache; copied to row-major otherwise.
+struct Heads<'a> {
+    data: Cow<'a, [f32]>,
+    base: usize,
+    sb: usize,
+    sh: usize,
+    heads: usize,
+    len: usize,
+}
+
+impl<'a> Heads<'a> {
+    /// The heads of a rank-4 view (shape already checked by [`Dims::new`]).
+    fn new(op: &'static str, v: &View<'a>) -> Result<Heads<'a>> {
+        let [_, h, t, d]: [usize; 4] = v.shape().try_into().map_err(|_| Error::BadShape {
+            op,
+            shape: v.shape().to_vec(),
+            msg: "expected rank 4".into(),
+        })?;
+        let st = v.layout.strides();
+        if let HostBuffer::F32(x) = host(v)? {
+            let dense_rows = (st[3] == 1 || d <= 1) && (st[2] == d || t <= 1);
+            if dense_rows && t * d > 0 && v.layout.max_index_exclusive() <= x.len() {
+                return Ok(Heads {
+                    data: Cow::Borrowed(x.as_slice()),
+                    base: v.layout.offset(),
+                    sb: st[0],
+                    sh: st[1],
+                    heads: h,
+                    len: t * d,
+                });
+            }
+        }
+        Ok(Heads::dense(f32_only(op, v)?, h, t * d))
+    }
+
+    /// Row-major heads of `len` values, `heads` per batch entry.
+    fn dense(data: Cow<'a, [f32]>, heads: usize, len: usize) -> Heads<'a> {
+        Heads {
+            data,
+            base: 0,
+            sb: heads * len,
+            sh: len,
+            heads,
+            len,
+        }
+    }
+
+    /// Head `bh` = b·H + h.
+    fn head(&self, bh: usize) -> &[f32] {
+        let (b, h) = (bh / self.heads, bh % self.heads);
+        &self.data[self.base + b * self.sb + h * self.sh..][..self.len]
+    }
+}
+
 /// Everything a forward or backward worker reads.
 struct Inputs<'a> {
     q: &'a [f32],
-    k: &'a [f32],
-    v: &'a [f32],
+    k: Heads<'a>,
+    v: Heads<'a>,
     mask: Option<Mask<'a>>,
     dims: Dims,
     p: AttentionParams,
@@ -199,11 +257,11 @@ impl Inputs<'_> {
         s: &mut [f32],
     ) -> f32 {
         let dm = &self.dims;
-        let kbase = dm.row(bi, kv, dm.hkv, 0, dm.tk);
+        let kh = self.k.head(bi * dm.hkv + kv);
         let mrow = self.mask.as_ref().map(|m| m.row(bi, h, i));
         let mut max = f32::NEG_INFINITY;
         for (j, sj) in (t0..t1).zip(s.iter_mut()) {
-            let kj = &self.k[kbase + j * dm.d..kbase + (j + 1) * dm.d];
+            let kj = &kh[j * dm.d..(j + 1) * dm.d];
             let mut x = self.p.scale * dot(qi, kj);
             if let Some(m) = &mrow {
                 x += m.at(j);
@@ -228,11 +286,7 @@ impl Inputs<'_> {
     ) {
         let dm = &self.dims;
         let (d, g) = (dm.d, dm.group());
-        let kvbase = dm.row(bi, kv, dm.hkv, 0, dm.tk);
-        let (kh, vh) = (
-            &self.k[kvbase..kvbase + dm.tk * d],
-            &self.v[kvbase..kvbase + dm.tk * d],
-        );
+        let (kh, vh) = (self.k.head(bi * dm.hkv + kv), self.v.head(bi * dm.hkv + kv));
         let mut p = vec![0f32; dm.tk];
         let mut dp = vec![0f32; dm.tk];
         for r in 0..g {
@@ -284,18 +338,18 @@ pub fn attention(
     p: &AttentionParams,
 ) -> Result<Buffer> {
     let dims = Dims::new(OP, &q, &k, &v)?;
-    let (qs, ks, vs) = (f32_only(OP, &q)?, f32_only(OP, &k)?, f32_only(OP, &v)?);
+    let qs = f32_only(OP, &q)?;
     let inputs = Inputs {
         q: &qs,
-        k: &ks,
-        v: &vs,
+        k: Heads::new(OP, &k)?,
+        v: Heads::new(OP, &v)?,
         mask: mask.map(|m| Mask::new(OP, &m, &dims)).transpose()?,
         dims,
         p: *p,
     };
     // Few rows per kv head (decoding): reading each key row once with dot products beats
     // packing every key for a handful of queries.
-    let kt = (dims.group() * dims.tq >= PACK_MIN_ROWS).then(|| pack_keys(&ks, &dims));
+    let kt = (dims.group() * dims.tq >= PACK_MIN_ROWS).then(|| pack_keys(&inputs.k, &dims));
     Ok(boxed(HostBuffer::F32(inputs.forward_all(kt.as_deref()).0)))
 }
 
@@ -303,14 +357,14 @@ pub fn attention(
 /// stored transposed as `[D][BK]` (key index fastest, zero past `Tk`), so the kernel loads the
 /// keys of one tile as contiguous vectors. Packed once per call and shared by every query
 /// block and every query head of the group (GQA).
-fn pack_keys(k: &[f32], dm: &Dims) -> Vec<f32> {
+fn pack_keys(k: &Heads, dm: &Dims) -> Vec<f32> {
     let per_head = dm.tk.div_ceil(BK) * dm.d * BK;
     let mut kt = vec![0f32; dm.b * dm.hkv * per_head];
     if kt.is_empty() {
         return kt;
     }
     let pack = |(bkv, dst): (usize, &mut [f32])| {
-        let src = &k[bkv * dm.tk * dm.d..(bkv + 1) * dm.tk * dm.d];
+        let src = k.head(bkv);
         for (j, kj) in src.chunks_exact(dm.d).enumerate() {
             let base = (j / BK) * dm.d * BK + j % BK;
             for (e, &x) in kj.iter().enumerate() {
@@ -428,8 +482,7 @@ impl Inputs<'_> {
         let q = &self.q[(bkv * g * dm.tq + row0) * d..][..rows * d];
         let tiles = dm.tk.div_ceil(BK);
         let kth = kt.map(|kt| &kt[bkv * tiles * d * BK..][..tiles * d * BK]);
-        let kh = &self.k[bkv * dm.tk * d..][..dm.tk * d];
-        let vh = &self.v[bkv * dm.tk * d..][..dm.tk * d];
+        let (kh, vh) = (self.k.head(bkv), self.v.head(bkv));
         let (who, lim) = self.row_info(kv, row0, rows);
         // Tiles past every row's last visible key are skipped entirely (causal).
         let kmax = lim[..rows].iter().copied().max().unwrap_or(0);
@@ -505,7 +558,7 @@ impl Inputs<'_> {
         let tiles = dm.tk.div_ceil(BK);
         let kth = &t.kt[bkv * tiles * tile_len..][..tiles * tile_len];
         let vth = &t.vt[bkv * tiles * tile_len..][..tiles * tile_len];
-        let kh = &self.k[bkv * dm.tk * d..][..dm.tk * d];
+        let kh = self.k.head(bkv);
         let base = bkv * rows_all;
         let mut s = vec![0f32; BQ * BK];
         let mut dp = vec![0f32; BQ * BK];
@@ -991,16 +1044,12 @@ pub fn attention_backward(
             rhs: dout.shape().to_vec(),
         });
     }
-    let (qs, ks, vs) = (
-        f32_only(OP_BACK, &q)?,
-        f32_only(OP_BACK, &k)?,
-        f32_only(OP_BACK, &v)?,
-    );
+    let qs = f32_only(OP_BACK, &q)?;
     let dos = f32_only(OP_BACK, &dout)?;
     let inputs = Inputs {
         q: &qs,
-        k: &ks,
-        v: &vs,
+        k: Heads::new(OP_BACK, &k)?,
+        v: Heads::new(OP_BACK, &v)?,
         mask: mask.map(|m| Mask::new(OP_BACK, &m, &dims)).transpose()?,
         dims,
         p: *p,
@@ -1012,7 +1061,7 @@ pub fn attention_backward(
     let mut dv = vec![0f32; dk.len()];
     if !dq.is_empty() && !dk.is_empty() {
         // Recompute the forward for O and each row's log-sum-exp, then δ = dO·O per row.
-        let kt = pack_keys(&ks, &dims);
+        let kt = pack_keys(&inputs.k, &dims);
         let (o, lse) = inputs.forward_all(Some(&kt));
         let delta: Vec<f32> = if o.len() >= PAR_THRESHOLD {
             let rows = dos.par_chunks_exact(dims.d).zip(o.par_chunks_exact(dims.d));
@@ -1024,7 +1073,7 @@ pub fn attention_backward(
         let saved = Saved {
             dout: &dos,
             kt: &kt,
-            vt: &pack_keys(&vs, &dims),
+            vt: &pack_keys(&inputs.v, &dims),
             lse: &lse,
             delta: &delta,
         };
@@ -1075,15 +1124,16 @@ mod tests {
             let nq = dims.b * dims.hq * dims.tq * dims.d;
             let nk = dims.b * dims.hkv * dims.tk * dims.d;
             let (q, k, v, dout) = (randn(nq), randn(nk), randn(nk), randn(nq));
+            let head = dims.tk * dims.d;
             let inputs = Inputs {
                 q: &q,
-                k: &k,
-                v: &v,
+                k: Heads::dense(Cow::Borrowed(&k), dims.hkv, head),
+                v: Heads::dense(Cow::Borrowed(&v), dims.hkv, head),
                 mask: None,
                 dims,
                 p: AttentionParams { scale: 0.3, causal },
             };
-            let kt = pack_keys(&k, &dims);
+            let kt = pack_keys(&inputs.k, &dims);
             let (o, lse) = inputs.forward_all(Some(&kt));
             let delta: Vec<f32> = dout
                 .chunks(dims.d)
@@ -1093,7 +1143,7 @@ mod tests {
             let saved = Saved {
                 dout: &dout,
                 kt: &kt,
-                vt: &pack_keys(&v, &dims),
+                vt: &pack_keys(&inputs.v, &dims),
                 lse: &lse,
                 delta: &delta,
             };

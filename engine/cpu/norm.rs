@@ -105,29 +105,41 @@ multiversion! {
     fn sub_slice(y: &mut [f32], x: &[f32], c: f32) = sub_body;
 }
 
-/// Σ xᵢ and Σ (xᵢ − c)² in f64 with 8 independent lanes each (vectorizable).
+/// Per-lane partial sums of `x` and of `(x − c)²` over one block: 16 f32 lanes, at most 16
+/// terms each for a 256-element block, so the f32 partial sums lose nothing measurable.
 #[inline(always)]
-fn sums_body(x: &[f32], c: f64) -> (f64, f64) {
-    let (mut s, mut q) = ([0f64; 8], [0f64; 8]);
-    let ch = x.chunks_exact(8);
-    let (mut ts, mut tq) = (0f64, 0f64);
-    for &v in ch.remainder() {
-        let v = v as f64;
-        ts += v;
-        tq += (v - c) * (v - c);
+fn lane_sums_body(x: &[f32], c: f32) -> ([f32; 16], [f32; 16]) {
+    let (mut s, mut q) = ([0f32; 16], [0f32; 16]);
+    let ch = x.chunks_exact(16);
+    for (i, &v) in ch.remainder().iter().enumerate() {
+        s[i] += v;
+        q[i] += (v - c) * (v - c);
     }
+    // Zipped iterators (not indices) so the lanes vectorize into whole registers.
     for v in ch {
-        for l in 0..8 {
-            let x = v[l] as f64;
-            s[l] += x;
-            q[l] += (x - c) * (x - c);
+        for ((s, q), &v) in s.iter_mut().zip(q.iter_mut()).zip(v) {
+            *s += v;
+            *q += (v - c) * (v - c);
         }
     }
-    (s.iter().sum::<f64>() + ts, q.iter().sum::<f64>() + tq)
+    (s, q)
 }
 
 multiversion! {
-    fn sums(x: &[f32], c: f64) -> (f64, f64) = sums_body;
+    fn lane_sums(x: &[f32], c: f32) -> ([f32; 16], [f32; 16]) = lane_sums_body;
+}
+
+/// Σ xᵢ and Σ (xᵢ − c)² in f64: vectorized f32 lanes per 256-element block, folded into f64
+/// per block so long rows do not drift. (A separate, non-inlined block function is what lets
+/// the compiler keep the lanes in vector registers.)
+fn sums(x: &[f32], c: f32) -> (f64, f64) {
+    let (mut ts, mut tq) = (0f64, 0f64);
+    for block in x.chunks(256) {
+        let (s, q) = lane_sums(block, c);
+        ts += s.iter().map(|&a| a as f64).sum::<f64>();
+        tq += q.iter().map(|&a| a as f64).sum::<f64>();
+    }
+    (ts, tq)
 }
 
 /// `yᵢ = (xᵢ − μ)·rstd·wᵢ (+ bᵢ)`; RMSNorm passes μ = 0.
@@ -179,7 +191,7 @@ pub fn layer_norm(x: View, w: View, b: Option<View>, eps: f32) -> Result<Buffer>
     for_each_row(&mut out, d, |r, y| {
         let row = &xs[r * d..(r + 1) * d];
         let mean = sums(row, 0.0).0 / d as f64;
-        let var = sums(row, mean).1 / d as f64;
+        let var = sums(row, mean as f32).1 / d as f64;
         let rstd = (1.0 / (var + eps as f64).sqrt()) as f32;
         normalize(y, row, mean as f32, rstd, &ws, bs.as_deref());
     });

@@ -196,9 +196,10 @@ fn dot_body(a: &[f32], b: &[f32]) -> f32 {
         .zip(cb.remainder())
         .map(|(x, y)| x * y)
         .sum();
+    // Zipped iterators (not indices) so the lanes vectorize into whole registers.
     for (x, y) in ca.zip(cb) {
-        for l in 0..LANES {
-            acc[l] += x[l] * y[l];
+        for ((s, &x), &y) in acc.iter_mut().zip(x).zip(y) {
+            *s += x * y;
         }
     }
     acc.iter().sum::<f32>() + tail
@@ -242,9 +243,9 @@ fn max_body(x: &[f32]) -> f32 {
         .copied()
         .fold(f32::NEG_INFINITY, f32::max);
     for v in c {
-        for l in 0..LANES {
+        for (a, &x) in acc.iter_mut().zip(v) {
             // A select rather than f32::max: same result on non-NaN input, and it vectorizes.
-            acc[l] = if v[l] > acc[l] { v[l] } else { acc[l] };
+            *a = if x > *a { x } else { *a };
         }
     }
     acc.iter().copied().fold(tail, f32::max)
@@ -264,9 +265,9 @@ fn exp_sub_sum_body(x: &mut [f32], m: f32) -> f64 {
         let mut acc = [0f32; LANES];
         let mut c = block.chunks_exact_mut(LANES);
         for v in &mut c {
-            for l in 0..LANES {
-                v[l] = exp(v[l] - m);
-                acc[l] += v[l];
+            for (a, x) in acc.iter_mut().zip(v.iter_mut()) {
+                *x = exp(*x - m);
+                *a += *x;
             }
         }
         for v in c.into_remainder() {

@@ -497,12 +497,8 @@ impl Inputs<'_> {
                     kernels::scores(rows, d, q, tile, &mut s, self.p.scale);
                 }
                 None => {
-                    for (qr, sr) in q.chunks_exact(d).zip(s.chunks_exact_mut(BK)) {
-                        let keys = kh[t0 * d..(t0 + kn) * d].chunks_exact(d);
-                        for (x, kj) in sr.iter_mut().zip(keys) {
-                            *x = self.p.scale * dot(qr, kj);
-                        }
-                    }
+                    let keys = &kh[t0 * d..(t0 + kn) * d];
+                    kernels::scores_direct(rows, kn, d, q, keys, &mut s, self.p.scale);
                 }
             }
             let vis = self.visible_in_tile(bi, &who[..rows], &lim[..rows], t0, kn, &mut s);
@@ -639,6 +635,31 @@ mod kernels {
             return;
         }
         scores_portable(rows, d, q, kt, s, scale);
+    }
+
+    /// `s[r·BK + j] = scale·Σₑ q[r·d + e]·k[j·d + e]` for `r < rows`, `j < kn`, reading the key
+    /// rows in place (for a few query rows, where packing the keys would cost more).
+    pub fn scores_direct(
+        rows: usize,
+        kn: usize,
+        d: usize,
+        q: &[f32],
+        k: &[f32],
+        s: &mut [f32],
+        scale: f32,
+    ) {
+        assert!(kn <= BK && q.len() >= rows * d && k.len() >= kn * d && s.len() >= rows * BK);
+        #[cfg(target_arch = "x86_64")]
+        if vector::isa() == Isa::Avx512 {
+            // SAFETY: AVX-512F is present (isa), and the slice lengths were checked above.
+            unsafe { super::avx512::scores_direct(rows, kn, d, q, k, s, scale) };
+            return;
+        }
+        for (qr, sr) in q.chunks_exact(d).take(rows).zip(s.chunks_exact_mut(BK)) {
+            for (x, kj) in sr.iter_mut().zip(k.chunks_exact(d).take(kn)) {
+                *x = scale * vector::dot(qr, kj);
+            }
+        }
     }
 
     /// A left operand read through strides: element `(r, k)` is `data[r·rs + k·ks]`, so the
@@ -860,6 +881,59 @@ mod avx512 {
             for (c, &a) in ar.iter().enumerate() {
                 // SAFETY: row r < M of s has BK = 64 floats.
                 unsafe { _mm512_storeu_ps(s.add(r * BK + c * 16), _mm512_mul_ps(a, sc)) };
+            }
+        }
+    }
+
+    /// See [`super::kernels::scores_direct`]: per key, its row is loaded once (16 lanes at a
+    /// time, the tail masked) and multiplied into one accumulator per query row.
+    /// SAFETY (caller): AVX-512F present; `q` holds `rows·d`, `k` `kn·d`, `s` `rows·BK` values.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn scores_direct(
+        rows: usize,
+        kn: usize,
+        d: usize,
+        q: &[f32],
+        k: &[f32],
+        s: &mut [f32],
+        scale: f32,
+    ) {
+        let (qp, kp, sp) = (q.as_ptr(), k.as_ptr(), s.as_mut_ptr());
+        let mut r = 0;
+        while r < rows {
+            let m = (rows - r).min(MR);
+            // SAFETY: rows r..r+m of q and s exist (caller's lengths).
+            unsafe { by_rows!(m, direct_m(kn, d, qp.add(r * d), kp, sp.add(r * BK), scale)) };
+            r += m;
+        }
+    }
+
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn direct_m<const M: usize>(
+        kn: usize,
+        d: usize,
+        q: *const f32,
+        k: *const f32,
+        s: *mut f32,
+        scale: f32,
+    ) {
+        for j in 0..kn {
+            let mut acc = [_mm512_setzero_ps(); M];
+            for c0 in (0..d).step_by(16) {
+                let mask = ((1u32 << (d - c0).min(16)) - 1) as __mmask16;
+                // SAFETY: lanes past d are masked (no access); j < kn rows of k, r < M of q.
+                unsafe {
+                    let kv = _mm512_maskz_loadu_ps(mask, k.add(j * d + c0));
+                    for (r, a) in acc.iter_mut().enumerate() {
+                        let qv = _mm512_maskz_loadu_ps(mask, q.add(r * d + c0));
+                        *a = _mm512_fmadd_ps(qv, kv, *a);
+                    }
+                }
+            }
+            for (r, &a) in acc.iter().enumerate() {
+                // SAFETY: row r < M of s has BK ≥ kn entries.
+                unsafe { *s.add(r * BK + j) = scale * _mm512_reduce_add_ps(a) };
             }
         }
     }

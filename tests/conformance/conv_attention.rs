@@ -717,7 +717,8 @@ pub fn attention_long_key_sequence_crosses_tiles(dev: &Dev) -> Result<()> {
 pub fn attention_head_dims_and_block_shapes_of_the_tiled_kernel(dev: &Dev) -> Result<()> {
     // D = 128 (two column chunks), D = 80 and 20 (masked column tails), D = 1; Tk over several
     // 64-key tiles and not a multiple of one; G·Tq rows not a multiple of the 48-row block, so
-    // blocks straddle query heads of a group (causal limits differ inside one block).
+    // blocks straddle query heads of a group (causal limits differ inside one block); fewer
+    // than 8 rows per kv head (decoding) take the unpacked path, with 7 rows and D = 20 too.
     for (hq, hkv, tq, tk, d, causal) in [
         (2, 1, 5, 200, 128, false),
         (4, 2, 30, 130, 80, true),
@@ -725,6 +726,7 @@ pub fn attention_head_dims_and_block_shapes_of_the_tiled_kernel(dev: &Dev) -> Re
         (2, 2, 50, 70, 1, true),
         (8, 2, 1, 300, 64, true),
         (4, 1, 2, 257, 16, false),
+        (7, 1, 1, 150, 20, true),
     ] {
         let (q, k, v) = qkv(dev, [2, hq, hkv, tq, tk, d], 300 + d as u64)?;
         let what = format!("Hq={hq} Hkv={hkv} Tq={tq} Tk={tk} D={d} causal={causal}");

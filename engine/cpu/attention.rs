@@ -618,9 +618,10 @@ impl Inputs<'_> {
     }
 }
 
-/// The two matrix products of a forward tile. AVX-512: register-blocked micro-kernels
-/// ([`MR`] query rows × 64 columns, 24 accumulators); otherwise row-by-row axpy loops the
-/// compiler vectorizes (compiled for AVX2+FMA when present).
+/// The tile kernels shared by forward and backward: the score block (packed or direct), the
+/// online-softmax step, the strided-lhs product `C = diag(corr)·C + A·B` and the softmax
+/// gradient. AVX-512: register-blocked micro-kernels ([`MR`] rows × 64 columns, 24
+/// accumulators); otherwise loops the compiler vectorizes (compiled for AVX2+FMA when present).
 mod kernels {
     use super::{BK, MR};
     use crate::engine::cpu::vector::{self, multiversion, Isa};
@@ -810,7 +811,7 @@ mod kernels {
     const _: () = assert!(MR >= 1);
 }
 
-/// AVX-512 micro-kernels of the forward tile. Each keeps an `M × 64` block of results in 24
+/// AVX-512 micro-kernels of the tile kernels. The two products each keep an `M × 64` block of results in 24
 /// zmm accumulators (M ≤ [`MR`] = 6): per step it loads 4 vectors of the right operand and
 /// broadcasts one value per row, so 24 FMAs cost 4 vector loads and M scalar broadcasts.
 #[cfg(target_arch = "x86_64")]

@@ -67,8 +67,12 @@ pub fn row_log_sum_exp(x: &[f32]) -> f32 {
 pub fn softmax(src: View) -> Result<Buffer> {
     let x = f32_only("softmax", &src)?;
     let d = last_dim(&src);
-    let mut out = x.to_vec();
-    for_each_row(&mut out, d, |_, y| softmax_in_place(y));
+    let mut out = vec![0f32; x.len()];
+    // Each row is copied by its own worker, so the copy is parallel and leaves it in cache.
+    for_each_row(&mut out, d, |r, y| {
+        y.copy_from_slice(&x[r * d..(r + 1) * d]);
+        softmax_in_place(y);
+    });
     Ok(boxed(HostBuffer::F32(out)))
 }
 

@@ -235,8 +235,9 @@ multiversion! {
 
 #[inline(always)]
 fn max_body(x: &[f32]) -> f32 {
-    let mut acc = [f32::NEG_INFINITY; LANES];
-    let c = x.chunks_exact(LANES);
+    // Four registers' worth of lanes: one would make every step wait for the previous max.
+    let mut acc = [f32::NEG_INFINITY; 4 * LANES];
+    let c = x.chunks_exact(4 * LANES);
     let tail = c
         .remainder()
         .iter()

@@ -33,6 +33,7 @@ macro_rules! conv_attention_cases {
                 grad_im2col_and_col2im,
                 grad_attention_causal_gqa_masked,
                 attention_backward_matches_reference_on_sizes_that_run_in_parallel,
+                attention_backward_matches_reference_across_row_blocks_and_key_tiles,
                 attention_mask_tracking_gradients_is_refused,
                 conv_errors_name_the_op_and_shapes,
                 attention_errors_name_the_op_and_shapes,
@@ -958,6 +959,34 @@ pub fn attention_backward_matches_reference_on_sizes_that_run_in_parallel(dev: &
         let got = grads.get(t).expect("gradient");
         assert_eq!(got.shape(), t.shape());
         assert_tensor_close(got, w, 1e-4, 1e-4, name)?;
+    }
+    Ok(())
+}
+
+pub fn attention_backward_matches_reference_across_row_blocks_and_key_tiles(
+    dev: &Dev,
+) -> Result<()> {
+    // G·Tq = 60 rows per kv head (two 48-row blocks, the second straddling two query heads),
+    // Tk = 140 (three 64-key tiles, the last partial), D = 24 (a masked column tail), causal
+    // with a mask; and the same without causal masking and mask, D = 64.
+    for (tq, tk, d, causal, masked) in [(30, 140, 24, true, true), (25, 70, 64, false, false)] {
+        let (q, k, v) = qkv(dev, [1, 4, 2, tq, tk, d], 295)?;
+        let (m, mr) = mask_tensor(dev, [1, 1, tq, tk], 7, 296)?;
+        let p = attn_params(d, causal);
+        let (qv, kv, vv) = (q.variable(), k.variable(), v.variable());
+        let out = qv.attention(&kv, &vv, masked.then_some(&m), &p)?;
+        let r = AttnRef::new(&q, &k, &v, masked.then_some(&mr), &p)?;
+        let g = randn(dev, out.shape(), 297)?;
+        let grads = out.mul(&g)?.sum_all()?.backward()?;
+        let want = r.backward(&values(&g)?);
+        for (t, (w, name)) in [&qv, &kv, &vv]
+            .into_iter()
+            .zip(want.iter().zip(["dq", "dk", "dv"]))
+        {
+            let got = grads.get(t).expect("gradient");
+            let what = format!("{name} Tq={tq} Tk={tk} D={d} causal={causal}");
+            assert_tensor_close(got, w, 1e-4, 1e-4, &what)?;
+        }
     }
     Ok(())
 }

@@ -83,15 +83,6 @@ pub fn unary_fn(op: UnaryOp) -> impl Fn(f32) -> f32 + Sync {
     }
 }
 
-/// Map `f` over `x`, in parallel when large.
-pub fn map_f32(x: &[f32], f: impl Fn(f32) -> f32 + Sync) -> Vec<f32> {
-    if x.len() >= PAR_THRESHOLD {
-        x.par_iter().map(|&v| f(v)).collect()
-    } else {
-        x.iter().map(|&v| f(v)).collect()
-    }
-}
-
 /// `out[i] = f(x[i], y[i])` over equal-length slices, split into [`CHUNK`]s over rayon when
 /// large. `f` is called once per chunk, so it can hold a whole vectorized loop.
 fn chunked(out: &mut [f32], x: &[f32], y: &[f32], f: impl Fn(&mut [f32], &[f32], &[f32]) + Sync) {

@@ -3,10 +3,13 @@
 //! Per row, `nll = lse(x) − x[target]` with the stable log-sum-exp `lse(x) = m + ln Σ exp(x − m)`
 //! (`m = max x`); its gradient with respect to the logits is `softmax(x) − onehot(target)`.
 //! Rows whose target equals `ignore_index` contribute 0 and get a zero gradient.
+//! The exponentials and sums run through the vectorized `vector` primitives (polynomial exp,
+//! f64 row sums); rows go over rayon only when the logits are large.
 
 use super::elementwise::PAR_THRESHOLD;
 use super::memory::{boxed, f32_only, id_values};
 use super::norm::{for_each_row, row_log_sum_exp, row_max};
+use super::vector;
 use crate::engine::device::{Buffer, View};
 use crate::engine::error::{Error, Result};
 use crate::engine::storage::HostBuffer;
@@ -105,15 +108,10 @@ pub fn cross_entropy_backward(
         let Some(t) = tgt[r] else {
             return; // ignored row: zero gradient (already zero)
         };
-        let row = &x[r * v..(r + 1) * v];
-        let m = row_max(row);
-        let mut s = 0f64;
-        for (o, &xv) in dx.iter_mut().zip(row) {
-            *o = (xv - m).exp();
-            s += *o as f64;
-        }
-        let scale = (g[r] as f64 / s) as f32;
-        dx.iter_mut().for_each(|o| *o *= scale);
+        dx.copy_from_slice(&x[r * v..(r + 1) * v]);
+        let m = row_max(dx);
+        let s = vector::exp_sub_sum(dx, m);
+        vector::scale(dx, (g[r] as f64 / s) as f32);
         dx[t] -= g[r];
     });
     Ok(boxed(HostBuffer::F32(out)))

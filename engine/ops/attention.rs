@@ -5,11 +5,12 @@
 //! probabilities) instead of differentiating a graph of small ops.
 
 use crate::engine::autograd::{should_record, BackwardOp};
-use crate::engine::device::{AttentionParams, View};
+use crate::engine::device::{AttentionParams, Device, View};
 use crate::engine::dtype::DType;
 use crate::engine::error::{Error, Result};
 use crate::engine::layout::Layout;
 use crate::engine::tensor::Tensor;
+use std::sync::Arc;
 
 const OP: &str = "attention";
 
@@ -132,5 +133,94 @@ impl BackwardOp for AttentionBackward {
             Some(Tensor::from_buffer(dk, k.shape(), dev)?),
             Some(Tensor::from_buffer(dv, v.shape(), dev)?),
         ])
+    }
+}
+
+/// Keys and values of the tokens decoded so far, for incremental (token by token) attention.
+///
+/// Both buffers are allocated once as `[B, Hkv, capacity, D]` f32; [`KvCache::append`] writes
+/// the new positions in place (no reallocation, no copy of the past) and returns views of the
+/// filled prefix, ready for [`Tensor::attention`] with `causal: true` (causal masking is aligned
+/// to the end of the keys, so new queries see the whole past and themselves).
+#[derive(Debug)]
+pub struct KvCache {
+    k: Tensor,
+    v: Tensor,
+    len: usize,
+}
+
+impl KvCache {
+    /// An empty cache for `batch × kv_heads` heads of `head_dim` values and up to `capacity`
+    /// positions on `device`.
+    pub fn new(
+        batch: usize,
+        kv_heads: usize,
+        capacity: usize,
+        head_dim: usize,
+        device: &Arc<dyn Device>,
+    ) -> Result<KvCache> {
+        let shape = [batch, kv_heads, capacity, head_dim];
+        Ok(KvCache {
+            k: Tensor::zeros(&shape, DType::F32, device)?,
+            v: Tensor::zeros(&shape, DType::F32, device)?,
+            len: 0,
+        })
+    }
+
+    /// Positions filled so far.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True before the first append (or after [`KvCache::reset`]).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Positions the cache can hold.
+    pub fn capacity(&self) -> usize {
+        self.k.shape()[2]
+    }
+
+    /// Forget every position (the buffers are kept and overwritten by later appends).
+    pub fn reset(&mut self) {
+        self.len = 0;
+    }
+
+    /// Write `k_new`/`v_new` `[B, Hkv, T, D]` at positions `len..len+T` and return views
+    /// `[B, Hkv, len+T, D]` of all cached keys and values. Errors (and leaves the cache
+    /// unchanged) when the shapes do not match the cache or `len + T` exceeds the capacity.
+    /// Views returned earlier stay valid: they cover the prefix that existed then. Writes are
+    /// not differentiable: inputs that track gradients are refused while recording.
+    pub fn append(&mut self, k_new: &Tensor, v_new: &Tensor) -> Result<(Tensor, Tensor)> {
+        const OP: &str = "kv_cache_append";
+        let want = self.k.shape();
+        for t in [k_new, v_new] {
+            t.check_rank(OP, 4)?;
+            let s = t.shape();
+            if s[0] != want[0] || s[1] != want[1] || s[3] != want[3] || s != k_new.shape() {
+                return Err(Error::ShapeMismatch {
+                    op: OP,
+                    lhs: want.to_vec(),
+                    rhs: s.to_vec(),
+                });
+            }
+        }
+        let t = k_new.shape()[2];
+        let end = self.len.checked_add(t).filter(|&e| e <= self.capacity());
+        let Some(end) = end else {
+            return Err(Error::invalid(
+                OP,
+                format!(
+                    "{t} new positions do not fit: {} of {} already used",
+                    self.len,
+                    self.capacity()
+                ),
+            ));
+        };
+        self.k.write_slice(2, self.len, k_new)?;
+        self.v.write_slice(2, self.len, v_new)?;
+        self.len = end;
+        Ok((self.k.narrow(2, 0, end)?, self.v.narrow(2, 0, end)?))
     }
 }

@@ -3,6 +3,7 @@
 //! errors bad shapes must produce.
 
 use super::*;
+use osum::engine::ops::attention::KvCache;
 use osum::engine::{AttentionParams, Conv2dParams, DType, Error};
 
 macro_rules! conv_attention_cases {
@@ -25,11 +26,14 @@ macro_rules! conv_attention_cases {
                 attention_fully_masked_row_gives_zeros,
                 attention_reads_noncontiguous_qkv,
                 attention_long_key_sequence_crosses_tiles,
+                attention_head_dims_and_block_shapes_of_the_tiled_kernel,
+                attention_with_kv_cache_decodes_like_full_causal_attention,
                 grad_conv2d_input_weight_bias,
                 grad_conv1d,
                 grad_im2col_and_col2im,
                 grad_attention_causal_gqa_masked,
                 attention_backward_matches_reference_on_sizes_that_run_in_parallel,
+                attention_backward_matches_reference_across_row_blocks_and_key_tiles,
                 attention_mask_tracking_gradients_is_refused,
                 conv_errors_name_the_op_and_shapes,
                 attention_errors_name_the_op_and_shapes,
@@ -711,6 +715,109 @@ pub fn attention_long_key_sequence_crosses_tiles(dev: &Dev) -> Result<()> {
     )
 }
 
+pub fn attention_head_dims_and_block_shapes_of_the_tiled_kernel(dev: &Dev) -> Result<()> {
+    // D = 128 (two column chunks), D = 80 and 20 (masked column tails), D = 1; Tk over several
+    // 64-key tiles and not a multiple of one; G·Tq rows not a multiple of the 48-row block, so
+    // blocks straddle query heads of a group (causal limits differ inside one block); fewer
+    // than 8 rows per kv head (decoding) take the unpacked path, with 7 rows and D = 20 too.
+    for (hq, hkv, tq, tk, d, causal) in [
+        (2, 1, 5, 200, 128, false),
+        (4, 2, 30, 130, 80, true),
+        (3, 1, 17, 17, 20, true),
+        (2, 2, 50, 70, 1, true),
+        (8, 2, 1, 300, 64, true),
+        (4, 1, 2, 257, 16, false),
+        (7, 1, 1, 150, 20, true),
+    ] {
+        let (q, k, v) = qkv(dev, [2, hq, hkv, tq, tk, d], 300 + d as u64)?;
+        let what = format!("Hq={hq} Hkv={hkv} Tq={tq} Tk={tk} D={d} causal={causal}");
+        check_attention(&q, &k, &v, None, &attn_params(d, causal), &what)?;
+    }
+    // A per-query mask over a long key axis with the GQA row grouping.
+    let (q, k, v) = qkv(dev, [1, 4, 2, 13, 150, 24], 310)?;
+    let (m, mr) = mask_tensor(dev, [1, 4, 13, 150], 3, 311)?;
+    check_attention(
+        &q,
+        &k,
+        &v,
+        Some((&m, &mr)),
+        &attn_params(24, true),
+        "mask [1, 4, 13, 150] GQA causal",
+    )?;
+    // Large scores: the running max rises tile after tile (keys scaled up with their index).
+    let (q, k, v) = qkv(dev, [1, 1, 1, 4, 260, 16], 312)?;
+    let kv = values(&k)?;
+    let grow: Vec<f32> = kv
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| (x * (1.0 + (i / 16) as f64 / 40.0)) as f32)
+        .collect();
+    let k = Tensor::from_vec(grow, k.shape(), dev)?;
+    let p = AttentionParams {
+        scale: 2.0,
+        causal: false,
+    };
+    check_attention(&q, &k, &v, None, &p, "rising running max")
+}
+
+pub fn attention_with_kv_cache_decodes_like_full_causal_attention(dev: &Dev) -> Result<()> {
+    let (b, hq, hkv, t, d) = (2, 4, 2, 9, 16);
+    // [B, T, H, D] projections seen as [B, H, T, D]: the cache copies from strided views.
+    let q = randn(dev, &[b, t, hq, d], 320)?.transpose(1, 2)?;
+    let k = randn(dev, &[b, t, hkv, d], 321)?.transpose(1, 2)?;
+    let v = randn(dev, &[b, t, hkv, d], 322)?.transpose(1, 2)?;
+    let p = attn_params(d, true);
+    let full = values(&q.attention(&k, &v, None, &p)?)?;
+    let mut cache = KvCache::new(b, hkv, 10, d, dev)?;
+    assert!(cache.is_empty() && cache.capacity() == 10);
+    // Prefill 4 positions, then decode one token at a time.
+    let mut steps = vec![(0, 4)];
+    steps.extend((4..t).map(|i| (i, 1)));
+    for (start, n) in steps {
+        let (kc, vc) = cache.append(&k.narrow(2, start, n)?, &v.narrow(2, start, n)?)?;
+        assert_eq!(cache.len(), start + n);
+        assert_eq!(kc.shape(), &[b, hkv, start + n, d]);
+        let out = values(&q.narrow(2, start, n)?.attention(&kc, &vc, None, &p)?)?;
+        let want: Vec<f64> = (0..b * hq)
+            .flat_map(|bh| {
+                let base = (bh * t + start) * d;
+                full[base..base + n * d].to_vec()
+            })
+            .collect();
+        assert_close(&out, &want, 1e-5, 1e-5, &format!("decode step at {start}"));
+    }
+    // Full: an append past the capacity is an error and changes nothing.
+    let more = k.narrow(2, 0, 2)?;
+    let err = cache.append(&more, &v.narrow(2, 0, 2)?);
+    assert!(
+        matches!(&err, Err(e) if e.to_string().contains("kv_cache_append")),
+        "{err:?}"
+    );
+    assert_eq!(cache.len(), t);
+    // Shape mismatches are errors too.
+    assert!(cache
+        .append(&k.narrow(2, 0, 1)?, &v.narrow(2, 0, 2)?)
+        .is_err());
+    assert!(cache
+        .append(
+            &randn(dev, &[b, hkv, 1, 8], 1)?,
+            &randn(dev, &[b, hkv, 1, 8], 2)?
+        )
+        .is_err());
+    // Reset starts over in the same buffers.
+    cache.reset();
+    assert!(cache.is_empty());
+    let (kc, _) = cache.append(&k.narrow(2, 3, 1)?, &v.narrow(2, 3, 1)?)?;
+    assert_close(
+        &values(&kc)?,
+        &values(&k.narrow(2, 3, 1)?)?,
+        0.0,
+        0.0,
+        "after reset",
+    );
+    Ok(())
+}
+
 // ---- gradients --------------------------------------------------------------------------------------
 
 pub fn grad_conv2d_input_weight_bias(dev: &Dev) -> Result<()> {
@@ -852,6 +959,34 @@ pub fn attention_backward_matches_reference_on_sizes_that_run_in_parallel(dev: &
         let got = grads.get(t).expect("gradient");
         assert_eq!(got.shape(), t.shape());
         assert_tensor_close(got, w, 1e-4, 1e-4, name)?;
+    }
+    Ok(())
+}
+
+pub fn attention_backward_matches_reference_across_row_blocks_and_key_tiles(
+    dev: &Dev,
+) -> Result<()> {
+    // G·Tq = 60 rows per kv head (two 48-row blocks, the second straddling two query heads),
+    // Tk = 140 (three 64-key tiles, the last partial), D = 24 (a masked column tail), causal
+    // with a mask; and the same without causal masking and mask, D = 64.
+    for (tq, tk, d, causal, masked) in [(30, 140, 24, true, true), (25, 70, 64, false, false)] {
+        let (q, k, v) = qkv(dev, [1, 4, 2, tq, tk, d], 295)?;
+        let (m, mr) = mask_tensor(dev, [1, 1, tq, tk], 7, 296)?;
+        let p = attn_params(d, causal);
+        let (qv, kv, vv) = (q.variable(), k.variable(), v.variable());
+        let out = qv.attention(&kv, &vv, masked.then_some(&m), &p)?;
+        let r = AttnRef::new(&q, &k, &v, masked.then_some(&mr), &p)?;
+        let g = randn(dev, out.shape(), 297)?;
+        let grads = out.mul(&g)?.sum_all()?.backward()?;
+        let want = r.backward(&values(&g)?);
+        for (t, (w, name)) in [&qv, &kv, &vv]
+            .into_iter()
+            .zip(want.iter().zip(["dq", "dk", "dv"]))
+        {
+            let got = grads.get(t).expect("gradient");
+            let what = format!("{name} Tq={tq} Tk={tk} D={d} causal={causal}");
+            assert_tensor_close(got, w, 1e-4, 1e-4, &what)?;
+        }
     }
     Ok(())
 }

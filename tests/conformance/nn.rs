@@ -32,6 +32,7 @@ macro_rules! nn_cases {
                 grad_rms_norm_input_and_weight,
                 grad_rope_both_styles,
                 grad_cross_entropy_with_an_ignored_row,
+                row_kernels_match_reference_on_long_rows_and_parallel_sizes,
             ]
         );
     };
@@ -739,5 +740,56 @@ pub fn grad_cross_entropy_with_an_ignored_row(dev: &Dev) -> Result<()> {
     let g = lv.cross_entropy(&targets, 7)?.backward()?;
     let dl = values(g.get(&lv).expect("logits gradient"))?;
     assert!(dl[5..10].iter().chain(&dl[15..20]).all(|&v| v == 0.0));
+    Ok(())
+}
+
+pub fn row_kernels_match_reference_on_long_rows_and_parallel_sizes(dev: &Dev) -> Result<()> {
+    // Rows longer than the 1024-element exp buffer and ragged against every vector width;
+    // 300 × 131 is above the parallel threshold.
+    for (shape, seed) in [([3, 5003], 401u64), ([300, 131], 402)] {
+        let x = randn(dev, &shape, seed)?.scale(4.0)?;
+        let (xv, d) = (values(&x)?, shape[1]);
+        assert_tensor_close(&x.softmax()?, &softmax_ref(&xv, d), 1e-6, 1e-5, "softmax")?;
+        let ls = x.log_softmax()?;
+        assert_tensor_close(&ls, &log_softmax_ref(&xv, d), 1e-4, 1e-5, "log_softmax")?;
+        let w = randn(dev, &[d], seed + 10)?;
+        let b = randn(dev, &[d], seed + 11)?;
+        let (wv, bv) = (values(&w)?, values(&b)?);
+        let xo = x.affine(1.0, 3.0)?;
+        let xov = values(&xo)?;
+        let want = layer_norm_ref(&xov, &wv, Some(&bv), 1e-5);
+        assert_tensor_close(&xo.layer_norm(&w, Some(&b), 1e-5)?, &want, 1e-4, 1e-5, "ln")?;
+        let want = rms_norm_ref(&xov, &wv, 1e-6);
+        assert_tensor_close(&xo.rms_norm(&w, 1e-6)?, &want, 1e-4, 1e-5, "rms")?;
+        // Cross-entropy and its gradient softmax − onehot (mean over rows).
+        let n = shape[0];
+        let ids: Vec<i64> = (0..n).map(|i| ((i * 7919) % d) as i64).collect();
+        let t = Tensor::from_vec(ids.clone(), &[n], dev)?;
+        let xvar = x.variable();
+        let loss = xvar.cross_entropy(&t, -100)?;
+        let want = cross_entropy_ref(&xv, d, &ids, -100);
+        assert_tensor_close(&loss, &[want], 1e-5, 1e-5, "cross_entropy")?;
+        let g = loss.backward()?;
+        let mut want = softmax_ref(&xv, d);
+        for (r, &id) in ids.iter().enumerate() {
+            want[r * d + id as usize] -= 1.0;
+        }
+        want.iter_mut().for_each(|v| *v /= n as f64);
+        let got = g.get(&xvar).expect("dlogits");
+        assert_tensor_close(got, &want, 1e-7, 1e-4, "cross_entropy grad")?;
+    }
+    // The exp family in chunked parallel pieces (100 001 elements, ragged last chunk).
+    let x = randn(dev, &[100_001], 403)?.scale(6.0)?;
+    let xv = values(&x)?;
+    type Case = (Tensor, fn(f64) -> f64, &'static str);
+    let cases: [Case; 3] = [
+        (x.exp()?, f64::exp, "exp"),
+        (x.sigmoid()?, |v| 1.0 / (1.0 + (-v).exp()), "sigmoid"),
+        (x.silu()?, |v| v / (1.0 + (-v).exp()), "silu"),
+    ];
+    for (y, f, name) in cases {
+        let want: Vec<f64> = xv.iter().map(|&v| f(v)).collect();
+        assert_tensor_close(&y, &want, 1e-7, 1e-6, name)?;
+    }
     Ok(())
 }

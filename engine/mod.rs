@@ -27,6 +27,7 @@ pub use device::{
 pub use dtype::{DType, WithDType};
 pub use error::{Error, Result};
 pub use layout::Layout;
+pub use ops::attention::KvCache;
 pub use rng::Rng;
 pub use storage::{DeviceBuffer, HostBuffer, HostElem};
 pub use tensor::{Tensor, TensorId};

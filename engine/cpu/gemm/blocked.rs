@@ -1,0 +1,272 @@
+//! The blocked GEMM driver: the BLIS loop nest, cache blocking and the split over threads.
+//!
+//! ```text
+//! for jc in 0..n step NC            B slice KC × NC packed once, shared by all threads (L3)
+//!   for pc in 0..k step KC
+//!     pack B[pc.., jc..]            in parallel, panel groups per task
+//!     parallel over tasks:          a task = a block of ≤ MC rows × a range of B panels
+//!       pack A[ic.., pc..]          MC × KC, thread-local (L2)
+//!       for jr over B panels        KC × NR panel, reused across the block's rows (L1/L2)
+//!         for ir over A panels      MR × KC panel
+//!           micro-kernel            MR × NR tile of C in registers
+//! ```
+//!
+//! Threads split the rows of C when there are enough row panels to share evenly, otherwise the
+//! columns, so both cores stay busy on short and tall products alike.
+
+use super::pack::{pack_a, pack_b, AlignedBuf};
+use super::{kernel_avx2, kernel_avx512, kernel_portable, Isa, Rhs, SharedMut};
+use rayon::prelude::*;
+use std::cell::Cell;
+
+/// `C[0..MR, 0..NR] (+)= Ap·Bp`: (kc, Ap, Bp, C, ldc, load C first).
+type MicroKernel = unsafe fn(usize, *const f32, *const f32, *mut f32, usize, bool);
+
+/// A micro-kernel and the block sizes that suit it.
+struct Kernel {
+    mr: usize,
+    nr: usize,
+    /// Rows of A packed at once: MC × KC f32 stays in L2 (1 MiB on Zen 4).
+    mc: usize,
+    /// Depth of one pass: a KC × NR panel of B fits L1 (32 KiB) for the AVX-512 tile.
+    kc: usize,
+    /// Columns of B packed at once: KC × NC f32 stays in L3.
+    nc: usize,
+    run: MicroKernel,
+    /// True when `run` may only be called on a CPU with the matching features.
+    _isa: Isa,
+}
+
+/// The largest tile any kernel uses (the edge-tile scratch buffer).
+const MAX_TILE: usize = kernel_avx512::MR * kernel_avx512::NR;
+
+fn kernel_for(isa: Isa) -> Kernel {
+    #[cfg(target_arch = "x86_64")]
+    match isa {
+        Isa::Avx512 => {
+            return Kernel {
+                mr: kernel_avx512::MR,
+                nr: kernel_avx512::NR,
+                mc: 144,
+                kc: 256,
+                nc: 4096,
+                run: kernel_avx512::kernel,
+                _isa: isa,
+            }
+        }
+        Isa::Avx2 => {
+            return Kernel {
+                mr: kernel_avx2::MR,
+                nr: kernel_avx2::NR,
+                mc: 144,
+                kc: 256,
+                nc: 4096,
+                run: kernel_avx2::kernel,
+                _isa: isa,
+            }
+        }
+        Isa::Portable => {}
+    }
+    Kernel {
+        mr: kernel_portable::MR,
+        nr: kernel_portable::NR,
+        mc: 128,
+        kc: 256,
+        nc: 2048,
+        run: kernel_portable::kernel,
+        _isa: Isa::Portable,
+    }
+}
+
+thread_local! {
+    /// Packed A blocks, one per thread, reused across calls.
+    static A_BUF: Cell<AlignedBuf> = Cell::new(AlignedBuf::default());
+    /// Packed B slices, one per calling thread, reused across calls.
+    static B_BUF: Cell<AlignedBuf> = Cell::new(AlignedBuf::default());
+}
+
+/// Runs `f` with this thread's buffer from `key`. The buffer is taken out while in use, so a
+/// nested call on the same thread (rayon may run another job while this one waits) simply
+/// gets a fresh one.
+fn with_buf<R>(
+    key: &'static std::thread::LocalKey<Cell<AlignedBuf>>,
+    f: impl FnOnce(&mut AlignedBuf) -> R,
+) -> R {
+    let mut buf = key.with(Cell::take);
+    let r = f(&mut buf);
+    key.with(|c| c.set(buf));
+    r
+}
+
+/// `C (+)= A·B` through packed panels; see the module doc. Bounds were checked by the caller.
+pub(super) fn gemm(
+    isa: Isa,
+    (m, k, n): (usize, usize, usize),
+    (a, a_rs, a_cs): (&[f32], usize, usize),
+    b: Rhs,
+    (c, c_rs): (&mut [f32], usize),
+    accumulate: bool,
+    parallel: bool,
+) {
+    let kern = kernel_for(isa);
+    let threads = if parallel {
+        rayon::current_num_threads()
+    } else {
+        1
+    };
+    let (mr, nr) = (kern.mr, kern.nr);
+    let m_panels = m.div_ceil(mr);
+    let c_ptr = SharedMut(c.as_mut_ptr());
+    with_buf(&B_BUF, |bbuf| {
+        for jc in (0..n).step_by(kern.nc) {
+            let ncur = kern.nc.min(n - jc);
+            let n_panels = ncur.div_ceil(nr);
+            let plan = Plan::new(m_panels, n_panels, kern.mc / mr, threads);
+            for pc in (0..k).step_by(kern.kc) {
+                let kcur = kern.kc.min(k - pc);
+                let bp = bbuf.get(n_panels * nr * kcur);
+                // Pack B: groups of panels per task.
+                let group = n_panels.div_ceil(4 * threads).max(1);
+                let pack = |(g, d): (usize, &mut [f32])| {
+                    let j = g * group * nr;
+                    pack_b(b, (pc, kcur), (jc + j, (group * nr).min(ncur - j)), nr, d);
+                };
+                if threads > 1 {
+                    bp.par_chunks_mut(group * nr * kcur)
+                        .enumerate()
+                        .for_each(pack);
+                } else {
+                    bp.chunks_mut(group * nr * kcur).enumerate().for_each(pack);
+                }
+                let bp = &*bp;
+                let load = accumulate || pc > 0;
+                let task = |t: usize| {
+                    let (rows, cols) = plan.task(t);
+                    let (i0, i1) = (rows.start * mr, (rows.end * mr).min(m));
+                    with_buf(&A_BUF, |abuf| {
+                        let ap = abuf.get(rows.len() * mr * kcur);
+                        pack_a(a, (a_rs, a_cs), (i0, i1 - i0), (pc, kcur), mr, ap);
+                        for q in cols {
+                            let bpanel = &bp[q * nr * kcur..(q + 1) * nr * kcur];
+                            let (j0, w) = (jc + q * nr, nr.min(ncur - q * nr));
+                            for (r, apanel) in ap.chunks_exact(mr * kcur).enumerate() {
+                                let i = i0 + r * mr;
+                                let h = mr.min(m - i);
+                                // SAFETY: the panels hold kcur·mr and kcur·nr floats; the tile
+                                // (i.., j0..) of C lies inside C (checked by the caller) and
+                                // belongs to this task alone.
+                                unsafe {
+                                    tile(
+                                        &kern,
+                                        kcur,
+                                        apanel,
+                                        bpanel,
+                                        c_ptr,
+                                        (i, j0),
+                                        (h, w),
+                                        c_rs,
+                                        load,
+                                    )
+                                };
+                            }
+                        }
+                    });
+                };
+                if plan.tasks() > 1 {
+                    (0..plan.tasks()).into_par_iter().for_each(task);
+                } else {
+                    task(0);
+                }
+            }
+        }
+    });
+}
+
+/// One `h × w` tile of C at `(i, j)`: full tiles are written in place, edge tiles go through a
+/// scratch tile so the kernel never touches C outside the product.
+///
+/// # Safety
+/// As for [`MicroKernel`]; rows `i..i+h`, columns `j..j+w` of C are valid and unshared.
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile(
+    kern: &Kernel,
+    kc: usize,
+    ap: &[f32],
+    bp: &[f32],
+    c: SharedMut,
+    (i, j): (usize, usize),
+    (h, w): (usize, usize),
+    c_rs: usize,
+    load: bool,
+) {
+    // SAFETY: (i, j) is inside C by the caller's contract.
+    let cij = unsafe { c.ptr().add(i * c_rs + j) };
+    if h == kern.mr && w == kern.nr {
+        // SAFETY: kernel features were detected when `kern` was chosen; sizes per the contract.
+        unsafe { (kern.run)(kc, ap.as_ptr(), bp.as_ptr(), cij, c_rs, load) };
+        return;
+    }
+    let mut scratch = [0f32; MAX_TILE];
+    // SAFETY: the scratch tile is mr × nr with row stride nr.
+    unsafe {
+        (kern.run)(
+            kc,
+            ap.as_ptr(),
+            bp.as_ptr(),
+            scratch.as_mut_ptr(),
+            kern.nr,
+            false,
+        )
+    };
+    for (r, s) in scratch.chunks_exact(kern.nr).take(h).enumerate() {
+        // SAFETY: row i + r, columns j..j+w of C are inside C and unshared.
+        let row = unsafe { std::slice::from_raw_parts_mut(cij.add(r * c_rs), w) };
+        for (d, &v) in row.iter_mut().zip(s) {
+            *d = if load { *d + v } else { v };
+        }
+    }
+}
+
+/// How one `KC` pass is cut into tasks: `mb` blocks of row panels × `nb` ranges of B panels.
+struct Plan {
+    m_panels: usize,
+    n_panels: usize,
+    mb: usize,
+    nb: usize,
+}
+
+impl Plan {
+    fn new(m_panels: usize, n_panels: usize, mc_panels: usize, threads: usize) -> Plan {
+        let mut mb = m_panels.div_ceil(mc_panels.max(1));
+        let mut nb = 1;
+        if threads > 1 {
+            if m_panels >= 4 * threads || m_panels % threads == 0 {
+                // Enough rows: blocks in a multiple of the thread count, near-equal sizes.
+                mb = mb.next_multiple_of(threads).min(m_panels);
+            } else {
+                // Few rows: every thread takes a share of the columns.
+                nb = threads.min(n_panels);
+            }
+        }
+        Plan {
+            m_panels,
+            n_panels,
+            mb,
+            nb,
+        }
+    }
+
+    fn tasks(&self) -> usize {
+        self.mb * self.nb
+    }
+
+    /// Row panels and B panels of task `t`; panels are dealt out evenly (sizes differ by ≤ 1).
+    fn task(&self, t: usize) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+        let share =
+            |i: usize, parts: usize, total: usize| i * total / parts..(i + 1) * total / parts;
+        (
+            share(t / self.nb, self.mb, self.m_panels),
+            share(t % self.nb, self.nb, self.n_panels),
+        )
+    }
+}

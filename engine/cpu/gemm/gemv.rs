@@ -3,8 +3,10 @@
 //! dense) in f32, bf16 or f16: the `x·Wᵀ` of a linear layer.
 //!
 //! Such a product does ~1 multiply-add per weight read, so its speed is the memory bandwidth:
-//! every weight row is streamed exactly once (a group of R rows at a time, reused from L1 for
-//! each group of ≤ 4 rows of x) and threads split the output columns. Half weights are widened
+//! every weight row is streamed exactly once, front to back (one row at a time, reused from L1
+//! for each group of ≤ 4 rows of x), and threads split the output columns into contiguous
+//! bands, so each thread reads one sequential stream — measured faster here than interleaving
+//! several rows, which splits the hardware prefetcher's attention. Half weights are widened
 //! in registers — a bf16 is the top half of an f32 (zero-extend to 32 bits, shift left 16),
 //! f16 goes through `vcvtph2ps` — and multiplied in f32 FMA, so results match an f32 product
 //! of the widened weights exactly. `vdpbf16ps` would instead round x to bf16 (8 mantissa
@@ -38,7 +40,7 @@ const F32: u8 = 0;
 const BF16: u8 = 1;
 const F16: u8 = 2;
 
-/// Rows of x per kernel call (the kernels keep R × 4 accumulators in registers).
+/// Rows of x per kernel call (the kernels keep 2 accumulators per row in registers).
 const MC: usize = 4;
 /// Weight rows per parallel task, at least (fewer tasks than this cost more than they split).
 const MIN_TASK_ROWS: usize = 64;
@@ -75,39 +77,22 @@ pub(super) fn gemv(
         Weights::F16(s) => (s.as_ptr() as usize, 2, F16),
     };
     let cp = SharedMut(c.as_mut_ptr());
-    let r_max = if isa == Isa::Avx512 { 4 } else { 2 };
     let run = |(j0, j1): (usize, usize)| {
-        let mut j = j0;
-        while j < j1 {
-            let rr = if j1 - j >= r_max { r_max } else { 1 };
+        for j in j0..j1 {
+            let wj = (wp + j * w_rs * esize) as *const u8;
             for i0 in (0..m).step_by(MC) {
                 let mc = MC.min(m - i0);
-                let wj = (wp + j * w_rs * esize) as *const u8;
                 // SAFETY: rows i0..i0+mc of x hold k floats at stride xr (xs covers them);
-                // weight rows j..j+rr hold k elements at stride w_rs (checked by the caller).
-                let sums = unsafe {
-                    dots(
-                        isa,
-                        kind,
-                        (rr, mc),
-                        k,
-                        xs[i0 * xr..].as_ptr(),
-                        xr,
-                        wj,
-                        w_rs * esize,
-                    )
-                };
-                for (r, sums) in sums.iter().take(rr).enumerate() {
-                    for (i, &s) in sums.iter().take(mc).enumerate() {
-                        // SAFETY: (i0 + i, j + r) is inside C and in this task's columns.
-                        unsafe {
-                            let d = cp.ptr().add((i0 + i) * out.c_rs + (j + r) * out.c_cs);
-                            *d = if accumulate { *d + s } else { s };
-                        }
+                // weight row j holds k elements (checked by the caller).
+                let sums = unsafe { dots(isa, kind, mc, k, xs[i0 * xr..].as_ptr(), xr, wj) };
+                for (i, &s) in sums.iter().take(mc).enumerate() {
+                    // SAFETY: (i0 + i, j) is inside C and in this task's columns.
+                    unsafe {
+                        let d = cp.ptr().add((i0 + i) * out.c_rs + j * out.c_cs);
+                        *d = if accumulate { *d + s } else { s };
                     }
                 }
             }
-            j += rr;
         }
     };
     let threads = rayon::current_num_threads();
@@ -124,45 +109,39 @@ pub(super) fn gemv(
     }
 }
 
-/// `out[r][i] = Σₚ x[i·xr + p]·W_r[p]` for `r < rr`, `i < mc`, on the given ISA.
+/// `out[i] = Σₚ x[i·xr + p]·w[p]` for `i < mc`, on the given ISA.
 ///
 /// # Safety
-/// `x` holds `mc` rows of `k` floats at stride `xr`; `w` holds `rr` rows of `k` elements of
-/// `kind` at a stride of `wr` bytes; the ISA's features are present.
-#[allow(clippy::too_many_arguments)]
+/// `x` holds `mc` rows of `k` floats at stride `xr`; `w` holds `k` elements of `kind`; the
+/// ISA's features are present.
 unsafe fn dots(
     isa: Isa,
     kind: u8,
-    (rr, mc): (usize, usize),
+    mc: usize,
     k: usize,
     x: *const f32,
     xr: usize,
     w: *const u8,
-    wr: usize,
-) -> [[f32; MC]; 4] {
-    macro_rules! shapes {
-        ($f:ident, $e:expr, $r:literal) => {
+) -> [f32; MC] {
+    macro_rules! rows {
+        ($f:ident, $e:expr) => {
             // SAFETY: forwarded from this function's contract.
             unsafe {
-                match (rr, mc) {
-                    ($r, 1) => $f::<$e, $r, 1>(k, x, xr, w, wr),
-                    ($r, 2) => $f::<$e, $r, 2>(k, x, xr, w, wr),
-                    ($r, 3) => $f::<$e, $r, 3>(k, x, xr, w, wr),
-                    ($r, 4) => $f::<$e, $r, 4>(k, x, xr, w, wr),
-                    (_, 1) => $f::<$e, 1, 1>(k, x, xr, w, wr),
-                    (_, 2) => $f::<$e, 1, 2>(k, x, xr, w, wr),
-                    (_, 3) => $f::<$e, 1, 3>(k, x, xr, w, wr),
-                    _ => $f::<$e, 1, 4>(k, x, xr, w, wr),
+                match mc {
+                    1 => $f::<$e, 1>(k, x, xr, w),
+                    2 => $f::<$e, 2>(k, x, xr, w),
+                    3 => $f::<$e, 3>(k, x, xr, w),
+                    _ => $f::<$e, 4>(k, x, xr, w),
                 }
             }
         };
     }
     macro_rules! kinds {
-        ($f:ident, $r:literal) => {
+        ($f:ident) => {
             match kind {
-                F32 => shapes!($f, F32, $r),
-                BF16 => shapes!($f, BF16, $r),
-                _ => shapes!($f, F16, $r),
+                F32 => rows!($f, F32),
+                BF16 => rows!($f, BF16),
+                _ => rows!($f, F16),
             }
         };
     }
@@ -170,10 +149,10 @@ unsafe fn dots(
     use x86::{dots256, dots512};
     match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => kinds!(dots512, 4),
+        Isa::Avx512 => kinds!(dots512),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => kinds!(dots256, 2),
-        _ => kinds!(dots_portable, 2),
+        Isa::Avx2 => kinds!(dots256),
+        _ => kinds!(dots_portable),
     }
 }
 
@@ -193,49 +172,42 @@ unsafe fn widen<const E: u8>(w: *const u8) -> f32 {
     }
 }
 
-/// Portable [`dots`]: eight partial sums per pair (vectorizable, and shorter rounding chains).
+/// Portable [`dots`]: eight partial sums per row of x (vectorizable, shorter rounding chains).
 ///
 /// # Safety
 /// As for [`dots`].
-unsafe fn dots_portable<const E: u8, const R: usize, const M: usize>(
+unsafe fn dots_portable<const E: u8, const M: usize>(
     k: usize,
     x: *const f32,
     xr: usize,
     w: *const u8,
-    wr: usize,
-) -> [[f32; MC]; 4] {
+) -> [f32; MC] {
     const L: usize = 8;
     let size = if E == F32 { 4 } else { 2 };
-    let mut acc = [[[0f32; L]; M]; R];
-    let mut wv = [[0f32; L]; R];
+    let mut acc = [[0f32; L]; M];
+    let mut wv = [0f32; L];
     let mut p = 0;
     while p + L <= k {
-        for (r, wv) in wv.iter_mut().enumerate() {
-            for (l, v) in wv.iter_mut().enumerate() {
-                // SAFETY: p + l < k inside row r.
-                *v = unsafe { widen::<E>(w.add(r * wr + (p + l) * size)) };
-            }
+        for (l, v) in wv.iter_mut().enumerate() {
+            // SAFETY: p + l < k.
+            *v = unsafe { widen::<E>(w.add((p + l) * size)) };
         }
-        for (acc, wv) in acc.iter_mut().zip(&wv) {
-            for (i, acc) in acc.iter_mut().enumerate() {
-                for (l, a) in acc.iter_mut().enumerate() {
-                    // SAFETY: p + l < k inside row i of x.
-                    *a += unsafe { *x.add(i * xr + p + l) } * wv[l];
-                }
+        for (i, acc) in acc.iter_mut().enumerate() {
+            for (l, a) in acc.iter_mut().enumerate() {
+                // SAFETY: p + l < k inside row i of x.
+                *a += unsafe { *x.add(i * xr + p + l) } * wv[l];
             }
         }
         p += L;
     }
-    let mut out = [[0f32; MC]; 4];
-    for r in 0..R {
-        for i in 0..M {
-            let mut s: f32 = acc[r][i].iter().sum();
-            for q in p..k {
-                // SAFETY: q < k inside row r of W and row i of x.
-                s += unsafe { *x.add(i * xr + q) * widen::<E>(w.add(r * wr + q * size)) };
-            }
-            out[r][i] = s;
+    let mut out = [0f32; MC];
+    for (i, acc) in acc.iter().enumerate() {
+        let mut s: f32 = acc.iter().sum();
+        for q in p..k {
+            // SAFETY: q < k inside the weight row and row i of x.
+            s += unsafe { *x.add(i * xr + q) * widen::<E>(w.add(q * size)) };
         }
+        out[i] = s;
     }
     out
 }
@@ -265,45 +237,40 @@ mod x86 {
         }
     }
 
-    /// AVX-512 [`super::dots`]: R × M zmm accumulators, 16 lanes of k per step.
+    /// AVX-512 [`super::dots`]: two 16-lane steps of k per iteration, each with its own
+    /// accumulator per row of x (2·M zmm), so FMA latency never limits the stream.
     ///
     /// # Safety
     /// As for [`super::dots`], with AVX-512F and F16C present.
     #[target_feature(enable = "avx512f,f16c")]
-    pub(super) unsafe fn dots512<const E: u8, const R: usize, const M: usize>(
+    pub(super) unsafe fn dots512<const E: u8, const M: usize>(
         k: usize,
         x: *const f32,
         xr: usize,
         w: *const u8,
-        wr: usize,
-    ) -> [[f32; MC]; 4] {
+    ) -> [f32; MC] {
         let size = if E == F32 { 4 } else { 2 };
-        let mut acc = [[_mm512_setzero_ps(); M]; R];
-        let mut xv = [_mm512_setzero_ps(); M];
+        let mut acc = [[_mm512_setzero_ps(); 2]; M];
         let mut p = 0;
-        // SAFETY (whole body): p + 16 ≤ k in the loop, q < k in the tail, rows per contract.
+        // SAFETY (whole body): p + 32 ≤ k in the loop, q < k in the tail, rows per contract.
         unsafe {
-            while p + 16 <= k {
-                for (i, xv) in xv.iter_mut().enumerate() {
-                    *xv = _mm512_loadu_ps(x.add(i * xr + p));
+            while p + 32 <= k {
+                let w0 = load16::<E>(w.add(p * size));
+                let w1 = load16::<E>(w.add((p + 16) * size));
+                for (i, a) in acc.iter_mut().enumerate() {
+                    let xi = x.add(i * xr + p);
+                    a[0] = _mm512_fmadd_ps(_mm512_loadu_ps(xi), w0, a[0]);
+                    a[1] = _mm512_fmadd_ps(_mm512_loadu_ps(xi.add(16)), w1, a[1]);
                 }
-                for (r, acc) in acc.iter_mut().enumerate() {
-                    let wv = load16::<E>(w.add(r * wr + p * size));
-                    for (a, &xv) in acc.iter_mut().zip(&xv) {
-                        *a = _mm512_fmadd_ps(xv, wv, *a);
-                    }
-                }
-                p += 16;
+                p += 32;
             }
-            let mut out = [[0f32; MC]; 4];
-            for r in 0..R {
-                for i in 0..M {
-                    let mut s = _mm512_reduce_add_ps(acc[r][i]);
-                    for q in p..k {
-                        s += *x.add(i * xr + q) * widen::<E>(w.add(r * wr + q * size));
-                    }
-                    out[r][i] = s;
+            let mut out = [0f32; MC];
+            for (i, a) in acc.iter().enumerate() {
+                let mut s = _mm512_reduce_add_ps(_mm512_add_ps(a[0], a[1]));
+                for q in p..k {
+                    s += *x.add(i * xr + q) * widen::<E>(w.add(q * size));
                 }
+                out[i] = s;
             }
             out
         }
@@ -339,45 +306,39 @@ mod x86 {
         _mm_cvtss_f32(s)
     }
 
-    /// AVX2 [`super::dots`]: R × M ymm accumulators, 8 lanes of k per step.
+    /// AVX2 [`super::dots`]: two 8-lane steps of k per iteration (2·M ymm accumulators).
     ///
     /// # Safety
     /// As for [`super::dots`], with AVX2, FMA and F16C present.
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn dots256<const E: u8, const R: usize, const M: usize>(
+    pub(super) unsafe fn dots256<const E: u8, const M: usize>(
         k: usize,
         x: *const f32,
         xr: usize,
         w: *const u8,
-        wr: usize,
-    ) -> [[f32; MC]; 4] {
+    ) -> [f32; MC] {
         let size = if E == F32 { 4 } else { 2 };
-        let mut acc = [[_mm256_setzero_ps(); M]; R];
-        let mut xv = [_mm256_setzero_ps(); M];
+        let mut acc = [[_mm256_setzero_ps(); 2]; M];
         let mut p = 0;
-        // SAFETY (whole body): p + 8 ≤ k in the loop, q < k in the tail, rows per contract.
+        // SAFETY (whole body): p + 16 ≤ k in the loop, q < k in the tail, rows per contract.
         unsafe {
-            while p + 8 <= k {
-                for (i, xv) in xv.iter_mut().enumerate() {
-                    *xv = _mm256_loadu_ps(x.add(i * xr + p));
+            while p + 16 <= k {
+                let w0 = load8::<E>(w.add(p * size));
+                let w1 = load8::<E>(w.add((p + 8) * size));
+                for (i, a) in acc.iter_mut().enumerate() {
+                    let xi = x.add(i * xr + p);
+                    a[0] = _mm256_fmadd_ps(_mm256_loadu_ps(xi), w0, a[0]);
+                    a[1] = _mm256_fmadd_ps(_mm256_loadu_ps(xi.add(8)), w1, a[1]);
                 }
-                for (r, acc) in acc.iter_mut().enumerate() {
-                    let wv = load8::<E>(w.add(r * wr + p * size));
-                    for (a, &xv) in acc.iter_mut().zip(&xv) {
-                        *a = _mm256_fmadd_ps(xv, wv, *a);
-                    }
-                }
-                p += 8;
+                p += 16;
             }
-            let mut out = [[0f32; MC]; 4];
-            for r in 0..R {
-                for i in 0..M {
-                    let mut s = hsum256(acc[r][i]);
-                    for q in p..k {
-                        s += *x.add(i * xr + q) * widen::<E>(w.add(r * wr + q * size));
-                    }
-                    out[r][i] = s;
+            let mut out = [0f32; MC];
+            for (i, a) in acc.iter().enumerate() {
+                let mut s = hsum256(_mm256_add_ps(a[0], a[1]));
+                for q in p..k {
+                    s += *x.add(i * xr + q) * widen::<E>(w.add(q * size));
                 }
+                out[i] = s;
             }
             out
         }

@@ -108,7 +108,18 @@ pub(super) fn gemm(
     accumulate: bool,
     parallel: bool,
 ) {
-    let kern = kernel_for(isa);
+    let mut kern = kernel_for(isa);
+    // TMP tuning
+    let env = |n: &str| std::env::var(n).ok().and_then(|v| v.parse::<usize>().ok());
+    if let Some(v) = env("GK") {
+        kern.kc = v;
+    }
+    if let Some(v) = env("GM") {
+        kern.mc = v;
+    }
+    if let Some(v) = env("GN") {
+        kern.nc = v;
+    }
     let threads = if parallel {
         rayon::current_num_threads()
     } else {
@@ -129,7 +140,14 @@ pub(super) fn gemm(
                 let group = n_panels.div_ceil(4 * threads).max(1);
                 let pack = |(g, d): (usize, &mut [f32])| {
                     let j = g * group * nr;
-                    pack_b(b, (pc, kcur), (jc + j, (group * nr).min(ncur - j)), nr, d);
+                    pack_b(
+                        b,
+                        (pc, kcur),
+                        (jc + j, (group * nr).min(ncur - j)),
+                        nr,
+                        d,
+                        isa,
+                    );
                 };
                 if threads > 1 {
                     bp.par_chunks_mut(group * nr * kcur)
@@ -145,29 +163,41 @@ pub(super) fn gemm(
                     let (i0, i1) = (rows.start * mr, (rows.end * mr).min(m));
                     with_buf(&A_BUF, |abuf| {
                         let ap = abuf.get(rows.len() * mr * kcur);
-                        pack_a(a, (a_rs, a_cs), (i0, i1 - i0), (pc, kcur), mr, ap);
-                        for q in cols {
+                        pack_a(a, (a_rs, a_cs), (i0, i1 - i0), (pc, kcur), mr, ap, isa);
+                        let a_outer = std::env::var("GO").is_ok();
+                        let mut one = |q: usize, r: usize, apanel: &[f32]| {
                             let bpanel = &bp[q * nr * kcur..(q + 1) * nr * kcur];
                             let (j0, w) = (jc + q * nr, nr.min(ncur - q * nr));
+                            let i = i0 + r * mr;
+                            let h = mr.min(m - i);
+                            // SAFETY: the panels hold kcur·mr and kcur·nr floats; the tile
+                            // (i.., j0..) of C lies inside C (checked by the caller) and
+                            // belongs to this task alone.
+                            unsafe {
+                                tile(
+                                    &kern,
+                                    kcur,
+                                    apanel,
+                                    bpanel,
+                                    c_ptr,
+                                    (i, j0),
+                                    (h, w),
+                                    c_rs,
+                                    load,
+                                )
+                            };
+                        };
+                        if a_outer {
                             for (r, apanel) in ap.chunks_exact(mr * kcur).enumerate() {
-                                let i = i0 + r * mr;
-                                let h = mr.min(m - i);
-                                // SAFETY: the panels hold kcur·mr and kcur·nr floats; the tile
-                                // (i.., j0..) of C lies inside C (checked by the caller) and
-                                // belongs to this task alone.
-                                unsafe {
-                                    tile(
-                                        &kern,
-                                        kcur,
-                                        apanel,
-                                        bpanel,
-                                        c_ptr,
-                                        (i, j0),
-                                        (h, w),
-                                        c_rs,
-                                        load,
-                                    )
-                                };
+                                for q in cols.clone() {
+                                    one(q, r, apanel);
+                                }
+                            }
+                        } else {
+                            for q in cols {
+                                for (r, apanel) in ap.chunks_exact(mr * kcur).enumerate() {
+                                    one(q, r, apanel);
+                                }
                             }
                         }
                     });
@@ -243,10 +273,10 @@ impl Plan {
             if m_panels >= 4 * threads || m_panels % threads == 0 {
                 // Enough rows: blocks in a multiple of the thread count, near-equal sizes.
                 mb = mb.next_multiple_of(threads).min(m_panels);
-            } else {
-                // Few rows: every thread takes a share of the columns.
-                nb = threads.min(n_panels);
             }
+            // Split the columns too until there are a few tasks per thread: a thread slowed
+            // by another process then delays the pass by a small task, not half the work.
+            nb = (4 * threads).div_ceil(mb).min(n_panels);
         }
         Plan {
             m_panels,

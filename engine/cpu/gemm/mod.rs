@@ -18,6 +18,7 @@ mod kernel_avx2;
 mod kernel_avx512;
 mod kernel_portable;
 mod pack;
+mod transpose;
 
 use half::{bf16, f16};
 use std::sync::OnceLock;

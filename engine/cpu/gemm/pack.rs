@@ -3,11 +3,18 @@
 //! read along its dense direction (rows of a row-major operand, columns of a transposed one),
 //! so transposed operands cost no more than plain ones.
 
-use super::{Rhs, Weights};
+use super::transpose::gather_transpose;
+use super::{Isa, Rhs, Weights};
 use half::{bf16, f16, slice::HalfFloatSliceExt};
+
+pub(super) const F32: u8 = 0;
+pub(super) const BF16: u8 = 1;
+pub(super) const F16: u8 = 2;
 
 /// Values a packed panel can be filled from.
 pub(super) trait Elem: Copy + Sync {
+    /// Which type this is (F32, BF16 or F16), for SIMD loads.
+    const KIND: u8;
     /// `dst[i] = src[i]` as f32.
     fn widen_run(src: &[Self], dst: &mut [f32]);
     /// One value as f32.
@@ -15,6 +22,7 @@ pub(super) trait Elem: Copy + Sync {
 }
 
 impl Elem for f32 {
+    const KIND: u8 = F32;
     fn widen_run(src: &[f32], dst: &mut [f32]) {
         dst.copy_from_slice(src);
     }
@@ -24,6 +32,7 @@ impl Elem for f32 {
 }
 
 impl Elem for bf16 {
+    const KIND: u8 = BF16;
     /// A bf16 is the top 16 bits of an f32: shifting the bits left by 16 widens it exactly.
     fn widen_run(src: &[bf16], dst: &mut [f32]) {
         for (d, s) in dst.iter_mut().zip(src) {
@@ -36,6 +45,7 @@ impl Elem for bf16 {
 }
 
 impl Elem for f16 {
+    const KIND: u8 = F16;
     /// `half`'s slice conversion uses F16C's `vcvtph2ps` when the CPU has it.
     fn widen_run(src: &[f16], dst: &mut [f32]) {
         src.convert_to_f32_slice(dst);
@@ -70,6 +80,7 @@ pub(super) fn pack_a(
     (p0, kc): (usize, usize),
     mr: usize,
     dst: &mut [f32],
+    isa: Isa,
 ) {
     for (q, panel) in dst.chunks_exact_mut(kc * mr).enumerate() {
         let r0 = q * mr;
@@ -82,12 +93,10 @@ pub(super) fn pack_a(
         }
         let base = (i0 + r0) * rs + p0 * cs;
         if cs == 1 {
-            // Row-major A: read each row's run once, scatter into the panel's column.
-            for i in 0..rows {
-                let row = &a[base + i * rs..base + i * rs + kc];
-                for (d, &v) in panel.chunks_exact_mut(mr).zip(row) {
-                    d[i] = v;
-                }
+            // Row-major A: rows become the panel's columns, 8 at a time.
+            for i in (0..rows).step_by(8) {
+                let starts: Vec<usize> = (i..rows.min(i + 8)).map(|i| base + i * rs).collect();
+                gather_transpose(isa, a, &starts, kc, panel, mr, i);
             }
         } else if rs == 1 {
             // Transposed A: each depth's `rows` values are adjacent.
@@ -112,11 +121,12 @@ pub(super) fn pack_b(
     (j0, nc): (usize, usize),
     nr: usize,
     dst: &mut [f32],
+    isa: Isa,
 ) {
     match b.elems {
-        Weights::F32(x) => pack_b_typed(x, b, (p0, kc), (j0, nc), nr, dst),
-        Weights::F16(x) => pack_b_typed(x, b, (p0, kc), (j0, nc), nr, dst),
-        Weights::BF16(x) => pack_b_typed(x, b, (p0, kc), (j0, nc), nr, dst),
+        Weights::F32(x) => pack_b_typed(x, b, (p0, kc), (j0, nc), nr, dst, isa),
+        Weights::F16(x) => pack_b_typed(x, b, (p0, kc), (j0, nc), nr, dst, isa),
+        Weights::BF16(x) => pack_b_typed(x, b, (p0, kc), (j0, nc), nr, dst, isa),
     }
 }
 
@@ -127,8 +137,8 @@ fn pack_b_typed<T: Elem>(
     (j0, nc): (usize, usize),
     nr: usize,
     dst: &mut [f32],
+    isa: Isa,
 ) {
-    let mut run = Vec::new();
     for (q, panel) in dst.chunks_exact_mut(kc * nr).enumerate() {
         let c0 = q * nr;
         if c0 >= nc {
@@ -146,14 +156,10 @@ fn pack_b_typed<T: Elem>(
                 T::widen_run(&x[s..s + cols], &mut d[..cols]);
             }
         } else if b.rs == 1 {
-            // Transposed B (W stored [N, K]): widen each column's run, scatter it into the panel.
-            run.resize(kc, 0.0);
-            for j in 0..cols {
-                let s = base + j * b.cs;
-                T::widen_run(&x[s..s + kc], &mut run);
-                for (d, &v) in panel.chunks_exact_mut(nr).zip(&run) {
-                    d[j] = v;
-                }
+            // Transposed B (W stored [N, K]): columns become the panel's columns, 8 at a time.
+            for j in (0..cols).step_by(8) {
+                let starts: Vec<usize> = (j..cols.min(j + 8)).map(|j| base + j * b.cs).collect();
+                gather_transpose(isa, x, &starts, kc, panel, nr, j);
             }
         } else {
             for (p, d) in panel.chunks_exact_mut(nr).enumerate() {

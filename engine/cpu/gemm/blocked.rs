@@ -165,7 +165,7 @@ pub(super) fn gemm(
                         let ap = abuf.get(rows.len() * mr * kcur);
                         pack_a(a, (a_rs, a_cs), (i0, i1 - i0), (pc, kcur), mr, ap, isa);
                         let a_outer = std::env::var("GO").is_ok();
-                        let mut one = |q: usize, r: usize, apanel: &[f32]| {
+                        let one = |q: usize, r: usize, apanel: &[f32]| {
                             let bpanel = &bp[q * nr * kcur..(q + 1) * nr * kcur];
                             let (j0, w) = (jc + q * nr, nr.min(ncur - q * nr));
                             let i = i0 + r * mr;

@@ -48,7 +48,7 @@ fn kernel_for(isa: Isa) -> Kernel {
                 mr: kernel_avx512::MR,
                 nr: kernel_avx512::NR,
                 mc: 144,
-                kc: 256,
+                kc: 512,
                 nc: 4096,
                 run: kernel_avx512::kernel,
                 _isa: isa,
@@ -59,7 +59,7 @@ fn kernel_for(isa: Isa) -> Kernel {
                 mr: kernel_avx2::MR,
                 nr: kernel_avx2::NR,
                 mc: 144,
-                kc: 256,
+                kc: 512,
                 nc: 4096,
                 run: kernel_avx2::kernel,
                 _isa: isa,
@@ -108,18 +108,7 @@ pub(super) fn gemm(
     accumulate: bool,
     parallel: bool,
 ) {
-    let mut kern = kernel_for(isa);
-    // TMP tuning
-    let env = |n: &str| std::env::var(n).ok().and_then(|v| v.parse::<usize>().ok());
-    if let Some(v) = env("GK") {
-        kern.kc = v;
-    }
-    if let Some(v) = env("GM") {
-        kern.mc = v;
-    }
-    if let Some(v) = env("GN") {
-        kern.nc = v;
-    }
+    let kern = kernel_for(isa);
     let threads = if parallel {
         rayon::current_num_threads()
     } else {
@@ -128,13 +117,28 @@ pub(super) fn gemm(
     let (mr, nr) = (kern.mr, kern.nr);
     let m_panels = m.div_ceil(mr);
     let c_ptr = SharedMut(c.as_mut_ptr());
+    if m <= WIDE_MAX_M {
+        return wide(
+            &kern,
+            isa,
+            (m, k, n),
+            (a, a_rs, a_cs),
+            b,
+            (c_ptr, c_rs),
+            accumulate,
+            threads,
+        );
+    }
     with_buf(&B_BUF, |bbuf| {
         for jc in (0..n).step_by(kern.nc) {
             let ncur = kern.nc.min(n - jc);
             let n_panels = ncur.div_ceil(nr);
             let plan = Plan::new(m_panels, n_panels, kern.mc / mr, threads);
-            for pc in (0..k).step_by(kern.kc) {
-                let kcur = kern.kc.min(k - pc);
+            // Equal passes (K = 300 runs as 2 × 150, not 256 + 44): a short last pass would
+            // pay a full read and write of C for little work.
+            let kc = k.div_ceil(k.div_ceil(kern.kc));
+            for pc in (0..k).step_by(kc) {
+                let kcur = kc.min(k - pc);
                 let bp = bbuf.get(n_panels * nr * kcur);
                 // Pack B: groups of panels per task.
                 let group = n_panels.div_ceil(4 * threads).max(1);
@@ -164,7 +168,6 @@ pub(super) fn gemm(
                     with_buf(&A_BUF, |abuf| {
                         let ap = abuf.get(rows.len() * mr * kcur);
                         pack_a(a, (a_rs, a_cs), (i0, i1 - i0), (pc, kcur), mr, ap, isa);
-                        let a_outer = std::env::var("GO").is_ok();
                         let one = |q: usize, r: usize, apanel: &[f32]| {
                             let bpanel = &bp[q * nr * kcur..(q + 1) * nr * kcur];
                             let (j0, w) = (jc + q * nr, nr.min(ncur - q * nr));
@@ -187,17 +190,9 @@ pub(super) fn gemm(
                                 )
                             };
                         };
-                        if a_outer {
+                        for q in cols {
                             for (r, apanel) in ap.chunks_exact(mr * kcur).enumerate() {
-                                for q in cols.clone() {
-                                    one(q, r, apanel);
-                                }
-                            }
-                        } else {
-                            for q in cols {
-                                for (r, apanel) in ap.chunks_exact(mr * kcur).enumerate() {
-                                    one(q, r, apanel);
-                                }
+                                one(q, r, apanel);
                             }
                         }
                     });
@@ -207,6 +202,93 @@ pub(super) fn gemm(
                 } else {
                     task(0);
                 }
+            }
+        }
+    });
+}
+
+/// Products with at most this many rows run [`wide`]: all of A's rows for one pass (at most
+/// 384 × KC f32, 768 KiB at KC = 512) stay in L2.
+const WIDE_MAX_M: usize = 384;
+
+/// `C (+)= A·B` for short, wide products (few rows, many columns — `x·Wᵀ` over a short
+/// sequence). Per KC pass, all of A is packed once (in parallel) and shared; threads then take
+/// groups of B panels and pack each group themselves, right before multiplying it by every
+/// A panel. Packing B — here the bulk of the memory traffic — thus overlaps with the other
+/// thread's arithmetic instead of running as a separate phase behind a barrier.
+#[allow(clippy::too_many_arguments)]
+fn wide(
+    kern: &Kernel,
+    isa: Isa,
+    (m, k, n): (usize, usize, usize),
+    (a, a_rs, a_cs): (&[f32], usize, usize),
+    b: Rhs,
+    (c_ptr, c_rs): (SharedMut, usize),
+    accumulate: bool,
+    threads: usize,
+) {
+    let (mr, nr) = (kern.mr, kern.nr);
+    let (m_panels, n_panels) = (m.div_ceil(mr), n.div_ceil(nr));
+    // Groups of up to 4 B panels, at least 4 per thread when there are enough.
+    let group = n_panels.div_ceil(4 * threads).clamp(1, 4);
+    let groups = n_panels.div_ceil(group);
+    let kc = k.div_ceil(k.div_ceil(kern.kc));
+    with_buf(&B_BUF, |abuf| {
+        for pc in (0..k).step_by(kc) {
+            let kcur = kc.min(k - pc);
+            let load = accumulate || pc > 0;
+            let ap = abuf.get(m_panels * mr * kcur);
+            let pack = |(q, d): (usize, &mut [f32])| {
+                pack_a(
+                    a,
+                    (a_rs, a_cs),
+                    (q * mr, mr.min(m - q * mr)),
+                    (pc, kcur),
+                    mr,
+                    d,
+                    isa,
+                );
+            };
+            if threads > 1 && m_panels > 1 {
+                ap.par_chunks_mut(mr * kcur).enumerate().for_each(pack);
+            } else {
+                ap.chunks_mut(mr * kcur).enumerate().for_each(pack);
+            }
+            let ap = &*ap;
+            let task = |g: usize| {
+                let (q0, q1) = (g * group, ((g + 1) * group).min(n_panels));
+                let (j0, w) = (q0 * nr, ((q1 * nr).min(n)) - q0 * nr);
+                with_buf(&A_BUF, |bbuf| {
+                    let bp = bbuf.get((q1 - q0) * nr * kcur);
+                    pack_b(b, (pc, kcur), (j0, w), nr, bp, isa);
+                    for (qq, bpanel) in bp.chunks_exact(nr * kcur).enumerate() {
+                        let j = j0 + qq * nr;
+                        for (r, apanel) in ap.chunks_exact(mr * kcur).enumerate() {
+                            let i = r * mr;
+                            // SAFETY: panels hold kcur·mr and kcur·nr floats; the tile lies
+                            // inside C (checked by the caller) and only this task writes
+                            // columns j0..j0+w.
+                            unsafe {
+                                tile(
+                                    kern,
+                                    kcur,
+                                    apanel,
+                                    bpanel,
+                                    c_ptr,
+                                    (i, j),
+                                    (mr.min(m - i), nr.min(n - j)),
+                                    c_rs,
+                                    load,
+                                )
+                            };
+                        }
+                    }
+                });
+            };
+            if threads > 1 && groups > 1 {
+                (0..groups).into_par_iter().for_each(task);
+            } else {
+                (0..groups).for_each(task);
             }
         }
     });

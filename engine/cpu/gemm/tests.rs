@@ -136,6 +136,8 @@ fn every_isa_matches_f64_on_ragged_shapes_and_layouts() {
         (9, 33, 100),
         (50, 64, 1),
         (300, 20, 50),
+        (400, 40, 70),
+        (397, 600, 9),
         (9, 3, 4200),
     ];
     let stores = [Store::RowMajor, Store::Transposed, Store::Narrowed];

@@ -11,8 +11,10 @@
 //!           micro-kernel            MR × NR tile of C in registers
 //! ```
 //!
-//! Threads split the rows of C when there are enough row panels to share evenly, otherwise the
-//! columns, so both cores stay busy on short and tall products alike.
+//! Threads split the rows of C into blocks (and the columns too, until there are a few tasks
+//! per thread), so both cores stay busy on tall products. Short products (M ≤ 384) run
+//! [`wide`] instead: A is packed once per pass and shared, and each task packs the B panels
+//! it multiplies, so the weight traffic overlaps with arithmetic.
 
 use super::pack::{pack_a, pack_b, AlignedBuf};
 use super::{kernel_avx2, kernel_avx512, kernel_portable, Isa, Rhs, SharedMut};
@@ -32,9 +34,8 @@ struct Kernel {
     kc: usize,
     /// Columns of B packed at once: KC × NC f32 stays in L3.
     nc: usize,
+    /// Only ever called on a CPU with the features of the ISA it was chosen for.
     run: MicroKernel,
-    /// True when `run` may only be called on a CPU with the matching features.
-    _isa: Isa,
 }
 
 /// The largest tile any kernel uses (the edge-tile scratch buffer).
@@ -51,7 +52,6 @@ fn kernel_for(isa: Isa) -> Kernel {
                 kc: 512,
                 nc: 4096,
                 run: kernel_avx512::kernel,
-                _isa: isa,
             }
         }
         Isa::Avx2 => {
@@ -62,7 +62,6 @@ fn kernel_for(isa: Isa) -> Kernel {
                 kc: 512,
                 nc: 4096,
                 run: kernel_avx2::kernel,
-                _isa: isa,
             }
         }
         Isa::Portable => {}
@@ -74,7 +73,6 @@ fn kernel_for(isa: Isa) -> Kernel {
         kc: 256,
         nc: 2048,
         run: kernel_portable::kernel,
-        _isa: Isa::Portable,
     }
 }
 
@@ -352,7 +350,7 @@ impl Plan {
         let mut mb = m_panels.div_ceil(mc_panels.max(1));
         let mut nb = 1;
         if threads > 1 {
-            if m_panels >= 4 * threads || m_panels % threads == 0 {
+            if m_panels >= 4 * threads || m_panels.is_multiple_of(threads) {
                 // Enough rows: blocks in a multiple of the thread count, near-equal sizes.
                 mb = mb.next_multiple_of(threads).min(m_panels);
             }

@@ -1,16 +1,19 @@
 //! Single-precision GEMM for the CPU: `C = A·B` or `C += A·B` on strided operands, with the rhs
 //! in f32, f16 or bf16 (widened to f32 while it is packed; all arithmetic is f32).
 //!
-//! Structure (BLIS, Van Zee & van de Geijn 2015): the product is cut into `KC`-deep slices of
-//! `NC` columns; each slice of B is packed into `NR`-wide panels (contiguous, zero-padded, f32),
-//! then blocks of `MC` rows of A are packed into `MR`-tall panels and a register-blocked
-//! micro-kernel multiplies one `MR × KC` panel by one `KC × NR` panel into an `MR × NR` tile of C
-//! held entirely in registers. Strides (transposed or narrowed operands) are absorbed by packing,
-//! so no operand is ever copied as a whole. The micro-kernel is chosen once per process from the
-//! CPU's features ([`Isa`]): AVX-512 (12×32), AVX2+FMA (6×16) or portable scalar (4×8).
+//! Structure (BLIS, Van Zee & van de Geijn 2015): the product is cut into `KC`-deep passes;
+//! B is packed into `NR`-wide panels (contiguous, zero-padded, f32), blocks of A into `MR`-tall
+//! panels, and a register-blocked micro-kernel multiplies one `MR × KC` panel by one `KC × NR`
+//! panel into an `MR × NR` tile of C held entirely in registers. Strides (transposed or narrowed
+//! operands) are absorbed by packing, so no operand is ever copied as a whole. The micro-kernel
+//! is chosen once per process from the CPU's features ([`Isa`]): AVX-512 (12×32), AVX2+FMA
+//! (6×16) or portable (4×8). `blocked.rs` holds the loop nests and the split over threads.
 //!
 //! Products with at most [`GEMV_MAX_M`] rows whose rhs columns are dense (`x·Wᵀ` with W stored
 //! `[N, K]`, a linear layer at decode time) skip packing: [`gemv`] streams every weight row once.
+//!
+//! Packing buffers are kept per thread between calls (at most KC × NC f32 = 8 MiB for the
+//! calling thread, a few hundred KiB for the others), so steady-state products allocate nothing.
 
 mod blocked;
 pub mod gemv;

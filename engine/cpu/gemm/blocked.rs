@@ -195,10 +195,10 @@ pub(super) fn gemm(
                         }
                     });
                 };
-                if plan.tasks() > 1 {
+                if threads > 1 && plan.tasks() > 1 {
                     (0..plan.tasks()).into_par_iter().for_each(task);
                 } else {
-                    task(0);
+                    (0..plan.tasks()).for_each(task);
                 }
             }
         }

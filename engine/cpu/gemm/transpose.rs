@@ -26,14 +26,20 @@ pub(super) fn gather_transpose<T: Elem>(
     }
     assert!(g <= 8 && col0 + g <= stride && (kc - 1) * stride + col0 + g <= dst.len());
     assert!(starts.iter().all(|&s| s + kc <= src.len()));
-    let mut done = 0;
+    // Depths handled by the SIMD blocks; the rest (and everything on other CPUs) below.
     #[cfg(target_arch = "x86_64")]
-    if isa != Isa::Portable {
+    let done = if isa != Isa::Portable {
         // SAFETY: AVX2 and F16C are part of both x86 ISAs (checked at detection); the asserts
         // above bound every access.
-        done = unsafe { x86::blocks(src, starts, kc, dst, stride, col0) };
-    }
-    let _ = isa;
+        unsafe { x86::blocks(src, starts, kc, dst, stride, col0) }
+    } else {
+        0
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let done = {
+        let _ = isa;
+        0
+    };
     for (t, &s) in starts.iter().enumerate() {
         for p in done..kc {
             dst[p * stride + col0 + t] = src[s + p].widen();

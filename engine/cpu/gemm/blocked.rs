@@ -16,7 +16,7 @@
 //! [`wide`] instead: A is packed once per pass and shared, and each task packs the B panels
 //! it multiplies, so the weight traffic overlaps with arithmetic.
 
-use super::pack::{pack_a, pack_b, AlignedBuf};
+use super::pack::{pack_a, pack_b, prefetch_b, AlignedBuf};
 use super::{kernel_avx2, kernel_avx512, kernel_portable, Isa, Rhs, SharedMut};
 use rayon::prelude::*;
 use std::cell::Cell;
@@ -258,13 +258,21 @@ fn wide(
             let ap = &*ap;
             let task = |g: usize| {
                 let (q0, q1) = (g * group, ((g + 1) * group).min(n_panels));
-                let (j0, w) = (q0 * nr, ((q1 * nr).min(n)) - q0 * nr);
                 with_buf(&TASK_BUF, |bbuf| {
-                    let bp = bbuf.get((q1 - q0) * nr * kcur);
-                    pack_b(b, (pc, kcur), (j0, w), nr, bp, isa);
-                    for (qq, bpanel) in bp.chunks_exact(nr * kcur).enumerate() {
-                        let j = j0 + qq * nr;
+                    let bp = bbuf.get(nr * kcur);
+                    // Per-panel packing so the next panel's weights can be prefetched (from
+                    // DRAM, into L2) a few columns per kernel call while this one is multiplied.
+                    let per_call = nr.div_ceil(m_panels);
+                    for q in q0..q1 {
+                        let j = q * nr;
+                        pack_b(b, (pc, kcur), (j, nr.min(n - j)), nr, bp, isa);
                         for (r, apanel) in ap.chunks_exact(mr * kcur).enumerate() {
+                            let next = (j + nr + r * per_call).min(n);
+                            prefetch_b(
+                                b,
+                                (pc, kcur),
+                                next..(next + per_call).min(n).min(j + 2 * nr),
+                            );
                             let i = r * mr;
                             // SAFETY: panels hold kcur·mr and kcur·nr floats; the tile lies
                             // inside C (checked by the caller) and only this task writes
@@ -274,7 +282,7 @@ fn wide(
                                     kern,
                                     kcur,
                                     apanel,
-                                    bpanel,
+                                    bp,
                                     c_ptr,
                                     (i, j),
                                     (mr.min(m - i), nr.min(n - j)),

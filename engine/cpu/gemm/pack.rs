@@ -182,3 +182,27 @@ pub(super) fn column(b: Rhs, k: usize) -> Vec<f32> {
         Weights::BF16(x) => get(x, b.rs, k),
     }
 }
+
+/// Asks for columns `cols`, depths `p0..p0+kc` of a column-dense B (`rs == 1`, W stored
+/// `[N, K]`) to be brought into L2 ahead of packing. Other layouts, and other CPUs: nothing.
+pub(super) fn prefetch_b(b: Rhs, (p0, kc): (usize, usize), cols: std::ops::Range<usize>) {
+    #[cfg(target_arch = "x86_64")]
+    if b.rs == 1 {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
+        let (ptr, size) = match b.elems {
+            Weights::F32(x) => (x.as_ptr() as *const i8, 4),
+            Weights::F16(x) => (x.as_ptr() as *const i8, 2),
+            Weights::BF16(x) => (x.as_ptr() as *const i8, 2),
+        };
+        for j in cols {
+            let start = (j * b.cs + p0) * size;
+            for off in (0..kc * size).step_by(64) {
+                // SAFETY: a prefetch never faults, whatever the address; wrapping_add keeps
+                // the pointer arithmetic itself defined.
+                unsafe { _mm_prefetch::<_MM_HINT_T1>(ptr.wrapping_add(start + off)) };
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (b, p0, kc, cols);
+}

@@ -252,9 +252,15 @@ fn check_relative(lhs: &Tensor, rhs: &Tensor, what: &str) -> Result<()> {
 }
 
 pub fn gemm_relative_error_within_1e5_on_every_kernel_edge(dev: &Dev) -> Result<()> {
-    // M, N, K off every tile size (12×32, 6×16, 4×8), K beyond the 256-deep pass, rows
+    // M, N, K off every tile size (6×64, 6×16, 4×8), K beyond the 512-deep pass, rows
     // enough for several row blocks, both operands transposed, half-precision weights.
-    let shapes = [(37, 300, 70), (13, 520, 45), (150, 257, 33), (25, 64, 100)];
+    let shapes = [
+        (37, 600, 70),
+        (13, 1030, 45),
+        (150, 257, 33),
+        (25, 64, 100),
+        (400, 520, 130),
+    ];
     for (i, &(m, k, n)) in shapes.iter().enumerate() {
         let s = 100 + 10 * i as u64;
         let a = randn(dev, &[m, k], s)?;

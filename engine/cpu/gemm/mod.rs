@@ -6,7 +6,7 @@
 //! panels, and a register-blocked micro-kernel multiplies one `MR × KC` panel by one `KC × NR`
 //! panel into an `MR × NR` tile of C held entirely in registers. Strides (transposed or narrowed
 //! operands) are absorbed by packing, so no operand is ever copied as a whole. The micro-kernel
-//! is chosen once per process from the CPU's features ([`Isa`]): AVX-512 (12×32), AVX2+FMA
+//! is chosen once per process from the CPU's features ([`Isa`]): AVX-512 (6×64), AVX2+FMA
 //! (6×16) or portable (4×8). `blocked.rs` holds the loop nests and the split over threads.
 //!
 //! Products with at most [`GEMV_MAX_M`] rows whose rhs columns are dense (`x·Wᵀ` with W stored

@@ -40,10 +40,12 @@ const F32: u8 = 0;
 const BF16: u8 = 1;
 const F16: u8 = 2;
 
-/// Rows of x per kernel call (the kernels keep 2 accumulators per row in registers).
+/// Rows of x per kernel call (the kernels keep a few accumulators per row in registers).
 const MC: usize = 4;
-/// Weight rows per parallel task, at least (fewer tasks than this cost more than they split).
-const MIN_TASK_ROWS: usize = 64;
+/// Weight bytes per parallel task, about: small enough that the two threads finish together
+/// even when one is slowed by another process (the tail is at most one task), large enough that
+/// scheduling (~1 µs) stays under 1% of a task's ~50 µs of streaming.
+const TASK_BYTES: usize = 1 << 20;
 
 /// The product `C (+)= x·Wᵀ`, x `[m, k]`, W `[n, k]` with row `j` at `w[j·w_rs..][..k]`.
 /// Bounds were checked by the caller ([`super::gemm_with`]).
@@ -96,11 +98,8 @@ pub(super) fn gemv(
         }
     };
     let threads = rayon::current_num_threads();
-    if parallel && n >= 2 * MIN_TASK_ROWS {
-        let chunk = n
-            .div_ceil(4 * threads)
-            .max(MIN_TASK_ROWS)
-            .next_multiple_of(4);
+    let chunk = (TASK_BYTES / (k * esize).max(1)).clamp(1, n.div_ceil(threads).max(1));
+    if parallel && n > chunk {
         (0..n.div_ceil(chunk))
             .into_par_iter()
             .for_each(|t| run((t * chunk, (t * chunk + chunk).min(n))));
@@ -237,8 +236,12 @@ mod x86 {
         }
     }
 
-    /// AVX-512 [`super::dots`]: two 16-lane steps of k per iteration, each with its own
-    /// accumulator per row of x (2·M zmm), so FMA latency never limits the stream.
+    /// Independent 16-lane steps of k per iteration in [`dots512`] (U·M zmm accumulators): four
+    /// keep the FMA latency chain (4 cycles) well below the time the weights take to arrive.
+    const U: usize = 4;
+
+    /// AVX-512 [`super::dots`]: U 16-lane steps of k per iteration, each with its own
+    /// accumulator per row of x, so FMA latency never limits the stream.
     ///
     /// # Safety
     /// As for [`super::dots`], with AVX-512F and F16C present.
@@ -250,23 +253,35 @@ mod x86 {
         w: *const u8,
     ) -> [f32; MC] {
         let size = if E == F32 { 4 } else { 2 };
-        let mut acc = [[_mm512_setzero_ps(); 2]; M];
+        let mut acc = [[_mm512_setzero_ps(); U]; M];
         let mut p = 0;
-        // SAFETY (whole body): p + 32 ≤ k in the loop, q < k in the tail, rows per contract.
+        // SAFETY (whole body): p + 16·U ≤ k or p + 16 ≤ k in the loops, q < k in the tail,
+        // rows per contract.
         unsafe {
-            while p + 32 <= k {
-                let w0 = load16::<E>(w.add(p * size));
-                let w1 = load16::<E>(w.add((p + 16) * size));
+            while p + 16 * U <= k {
+                let mut wv = [_mm512_setzero_ps(); U];
+                for (u, wv) in wv.iter_mut().enumerate() {
+                    *wv = load16::<E>(w.add((p + 16 * u) * size));
+                }
                 for (i, a) in acc.iter_mut().enumerate() {
                     let xi = x.add(i * xr + p);
-                    a[0] = _mm512_fmadd_ps(_mm512_loadu_ps(xi), w0, a[0]);
-                    a[1] = _mm512_fmadd_ps(_mm512_loadu_ps(xi.add(16)), w1, a[1]);
+                    for (u, a) in a.iter_mut().enumerate() {
+                        *a = _mm512_fmadd_ps(_mm512_loadu_ps(xi.add(16 * u)), wv[u], *a);
+                    }
                 }
-                p += 32;
+                p += 16 * U;
+            }
+            while p + 16 <= k {
+                let wv = load16::<E>(w.add(p * size));
+                for (i, a) in acc.iter_mut().enumerate() {
+                    a[0] = _mm512_fmadd_ps(_mm512_loadu_ps(x.add(i * xr + p)), wv, a[0]);
+                }
+                p += 16;
             }
             let mut out = [0f32; MC];
             for (i, a) in acc.iter().enumerate() {
-                let mut s = _mm512_reduce_add_ps(_mm512_add_ps(a[0], a[1]));
+                let sum = a[1..].iter().fold(a[0], |s, &v| _mm512_add_ps(s, v));
+                let mut s = _mm512_reduce_add_ps(sum);
                 for q in p..k {
                     s += *x.add(i * xr + q) * widen::<E>(w.add(q * size));
                 }

@@ -236,9 +236,11 @@ mod x86 {
         }
     }
 
-    /// Independent 16-lane steps of k per iteration in [`dots512`] (U·M zmm accumulators): four
-    /// keep the FMA latency chain (4 cycles) well below the time the weights take to arrive.
-    const U: usize = 4;
+    /// Independent 16-lane steps of k per iteration in [`dots512`] (U·M zmm accumulators): two
+    /// (one 64-byte line of bf16 weights) keep the FMA latency chain below the time the weights
+    /// take to arrive; four measured no faster, nor did software prefetching (slower: the
+    /// hardware prefetcher already follows the single stream).
+    const U: usize = 2;
 
     /// AVX-512 [`super::dots`]: U 16-lane steps of k per iteration, each with its own
     /// accumulator per row of x, so FMA latency never limits the stream.

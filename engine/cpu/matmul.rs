@@ -1,19 +1,15 @@
-//! Batched matmul on the CPU.
+//! Batched matmul on the CPU, on top of the packed GEMM in [`super::gemm`].
 //!
-//! Operands arrive as strided views. Each `[K, N]` right-hand block is *packed* once into a
-//! row-major f32 panel: row-major f32 blocks are borrowed as they are, column-major
-//! (transposed) blocks are read column by column in cache-sized tiles, and f16/bf16 weights are
-//! widened while packing, so the inner loops only ever see contiguous f32. When every batch entry
-//! shares one rhs block (the common `x[B, T, in] · Wᵀ` with W broadcast by stride 0), the batch
-//! is folded into the row dimension and the product runs as one `[B·M, K] × [K, N]` GEMM.
-//!
-//! The GEMM itself is deliberately simple (the deep SIMD kernel is a later issue): blocked over
-//! N (so a slice of each C row stays in L1) and K (so a B panel stays in L2), four rows of C per
-//! pass so each loaded row of B is used four times, inner loops are contiguous axpys the
-//! compiler vectorizes, and rayon splits row blocks (or column blocks when there are few rows).
+//! Operands arrive as strided views and are handed to the GEMM as they are: its packing reads
+//! transposed and narrowed blocks in place and widens f16/bf16 weights, so no operand is copied
+//! first. When every batch entry shares one rhs block (the common `x[B, T, in] · Wᵀ` with W
+//! broadcast by stride 0) and the lhs rows fold into one strided `[B·M, K]` matrix, the product
+//! runs as one GEMM; otherwise each batch entry is its own GEMM (in parallel when there are
+//! many small ones). Products with few rows and a transposed weight take the GEMM's streamed
+//! GEMV path.
 
+use super::gemm::{gemm_mixed, sgemm, Rhs, Weights};
 use super::memory::{boxed, host};
-use super::vector::dot;
 use crate::engine::device::{Buffer, View};
 use crate::engine::dtype::DType;
 use crate::engine::error::{Error, Result};
@@ -22,17 +18,9 @@ use crate::engine::storage::HostBuffer;
 use half::{bf16, f16, slice::HalfFloatSliceExt};
 use rayon::prelude::*;
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 /// Multiply-adds below which a product stays on the calling thread.
 const PAR_WORK: usize = 1 << 16;
-/// Columns of C updated per pass: 4 rows × NC f32 = 8 KiB stay in L1.
-const NC: usize = 512;
-/// Depth of one pass: a KC × NC panel of B (256 KiB) stays in L2.
-const KC: usize = 128;
-/// Products with a transposed rhs and at most this many rows use dot products against the rhs
-/// columns directly: packing would cost as much as the product itself.
-const DOT_MAX_ROWS: usize = 4;
 /// Column-major blocks are packed in strips this many columns wide…
 const PACK_COLS: usize = 8;
 /// …read in runs of this many rows…
@@ -152,28 +140,23 @@ impl<'a> Matrix<'a> {
         }
     }
 
-    /// True when the elements are dense and row-major (so an f32 block can be borrowed).
-    fn is_row_major(&self) -> bool {
-        (self.cols <= 1 || self.cs == 1) && (self.rows <= 1 || self.rs == self.cols)
-    }
-
     /// True when each column is dense (a transposed row-major block).
     fn is_col_major(&self) -> bool {
         self.rows <= 1 || self.rs == 1
     }
 
-    /// The matrix as row-major f32: borrowed when it already is, otherwise packed.
-    pub fn row_major(&self) -> Cow<'a, [f32]> {
-        let len = self.rows * self.cols;
-        if let (Elems::F32(x), true) = (self.elems, self.is_row_major()) {
-            if len == 0 {
-                return Cow::Borrowed(&[]);
-            }
-            return Cow::Borrowed(&x[self.offset..self.offset + len]);
+    /// The matrix as a GEMM rhs (its buffer from the first element on). Needs a non-empty matrix.
+    fn rhs(&self) -> Rhs<'a> {
+        let elems = match self.elems {
+            Elems::F32(x) => Weights::F32(&x[self.offset..]),
+            Elems::F16(x) => Weights::F16(&x[self.offset..]),
+            Elems::BF16(x) => Weights::BF16(&x[self.offset..]),
+        };
+        Rhs {
+            elems,
+            rs: self.rs,
+            cs: self.cs,
         }
-        let mut out = vec![0f32; len];
-        self.pack_into(&mut out);
-        Cow::Owned(out)
     }
 
     /// Write the matrix row-major into `out` (length rows·cols), widening to f32.
@@ -183,22 +166,6 @@ impl<'a> Matrix<'a> {
             Elems::F16(x) => pack(x, self, out),
             Elems::BF16(x) => pack(x, self, out),
         }
-    }
-
-    /// Column `j` as contiguous f32 (needs [`Matrix::is_col_major`]): borrowed for f32,
-    /// widened into `buf` otherwise.
-    fn column<'b>(&self, j: usize, buf: &'b mut Vec<f32>) -> &'b [f32]
-    where
-        'a: 'b,
-    {
-        let range = self.offset + j * self.cs..self.offset + j * self.cs + self.rows;
-        buf.resize(self.rows, 0.0);
-        match self.elems {
-            Elems::F32(x) => return &x[range],
-            Elems::F16(x) => Widen::widen_into(&x[range], buf),
-            Elems::BF16(x) => Widen::widen_into(&x[range], buf),
-        }
-        buf
     }
 }
 
@@ -359,47 +326,65 @@ pub fn matmul(lhs: View, rhs: View) -> Result<Buffer> {
     let rhs_offsets = batch_offsets(rl);
     if rhs_offsets.iter().all(|&o| o == rhs_offsets[0]) {
         // One rhs block for every batch entry: fold the batch into M, one big GEMM.
-        let a = f32_rows(OP, &lhs)?;
-        matmul_into(&a, batch * m, &rhs_block(rhs_offsets[0]), &mut out);
+        let b = rhs_block(rhs_offsets[0]).rhs();
+        let HostBuffer::F32(x) = host(&lhs)? else {
+            return Err(Error::invalid(OP, "lhs must be f32"));
+        };
+        if let Some((off, a_rs, a_cs)) = folded_rows(lhs.layout) {
+            gemm_mixed(
+                batch * m,
+                k,
+                n,
+                &x[off..],
+                a_rs,
+                a_cs,
+                b,
+                &mut out,
+                n,
+                false,
+                true,
+            );
+        } else {
+            let a = f32_rows(OP, &lhs)?;
+            gemm_mixed(batch * m, k, n, &a, k, 1, b, &mut out, n, false, true);
+        }
         return Ok(boxed(HostBuffer::F32(out)));
     }
     batched(lhs, &rhs_offsets, rhs_block, (m, k, n), &mut out)?;
     Ok(boxed(HostBuffer::F32(out)))
 }
 
-/// Batches with distinct rhs blocks. Blocks repeated by a partial broadcast are packed once.
+/// The rows of `[lead…, M, K]` as one strided `[Π lead · M, K]` matrix, when the leading dims
+/// and M step through memory with one common stride: `(offset, row stride, column stride)`.
+fn folded_rows(l: &Layout) -> Option<(usize, usize, usize)> {
+    let r = l.rank();
+    let (shape, strides) = (l.shape(), l.strides());
+    // Dims of size 1 never move; the rest must nest: stride(outer) = stride(inner)·size(inner).
+    let rows: Vec<usize> = (0..r - 1).filter(|&d| shape[d] > 1).collect();
+    for w in rows.windows(2) {
+        if strides[w[0]] != strides[w[1]] * shape[w[1]] {
+            return None;
+        }
+    }
+    let rs = rows.last().map_or(0, |&d| strides[d]);
+    Some((l.offset(), rs, strides[r - 1]))
+}
+
+/// Batches with distinct rhs blocks: one GEMM per batch entry, operands read in place.
 fn batched<'a>(
     lhs: View<'a>,
     rhs_offsets: &[usize],
-    rhs_block: impl Fn(usize) -> Matrix<'a>,
+    rhs_block: impl Fn(usize) -> Matrix<'a> + Sync,
     (m, k, n): (usize, usize, usize),
     out: &mut [f32],
 ) -> Result<()> {
-    let mut slot: HashMap<usize, usize> = HashMap::new();
-    let mut panels: Vec<Cow<[f32]>> = Vec::new();
-    let which: Vec<usize> = rhs_offsets
-        .iter()
-        .map(|&off| {
-            *slot.entry(off).or_insert_with(|| {
-                panels.push(rhs_block(off).row_major());
-                panels.len() - 1
-            })
-        })
-        .collect();
     let HostBuffer::F32(a) = host(&lhs)? else {
         return Err(Error::invalid("matmul", "lhs must be f32"));
     };
     let ll = lhs.layout;
     let r = ll.rank();
     let lhs_offsets = batch_offsets(ll);
-    let lhs_block = |offset| Matrix {
-        elems: Elems::F32(a),
-        offset,
-        rows: m,
-        cols: k,
-        rs: ll.strides()[r - 2],
-        cs: ll.strides()[r - 1],
-    };
+    let (a_rs, a_cs) = (ll.strides()[r - 2], ll.strides()[r - 1]);
     let batch = rhs_offsets.len();
     let per_batch = m * k * n;
     // Many small products: one per task. Few large ones: parallelise inside each.
@@ -407,8 +392,9 @@ fn batched<'a>(
         && batch * per_batch >= PAR_WORK
         && (per_batch < PAR_WORK || batch >= rayon::current_num_threads());
     let run = |(bi, c): (usize, &mut [f32])| {
-        let a = lhs_block(lhs_offsets[bi]).row_major();
-        gemm_impl(&a, &panels[which[bi]], c, m, k, n, !outer_par);
+        let b = rhs_block(rhs_offsets[bi]).rhs();
+        let a = &a[lhs_offsets[bi]..];
+        gemm_mixed(m, k, n, a, a_rs, a_cs, b, c, n, false, !outer_par);
     };
     if outer_par {
         out.par_chunks_mut(m * n).enumerate().for_each(run);
@@ -419,180 +405,16 @@ fn batched<'a>(
 }
 
 /// `C[rows × N] += A[rows × K] · B` with A contiguous row-major f32 and B any strided
-/// `[K, N]` matrix (f32/f16/bf16). A transposed B with few rows is read column by column
-/// (dot products, no packing); anything else is packed once and multiplied by [`gemm`].
+/// `[K, N]` matrix (f32/f16/bf16). A transposed B with few rows takes the streamed GEMV path.
 pub fn matmul_into(a: &[f32], rows: usize, b: &Matrix, c: &mut [f32]) {
     let (k, n) = (b.rows, b.cols);
     if rows == 0 || k == 0 || n == 0 {
         return;
     }
-    if rows <= DOT_MAX_ROWS && n > 1 && b.is_col_major() && !b.is_row_major() {
-        return gemm_dot_columns(a, rows, b, c);
-    }
-    gemm(a, &b.row_major(), c, rows, k, n);
+    gemm_mixed(rows, k, n, a, k, 1, b.rhs(), c, n, true, true);
 }
-
-/// `C += A·B` where each column of B is dense: `C[i, j] += A[i, :] · B[:, j]`.
-/// Parallel over columns; the result is gathered column-major and added in one pass.
-fn gemm_dot_columns(a: &[f32], rows: usize, b: &Matrix, c: &mut [f32]) {
-    let (k, n) = (b.rows, b.cols);
-    let mut ct = vec![0f32; n * rows];
-    let col = |buf: &mut Vec<f32>, (j, cj): (usize, &mut [f32])| {
-        let bj = b.column(j, buf);
-        for (i, v) in cj.iter_mut().enumerate() {
-            *v = dot(&a[i * k..(i + 1) * k], bj);
-        }
-    };
-    if rows * k * n >= PAR_WORK {
-        ct.par_chunks_mut(rows)
-            .enumerate()
-            .for_each_init(Vec::new, col);
-    } else {
-        let mut buf = Vec::new();
-        ct.chunks_mut(rows)
-            .enumerate()
-            .for_each(|x| col(&mut buf, x));
-    }
-    for (j, cj) in ct.chunks_exact(rows).enumerate() {
-        for (i, &v) in cj.iter().enumerate() {
-            c[i * n + j] += v;
-        }
-    }
-}
-
-// ---- GEMM ------------------------------------------------------------------------------------
 
 /// C[m×n] += A[m×k]·B[k×n], all contiguous row-major f32. Parallel when large.
 pub fn gemm(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, n: usize) {
-    gemm_impl(a, b, c, m, k, n, true);
-}
-
-/// [`gemm`] with the caller deciding whether rayon may be used.
-fn gemm_impl(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, n: usize, par: bool) {
-    if m == 0 || n == 0 || k == 0 {
-        return;
-    }
-    let (a, b, c) = (&a[..m * k], &b[..k * n], &mut c[..m * n]);
-    let threads = rayon::current_num_threads();
-    let par = par && m * k * n >= PAR_WORK && threads > 1;
-    if n == 1 {
-        // Matrix × vector: one dot product per row.
-        let row = |(i, ci): (usize, &mut f32)| *ci += dot(&a[i * k..(i + 1) * k], b);
-        if par {
-            c.par_iter_mut().enumerate().for_each(row);
-        } else {
-            c.iter_mut().enumerate().for_each(row);
-        }
-        return;
-    }
-    if !par {
-        return block_kernel(a, k, b, n, 0, c, n, m, n);
-    }
-    if m >= 8 * threads {
-        // Row blocks (multiples of 4 rows), about four per thread for load balance.
-        let mb = m.div_ceil(4 * threads).next_multiple_of(4);
-        c.par_chunks_mut(mb * n).enumerate().for_each(|(bi, cb)| {
-            let rows = cb.len() / n;
-            let a = &a[bi * mb * k..(bi * mb + rows) * k];
-            block_kernel(a, k, b, n, 0, cb, n, rows, n);
-        });
-    } else {
-        // Few rows (decoding, GEMV-like): split the columns, each task into its own buffer.
-        let nb = n.div_ceil(4 * threads).max(64);
-        let parts: Vec<(usize, Vec<f32>)> = (0..n.div_ceil(nb))
-            .into_par_iter()
-            .map(|t| {
-                let (j0, w) = (t * nb, nb.min(n - t * nb));
-                let mut part = vec![0f32; m * w];
-                block_kernel(a, k, b, n, j0, &mut part, w, m, w);
-                (j0, part)
-            })
-            .collect();
-        for (j0, part) in parts {
-            let w = part.len() / m;
-            for (ci, pi) in c.chunks_exact_mut(n).zip(part.chunks_exact(w)) {
-                ci[j0..j0 + w]
-                    .iter_mut()
-                    .zip(pi)
-                    .for_each(|(c, &p)| *c += p);
-            }
-        }
-    }
-}
-
-/// `C[0..m, 0..w] += A · B[:, j0..j0+w]`: A `[m, k]` row-major, B with row stride `ldb`,
-/// C with row stride `ldc`. Blocked over N (NC) and K (KC), four rows of C at a time.
-#[allow(clippy::too_many_arguments)]
-fn block_kernel(
-    a: &[f32],
-    k: usize,
-    b: &[f32],
-    ldb: usize,
-    j0: usize,
-    c: &mut [f32],
-    ldc: usize,
-    m: usize,
-    w: usize,
-) {
-    for jb in (0..w).step_by(NC) {
-        let je = (jb + NC).min(w);
-        let bcols = j0 + jb..j0 + je;
-        for pb in (0..k).step_by(KC) {
-            let pe = (pb + KC).min(k);
-            let mut i = 0;
-            while i + 4 <= m {
-                let rows = &mut c[i * ldc..(i + 4) * ldc];
-                let (r0, rest) = rows.split_at_mut(ldc);
-                let (r1, rest) = rest.split_at_mut(ldc);
-                let (r2, r3) = rest.split_at_mut(ldc);
-                for p in pb..pe {
-                    let brow = &b[p * ldb + bcols.start..p * ldb + bcols.end];
-                    let x = [
-                        a[i * k + p],
-                        a[(i + 1) * k + p],
-                        a[(i + 2) * k + p],
-                        a[(i + 3) * k + p],
-                    ];
-                    axpy4(
-                        x,
-                        brow,
-                        [
-                            &mut r0[jb..je],
-                            &mut r1[jb..je],
-                            &mut r2[jb..je],
-                            &mut r3[jb..je],
-                        ],
-                    );
-                }
-                i += 4;
-            }
-            for i in i..m {
-                let ci = &mut c[i * ldc + jb..i * ldc + je];
-                for p in pb..pe {
-                    let x = a[i * k + p];
-                    let brow = &b[p * ldb + bcols.start..p * ldb + bcols.end];
-                    ci.iter_mut().zip(brow).for_each(|(c, &b)| *c += x * b);
-                }
-            }
-        }
-    }
-}
-
-/// `c[r] += x[r]·b` for four rows at once, so each element of `b` is loaded once for four
-/// multiply-adds.
-#[inline(always)]
-fn axpy4(x: [f32; 4], b: &[f32], c: [&mut [f32]; 4]) {
-    let [c0, c1, c2, c3] = c;
-    for ((((v0, v1), v2), v3), &bv) in c0
-        .iter_mut()
-        .zip(c1.iter_mut())
-        .zip(c2.iter_mut())
-        .zip(c3.iter_mut())
-        .zip(b)
-    {
-        *v0 += x[0] * bv;
-        *v1 += x[1] * bv;
-        *v2 += x[2] * bv;
-        *v3 += x[3] * bv;
-    }
+    sgemm(m, k, n, a, k, 1, b, n, 1, c, n, true, true);
 }

@@ -16,6 +16,8 @@ macro_rules! linalg_index_cases {
                 matmul_broadcasts_batch_dims_like_numpy,
                 matmul_widens_half_precision_rhs,
                 matmul_edge_sizes_m1_n1_k0_and_empty_batch,
+                gemm_relative_error_within_1e5_on_every_kernel_edge,
+                gemv_relative_error_within_1e5_for_half_and_f32_weights,
                 linear_matches_reference_with_and_without_bias,
                 lora_linear_matches_reference,
                 index_select_matches_reference_on_every_dim_and_dtype,
@@ -221,6 +223,82 @@ pub fn matmul_widens_half_precision_rhs(dev: &Dev) -> Result<()> {
         check_matmul(&xb, &wt, tol, "batched x half Wᵀ")?;
         let bb = noncontig(&randn(dev, &[2, 10, 3], 8)?.to_dtype(dt)?)?;
         check_matmul(&randn(dev, &[2, 4, 10], 9)?, &bb, tol, "half batched rhs")?;
+    }
+    Ok(())
+}
+
+/// Checks `lhs.matmul(rhs)` (both rank 2) element by element against an f64 reference, with
+/// the error relative to `Σₚ |aᵢₚ·bₚⱼ|`: the scale f32 rounding errors grow with, which, unlike
+/// `|Cᵢⱼ|`, does not vanish when the terms cancel.
+fn check_relative(lhs: &Tensor, rhs: &Tensor, what: &str) -> Result<()> {
+    let (m, k, n) = (lhs.shape()[0], lhs.shape()[1], rhs.shape()[1]);
+    let (a, b, y) = (values(lhs)?, values(rhs)?, values(&lhs.matmul(rhs)?)?);
+    let mut worst = 0f64;
+    for i in 0..m {
+        for j in 0..n {
+            let (mut dot, mut scale) = (0f64, 0f64);
+            for p in 0..k {
+                dot += a[i * k + p] * b[p * n + j];
+                scale += (a[i * k + p] * b[p * n + j]).abs();
+            }
+            worst = worst.max((y[i * n + j] - dot).abs() / scale.max(f64::MIN_POSITIVE));
+        }
+    }
+    assert!(
+        worst <= 1e-5,
+        "{what} {m}x{k}x{n}: max relative error {worst:e}"
+    );
+    Ok(())
+}
+
+pub fn gemm_relative_error_within_1e5_on_every_kernel_edge(dev: &Dev) -> Result<()> {
+    // M, N, K off every tile size (6×64, 6×16, 4×8), K beyond the 512-deep pass, rows
+    // enough for several row blocks, both operands transposed, half-precision weights.
+    let shapes = [
+        (37, 600, 70),
+        (13, 1030, 45),
+        (150, 257, 33),
+        (25, 64, 100),
+        (400, 520, 130),
+    ];
+    for (i, &(m, k, n)) in shapes.iter().enumerate() {
+        let s = 100 + 10 * i as u64;
+        let a = randn(dev, &[m, k], s)?;
+        let at = randn(dev, &[k, m], s + 1)?.t()?;
+        let b = randn(dev, &[k, n], s + 2)?;
+        let bt = randn(dev, &[n, k], s + 3)?.t()?;
+        check_relative(&a, &b, "row-major")?;
+        check_relative(&at, &b, "transposed A")?;
+        check_relative(&a, &bt, "x·Wᵀ")?;
+        check_relative(&at, &bt, "both transposed")?;
+        check_relative(
+            &narrowed(dev, m, k, s + 4)?,
+            &narrowed(dev, k, n, s + 5)?,
+            "narrowed",
+        )?;
+        for dt in [DType::BF16, DType::F16] {
+            check_relative(&a, &b.to_dtype(dt)?, "half B")?;
+            check_relative(&at, &bt.to_dtype(dt)?, "half Wᵀ, transposed A")?;
+        }
+    }
+    // Matrix × vector (N = 1) with many rows.
+    check_relative(
+        &randn(dev, &[300, 70], 7)?,
+        &randn(dev, &[70, 1], 8)?,
+        "N=1",
+    )?;
+    Ok(())
+}
+
+pub fn gemv_relative_error_within_1e5_for_half_and_f32_weights(dev: &Dev) -> Result<()> {
+    // Decode-shaped products x[M ≤ 8, K]·Wᵀ, W stored [N, K]: K off the vector widths, N large
+    // enough to split over threads, M across the 4-row groups.
+    for &(m, k, n) in &[(1, 1000, 301), (3, 77, 40), (8, 515, 260)] {
+        let x = randn(dev, &[m, k], 20)?;
+        let w = randn(dev, &[n, k], 21)?;
+        for dt in [DType::F32, DType::BF16, DType::F16] {
+            check_relative(&x, &w.to_dtype(dt)?.t()?, &format!("GEMV {dt:?}"))?;
+        }
     }
     Ok(())
 }

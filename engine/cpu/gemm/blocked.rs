@@ -1,0 +1,393 @@
+//! The blocked GEMM driver: the BLIS loop nest, cache blocking and the split over threads.
+//!
+//! ```text
+//! for jc in 0..n step NC            B slice KC × NC packed once, shared by all threads (L3)
+//!   for pc in 0..k step KC
+//!     pack B[pc.., jc..]            in parallel, panel groups per task
+//!     parallel over tasks:          a task = a block of ≤ MC rows × a range of B panels
+//!       pack A[ic.., pc..]          MC × KC, thread-local (L2)
+//!       for jr over B panels        KC × NR panel, reused across the block's rows (L1/L2)
+//!         for ir over A panels      MR × KC panel
+//!           micro-kernel            MR × NR tile of C in registers
+//! ```
+//!
+//! Threads split the rows of C into blocks (and the columns too, until there are a few tasks
+//! per thread), so both cores stay busy on tall products. Short products (M ≤ 384) run
+//! [`wide`] instead: A is packed once per pass and shared, and each task packs the B panels
+//! it multiplies, so the weight traffic overlaps with arithmetic.
+
+use super::pack::{pack_a, pack_b, prefetch_b, AlignedBuf};
+use super::{kernel_avx2, kernel_avx512, kernel_portable, Isa, Rhs, SharedMut};
+use rayon::prelude::*;
+use std::cell::Cell;
+
+/// `C[0..MR, 0..NR] (+)= Ap·Bp`: (kc, Ap, Bp, C, ldc, load C first).
+type MicroKernel = unsafe fn(usize, *const f32, *const f32, *mut f32, usize, bool);
+
+/// A micro-kernel and the block sizes that suit it.
+struct Kernel {
+    mr: usize,
+    nr: usize,
+    /// Rows of A packed at once: MC × KC f32 stays in L2 (1 MiB on Zen 4).
+    mc: usize,
+    /// Depth of one pass. 512 measured best on Zen 4 (256 and 1024 were slower): fewer passes
+    /// over C and fewer barriers; the 64 KiB B panel is then read from L2, which keeps up.
+    kc: usize,
+    /// Columns of B packed at once: KC × NC f32 stays in L3.
+    nc: usize,
+    /// Only ever called on a CPU with the features of the ISA it was chosen for.
+    run: MicroKernel,
+}
+
+/// The largest tile any kernel uses (the edge-tile scratch buffer).
+const MAX_TILE: usize = kernel_avx512::MR * kernel_avx512::NR;
+
+fn kernel_for(isa: Isa) -> Kernel {
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = isa;
+    #[cfg(target_arch = "x86_64")]
+    match isa {
+        Isa::Avx512 => {
+            return Kernel {
+                mr: kernel_avx512::MR,
+                nr: kernel_avx512::NR,
+                mc: 144,
+                kc: 512,
+                nc: 4096,
+                run: kernel_avx512::kernel,
+            }
+        }
+        Isa::Avx2 => {
+            return Kernel {
+                mr: kernel_avx2::MR,
+                nr: kernel_avx2::NR,
+                mc: 144,
+                kc: 512,
+                nc: 4096,
+                run: kernel_avx2::kernel,
+            }
+        }
+        Isa::Portable => {}
+    }
+    Kernel {
+        mr: kernel_portable::MR,
+        nr: kernel_portable::NR,
+        mc: 128,
+        kc: 256,
+        nc: 2048,
+        run: kernel_portable::kernel,
+    }
+}
+
+thread_local! {
+    /// Each task's own packed panels (A blocks, or B groups in [`wide`]), reused across calls.
+    static TASK_BUF: Cell<AlignedBuf> = Cell::new(AlignedBuf::default());
+    /// The panels shared by a pass's tasks (B slices, or A in [`wide`]), one per calling thread.
+    static SHARED_BUF: Cell<AlignedBuf> = Cell::new(AlignedBuf::default());
+}
+
+/// Runs `f` with this thread's buffer from `key`. The buffer is taken out while in use, so a
+/// nested call on the same thread (rayon may run another job while this one waits) simply
+/// gets a fresh one.
+fn with_buf<R>(
+    key: &'static std::thread::LocalKey<Cell<AlignedBuf>>,
+    f: impl FnOnce(&mut AlignedBuf) -> R,
+) -> R {
+    let mut buf = key.with(Cell::take);
+    let r = f(&mut buf);
+    key.with(|c| c.set(buf));
+    r
+}
+
+/// `C (+)= A·B` through packed panels; see the module doc. Bounds were checked by the caller.
+pub(super) fn gemm(
+    isa: Isa,
+    (m, k, n): (usize, usize, usize),
+    (a, a_rs, a_cs): (&[f32], usize, usize),
+    b: Rhs,
+    (c, c_rs): (&mut [f32], usize),
+    accumulate: bool,
+    parallel: bool,
+) {
+    let kern = kernel_for(isa);
+    let threads = if parallel {
+        rayon::current_num_threads()
+    } else {
+        1
+    };
+    let (mr, nr) = (kern.mr, kern.nr);
+    let m_panels = m.div_ceil(mr);
+    let c_ptr = SharedMut(c.as_mut_ptr());
+    if m <= WIDE_MAX_M {
+        return wide(
+            &kern,
+            isa,
+            (m, k, n),
+            (a, a_rs, a_cs),
+            b,
+            (c_ptr, c_rs),
+            accumulate,
+            threads,
+        );
+    }
+    with_buf(&SHARED_BUF, |bbuf| {
+        for jc in (0..n).step_by(kern.nc) {
+            let ncur = kern.nc.min(n - jc);
+            let n_panels = ncur.div_ceil(nr);
+            let plan = Plan::new(m_panels, n_panels, kern.mc / mr, threads);
+            // Equal passes (K = 300 runs as 2 × 150, not 256 + 44): a short last pass would
+            // pay a full read and write of C for little work.
+            let kc = k.div_ceil(k.div_ceil(kern.kc));
+            for pc in (0..k).step_by(kc) {
+                let kcur = kc.min(k - pc);
+                let bp = bbuf.get(n_panels * nr * kcur);
+                // Pack B: groups of panels per task.
+                let group = n_panels.div_ceil(4 * threads).max(1);
+                let pack = |(g, d): (usize, &mut [f32])| {
+                    let j = g * group * nr;
+                    pack_b(
+                        b,
+                        (pc, kcur),
+                        (jc + j, (group * nr).min(ncur - j)),
+                        nr,
+                        d,
+                        isa,
+                    );
+                };
+                if threads > 1 {
+                    bp.par_chunks_mut(group * nr * kcur)
+                        .enumerate()
+                        .for_each(pack);
+                } else {
+                    bp.chunks_mut(group * nr * kcur).enumerate().for_each(pack);
+                }
+                let bp = &*bp;
+                let load = accumulate || pc > 0;
+                let task = |t: usize| {
+                    let (rows, cols) = plan.task(t);
+                    let (i0, i1) = (rows.start * mr, (rows.end * mr).min(m));
+                    with_buf(&TASK_BUF, |abuf| {
+                        let ap = abuf.get(rows.len() * mr * kcur);
+                        pack_a(a, (a_rs, a_cs), (i0, i1 - i0), (pc, kcur), mr, ap, isa);
+                        let one = |q: usize, r: usize, apanel: &[f32]| {
+                            let bpanel = &bp[q * nr * kcur..(q + 1) * nr * kcur];
+                            let (j0, w) = (jc + q * nr, nr.min(ncur - q * nr));
+                            let i = i0 + r * mr;
+                            let h = mr.min(m - i);
+                            // SAFETY: the panels hold kcur·mr and kcur·nr floats; the tile
+                            // (i.., j0..) of C lies inside C (checked by the caller) and
+                            // belongs to this task alone.
+                            unsafe {
+                                tile(
+                                    &kern,
+                                    kcur,
+                                    apanel,
+                                    bpanel,
+                                    c_ptr,
+                                    (i, j0),
+                                    (h, w),
+                                    c_rs,
+                                    load,
+                                )
+                            };
+                        };
+                        for q in cols {
+                            for (r, apanel) in ap.chunks_exact(mr * kcur).enumerate() {
+                                one(q, r, apanel);
+                            }
+                        }
+                    });
+                };
+                if threads > 1 && plan.tasks() > 1 {
+                    (0..plan.tasks()).into_par_iter().for_each(task);
+                } else {
+                    (0..plan.tasks()).for_each(task);
+                }
+            }
+        }
+    });
+}
+
+/// Products with at most this many rows run [`wide`]: all of A's rows for one pass (at most
+/// 384 × KC f32, 768 KiB at KC = 512) stay in L2.
+const WIDE_MAX_M: usize = 384;
+
+/// `C (+)= A·B` for short, wide products (few rows, many columns — `x·Wᵀ` over a short
+/// sequence). Per KC pass, all of A is packed once (in parallel) and shared; threads then take
+/// groups of B panels and pack each group themselves, right before multiplying it by every
+/// A panel. Packing B — here the bulk of the memory traffic — thus overlaps with the other
+/// thread's arithmetic instead of running as a separate phase behind a barrier.
+#[allow(clippy::too_many_arguments)]
+fn wide(
+    kern: &Kernel,
+    isa: Isa,
+    (m, k, n): (usize, usize, usize),
+    (a, a_rs, a_cs): (&[f32], usize, usize),
+    b: Rhs,
+    (c_ptr, c_rs): (SharedMut, usize),
+    accumulate: bool,
+    threads: usize,
+) {
+    let (mr, nr) = (kern.mr, kern.nr);
+    let (m_panels, n_panels) = (m.div_ceil(mr), n.div_ceil(nr));
+    // Groups of up to 4 B panels, at least 4 per thread when there are enough.
+    let group = n_panels.div_ceil(4 * threads).clamp(1, 4);
+    let groups = n_panels.div_ceil(group);
+    let kc = k.div_ceil(k.div_ceil(kern.kc));
+    with_buf(&SHARED_BUF, |abuf| {
+        for pc in (0..k).step_by(kc) {
+            let kcur = kc.min(k - pc);
+            let load = accumulate || pc > 0;
+            let ap = abuf.get(m_panels * mr * kcur);
+            let pack = |(q, d): (usize, &mut [f32])| {
+                pack_a(
+                    a,
+                    (a_rs, a_cs),
+                    (q * mr, mr.min(m - q * mr)),
+                    (pc, kcur),
+                    mr,
+                    d,
+                    isa,
+                );
+            };
+            if threads > 1 && m_panels > 1 {
+                ap.par_chunks_mut(mr * kcur).enumerate().for_each(pack);
+            } else {
+                ap.chunks_mut(mr * kcur).enumerate().for_each(pack);
+            }
+            let ap = &*ap;
+            let task = |g: usize| {
+                let (q0, q1) = (g * group, ((g + 1) * group).min(n_panels));
+                with_buf(&TASK_BUF, |bbuf| {
+                    let bp = bbuf.get(nr * kcur);
+                    // Per-panel packing so the next panel's weights can be prefetched (from
+                    // DRAM, into L2) a few columns per kernel call while this one is multiplied.
+                    let per_call = nr.div_ceil(m_panels);
+                    for q in q0..q1 {
+                        let j = q * nr;
+                        pack_b(b, (pc, kcur), (j, nr.min(n - j)), nr, bp, isa);
+                        for (r, apanel) in ap.chunks_exact(mr * kcur).enumerate() {
+                            let next = (j + nr + r * per_call).min(n);
+                            prefetch_b(
+                                b,
+                                (pc, kcur),
+                                next..(next + per_call).min(n).min(j + 2 * nr),
+                            );
+                            let i = r * mr;
+                            // SAFETY: panels hold kcur·mr and kcur·nr floats; the tile lies
+                            // inside C (checked by the caller) and only this task writes
+                            // columns j0..j0+w.
+                            unsafe {
+                                tile(
+                                    kern,
+                                    kcur,
+                                    apanel,
+                                    bp,
+                                    c_ptr,
+                                    (i, j),
+                                    (mr.min(m - i), nr.min(n - j)),
+                                    c_rs,
+                                    load,
+                                )
+                            };
+                        }
+                    }
+                });
+            };
+            if threads > 1 && groups > 1 {
+                (0..groups).into_par_iter().for_each(task);
+            } else {
+                (0..groups).for_each(task);
+            }
+        }
+    });
+}
+
+/// One `h × w` tile of C at `(i, j)`: full tiles are written in place, edge tiles go through a
+/// scratch tile so the kernel never touches C outside the product.
+///
+/// # Safety
+/// As for [`MicroKernel`]; rows `i..i+h`, columns `j..j+w` of C are valid and unshared.
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile(
+    kern: &Kernel,
+    kc: usize,
+    ap: &[f32],
+    bp: &[f32],
+    c: SharedMut,
+    (i, j): (usize, usize),
+    (h, w): (usize, usize),
+    c_rs: usize,
+    load: bool,
+) {
+    // SAFETY: (i, j) is inside C by the caller's contract.
+    let cij = unsafe { c.ptr().add(i * c_rs + j) };
+    if h == kern.mr && w == kern.nr {
+        // SAFETY: kernel features were detected when `kern` was chosen; sizes per the contract.
+        unsafe { (kern.run)(kc, ap.as_ptr(), bp.as_ptr(), cij, c_rs, load) };
+        return;
+    }
+    let mut scratch = [0f32; MAX_TILE];
+    // SAFETY: the scratch tile is mr × nr with row stride nr.
+    unsafe {
+        (kern.run)(
+            kc,
+            ap.as_ptr(),
+            bp.as_ptr(),
+            scratch.as_mut_ptr(),
+            kern.nr,
+            false,
+        )
+    };
+    for (r, s) in scratch.chunks_exact(kern.nr).take(h).enumerate() {
+        // SAFETY: row i + r, columns j..j+w of C are inside C and unshared.
+        let row = unsafe { std::slice::from_raw_parts_mut(cij.add(r * c_rs), w) };
+        for (d, &v) in row.iter_mut().zip(s) {
+            *d = if load { *d + v } else { v };
+        }
+    }
+}
+
+/// How one `KC` pass is cut into tasks: `mb` blocks of row panels × `nb` ranges of B panels.
+struct Plan {
+    m_panels: usize,
+    n_panels: usize,
+    mb: usize,
+    nb: usize,
+}
+
+impl Plan {
+    fn new(m_panels: usize, n_panels: usize, mc_panels: usize, threads: usize) -> Plan {
+        let mut mb = m_panels.div_ceil(mc_panels.max(1));
+        let mut nb = 1;
+        if threads > 1 {
+            if m_panels >= 4 * threads || m_panels.is_multiple_of(threads) {
+                // Enough rows: blocks in a multiple of the thread count, near-equal sizes.
+                mb = mb.next_multiple_of(threads).min(m_panels);
+            }
+            // Split the columns too until there are a few tasks per thread: a thread slowed
+            // by another process then delays the pass by a small task, not half the work.
+            nb = (4 * threads).div_ceil(mb).min(n_panels);
+        }
+        Plan {
+            m_panels,
+            n_panels,
+            mb,
+            nb,
+        }
+    }
+
+    fn tasks(&self) -> usize {
+        self.mb * self.nb
+    }
+
+    /// Row panels and B panels of task `t`; panels are dealt out evenly (sizes differ by ≤ 1).
+    fn task(&self, t: usize) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+        let share =
+            |i: usize, parts: usize, total: usize| i * total / parts..(i + 1) * total / parts;
+        (
+            share(t / self.nb, self.mb, self.m_panels),
+            share(t % self.nb, self.nb, self.n_panels),
+        )
+    }
+}

@@ -1,0 +1,290 @@
+//! Single-precision GEMM for the CPU: `C = A·B` or `C += A·B` on strided operands, with the rhs
+//! in f32, f16 or bf16 (widened to f32 while it is packed; all arithmetic is f32).
+//!
+//! Structure (BLIS, Van Zee & van de Geijn 2015): the product is cut into `KC`-deep passes;
+//! B is packed into `NR`-wide panels (contiguous, zero-padded, f32), blocks of A into `MR`-tall
+//! panels, and a register-blocked micro-kernel multiplies one `MR × KC` panel by one `KC × NR`
+//! panel into an `MR × NR` tile of C held entirely in registers. Strides (transposed or narrowed
+//! operands) are absorbed by packing, so no operand is ever copied as a whole. The micro-kernel
+//! is chosen once per process from the CPU's features ([`Isa`]): AVX-512 (6×64), AVX2+FMA
+//! (6×16) or portable (4×8). `blocked.rs` holds the loop nests and the split over threads.
+//!
+//! Products with at most [`GEMV_MAX_M`] rows whose rhs columns are dense (`x·Wᵀ` with W stored
+//! `[N, K]`, a linear layer at decode time) skip packing: [`gemv`] streams every weight row once.
+//!
+//! Packing buffers are kept per thread between calls (at most KC × NC f32 = 8 MiB for the
+//! calling thread, a few hundred KiB for the others), so steady-state products allocate nothing.
+
+mod blocked;
+pub mod gemv;
+mod kernel_avx2;
+mod kernel_avx512;
+mod kernel_portable;
+mod pack;
+mod transpose;
+
+use half::{bf16, f16};
+use std::sync::OnceLock;
+
+/// Products with at most this many rows and a rhs whose columns are dense use [`gemv`].
+pub const GEMV_MAX_M: usize = 8;
+/// Multiply-adds below which a product stays on the calling thread (rayon's fork/join costs a
+/// few microseconds, about 2¹⁷ multiply-adds at the kernels' speed).
+const PAR_WORK: usize = 1 << 17;
+
+/// The instruction set the kernels use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isa {
+    /// AVX-512F (16-lane FMA), plus BW/VL for the half-precision loads.
+    Avx512,
+    /// AVX2 with FMA and F16C (8-lane FMA).
+    Avx2,
+    /// Plain Rust that the compiler vectorizes for the baseline target; correct everywhere.
+    Portable,
+}
+
+impl Isa {
+    /// The best instruction set this CPU supports, detected once per process.
+    pub fn detected() -> Isa {
+        static ISA: OnceLock<Isa> = OnceLock::new();
+        *ISA.get_or_init(detect)
+    }
+
+    /// Every instruction set this CPU can run (best first); tests run each of them.
+    pub fn available() -> Vec<Isa> {
+        [Isa::Avx512, Isa::Avx2, Isa::Portable]
+            .into_iter()
+            .filter(|&i| supports(i))
+            .collect()
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn supports(isa: Isa) -> bool {
+    use std::arch::is_x86_feature_detected as has;
+    match isa {
+        Isa::Avx512 => has!("avx512f") && has!("avx512bw") && has!("avx512vl") && has!("f16c"),
+        Isa::Avx2 => has!("avx2") && has!("fma") && has!("f16c"),
+        Isa::Portable => true,
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn supports(isa: Isa) -> bool {
+    isa == Isa::Portable
+}
+
+fn detect() -> Isa {
+    Isa::available()[0]
+}
+
+/// The elements of a rhs operand: f32, or a half type widened to f32 as it is read.
+#[derive(Clone, Copy, Debug)]
+pub enum Weights<'a> {
+    /// f32 values.
+    F32(&'a [f32]),
+    /// IEEE half values.
+    F16(&'a [f16]),
+    /// bfloat16 values (the top half of an f32).
+    BF16(&'a [bf16]),
+}
+
+impl Weights<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Weights::F32(x) => x.len(),
+            Weights::F16(x) => x.len(),
+            Weights::BF16(x) => x.len(),
+        }
+    }
+}
+
+/// A strided rhs: element `(p, j)` of the `[K, N]` matrix is `elems[p·rs + j·cs]`.
+#[derive(Clone, Copy, Debug)]
+pub struct Rhs<'a> {
+    /// The elements.
+    pub elems: Weights<'a>,
+    /// Row stride (between consecutive `p`).
+    pub rs: usize,
+    /// Column stride (between consecutive `j`).
+    pub cs: usize,
+}
+
+/// `C = A·B` (or `C += A·B` when `accumulate`) in f32, for strided operands.
+///
+/// * A is `[m, k]`: element `(i, p)` is `a[i·a_rs + p·a_cs]` (a transposed A is `a_rs = 1`).
+/// * B is `[k, n]`: element `(p, j)` is `b[p·b_rs + j·b_cs]`; `x·Wᵀ` with W stored `[n, k]` is
+///   `b_rs = 1, b_cs = k`.
+/// * C is `[m, n]` with dense rows: element `(i, j)` is `c[i·c_rs + j]`, `c_rs ≥ n`.
+/// * `parallel` lets the product use rayon's threads (it still stays on the calling thread when
+///   small); pass `false` from inside an already-parallel loop over many small products.
+///
+/// Without `accumulate`, C's previous contents are ignored (overwritten, even when `k == 0`).
+///
+/// # Panics
+/// When a slice is too short for the shape and strides given (a caller bug, never user input).
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    a_rs: usize,
+    a_cs: usize,
+    b: &[f32],
+    b_rs: usize,
+    b_cs: usize,
+    c: &mut [f32],
+    c_rs: usize,
+    accumulate: bool,
+    parallel: bool,
+) {
+    let rhs = Rhs {
+        elems: Weights::F32(b),
+        rs: b_rs,
+        cs: b_cs,
+    };
+    gemm_mixed(m, k, n, a, a_rs, a_cs, rhs, c, c_rs, accumulate, parallel);
+}
+
+/// [`sgemm`] with a rhs of any [`Weights`] type (f16/bf16 are widened to f32 exactly).
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_mixed(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    a_rs: usize,
+    a_cs: usize,
+    b: Rhs,
+    c: &mut [f32],
+    c_rs: usize,
+    accumulate: bool,
+    parallel: bool,
+) {
+    gemm_with(
+        Isa::detected(),
+        m,
+        k,
+        n,
+        a,
+        a_rs,
+        a_cs,
+        b,
+        c,
+        c_rs,
+        accumulate,
+        parallel,
+    );
+}
+
+/// Index of the last element of a strided `[rows, cols]` matrix, plus one (0 when empty).
+fn extent(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
+    if rows == 0 || cols == 0 {
+        0
+    } else {
+        (rows - 1) * rs + (cols - 1) * cs + 1
+    }
+}
+
+/// [`gemm_mixed`] on a given instruction set (tests force each one in turn).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_with(
+    isa: Isa,
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    a_rs: usize,
+    a_cs: usize,
+    b: Rhs,
+    c: &mut [f32],
+    c_rs: usize,
+    accumulate: bool,
+    parallel: bool,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    // These bounds make every unchecked access in the kernels and packers below in range.
+    assert!(extent(m, k, a_rs, a_cs) <= a.len(), "sgemm: A too short");
+    assert!(
+        extent(k, n, b.rs, b.cs) <= b.elems.len(),
+        "sgemm: B too short"
+    );
+    assert!(
+        c_rs >= n && extent(m, n, c_rs, 1) <= c.len(),
+        "sgemm: C too short"
+    );
+    if k == 0 {
+        if !accumulate {
+            c.chunks_mut(c_rs).take(m).for_each(|r| r[..n].fill(0.0));
+        }
+        return;
+    }
+    let parallel = parallel && m * k * n >= PAR_WORK && rayon::current_num_threads() > 1;
+    if m <= GEMV_MAX_M && (b.rs == 1 || k == 1) {
+        // Rows of Wᵀ… i.e. columns of B are dense: one streamed pass over B.
+        let x = gemv::Lhs {
+            a,
+            rs: a_rs,
+            cs: a_cs,
+        };
+        let out = gemv::Out { c_rs, c_cs: 1 };
+        return gemv::gemv(isa, m, k, n, x, b.elems, b.cs, c, out, accumulate, parallel);
+    }
+    if n == 1 && a_cs == 1 && m > GEMV_MAX_M {
+        // Matrix × vector: (A·b)ᵀ = bᵀ·Aᵀ, a one-row product whose "weights" are the rows of A.
+        let bcol = pack::column(b, k);
+        let x = gemv::Lhs {
+            a: &bcol,
+            rs: k,
+            cs: 1,
+        };
+        let out = gemv::Out {
+            c_rs: 1,
+            c_cs: c_rs,
+        };
+        return gemv::gemv(
+            isa,
+            1,
+            k,
+            m,
+            x,
+            Weights::F32(a),
+            a_rs,
+            c,
+            out,
+            accumulate,
+            parallel,
+        );
+    }
+    blocked::gemm(
+        isa,
+        (m, k, n),
+        (a, a_rs, a_cs),
+        b,
+        (c, c_rs),
+        accumulate,
+        parallel,
+    );
+}
+
+/// A pointer to C shared by tasks that write disjoint elements.
+#[derive(Clone, Copy)]
+struct SharedMut(*mut f32);
+// SAFETY: the tasks holding copies write disjoint tiles of C and are joined before the
+// borrow of C that produced the pointer ends.
+unsafe impl Send for SharedMut {}
+// SAFETY: as above.
+unsafe impl Sync for SharedMut {}
+
+impl SharedMut {
+    /// The pointer (a method, so closures capture the whole `Sync` wrapper, not the field).
+    fn ptr(self) -> *mut f32 {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests;

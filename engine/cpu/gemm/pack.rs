@@ -1,0 +1,208 @@
+//! Packing: copies a block of A or B into the contiguous, zero-padded panel order the
+//! micro-kernels read, widening half-precision weights to f32 on the way. Each source layout is
+//! read along its dense direction (rows of a row-major operand, columns of a transposed one),
+//! so transposed operands cost no more than plain ones.
+
+use super::transpose::gather_transpose;
+use super::{Isa, Rhs, Weights};
+use half::{bf16, f16, slice::HalfFloatSliceExt};
+
+pub(super) const F32: u8 = 0;
+pub(super) const BF16: u8 = 1;
+pub(super) const F16: u8 = 2;
+
+/// Values a packed panel can be filled from.
+pub(super) trait Elem: Copy + Sync {
+    /// Which type this is (F32, BF16 or F16), for SIMD loads.
+    const KIND: u8;
+    /// `dst[i] = src[i]` as f32.
+    fn widen_run(src: &[Self], dst: &mut [f32]);
+    /// One value as f32.
+    fn widen(self) -> f32;
+}
+
+impl Elem for f32 {
+    const KIND: u8 = F32;
+    fn widen_run(src: &[f32], dst: &mut [f32]) {
+        dst.copy_from_slice(src);
+    }
+    fn widen(self) -> f32 {
+        self
+    }
+}
+
+impl Elem for bf16 {
+    const KIND: u8 = BF16;
+    /// A bf16 is the top 16 bits of an f32: shifting the bits left by 16 widens it exactly.
+    fn widen_run(src: &[bf16], dst: &mut [f32]) {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = f32::from_bits((s.to_bits() as u32) << 16);
+        }
+    }
+    fn widen(self) -> f32 {
+        f32::from_bits((self.to_bits() as u32) << 16)
+    }
+}
+
+impl Elem for f16 {
+    const KIND: u8 = F16;
+    /// `half`'s slice conversion uses F16C's `vcvtph2ps` when the CPU has it.
+    fn widen_run(src: &[f16], dst: &mut [f32]) {
+        src.convert_to_f32_slice(dst);
+    }
+    fn widen(self) -> f32 {
+        self.to_f32()
+    }
+}
+
+/// A reusable buffer handing out 64-byte-aligned slices (one cache line, one zmm register).
+#[derive(Default)]
+pub(super) struct AlignedBuf(Vec<f32>);
+
+impl AlignedBuf {
+    /// A 64-byte-aligned slice of `len` floats (contents unspecified).
+    pub fn get(&mut self, len: usize) -> &mut [f32] {
+        if self.0.len() < len + 16 {
+            self.0 = vec![0.0; len + 16];
+        }
+        let skip = self.0.as_ptr().align_offset(64).min(16);
+        &mut self.0[skip..skip + len]
+    }
+}
+
+/// Packs rows `i0..i0+mc`, depths `p0..p0+kc` of A (`a[i·rs + p·cs]`) into `mr`-row panels:
+/// panel `q` holds, for each `p`, the `mr` values of rows `i0+q·mr…` (zero past the last row).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn pack_a(
+    a: &[f32],
+    (rs, cs): (usize, usize),
+    (i0, mc): (usize, usize),
+    (p0, kc): (usize, usize),
+    mr: usize,
+    dst: &mut [f32],
+    isa: Isa,
+) {
+    for (q, panel) in dst.chunks_exact_mut(kc * mr).enumerate() {
+        let r0 = q * mr;
+        if r0 >= mc {
+            break;
+        }
+        let rows = mr.min(mc - r0);
+        if rows < mr {
+            panel.fill(0.0);
+        }
+        let base = (i0 + r0) * rs + p0 * cs;
+        if cs == 1 {
+            // Row-major A: rows become the panel's columns, 8 at a time.
+            for i in (0..rows).step_by(8) {
+                let starts: Vec<usize> = (i..rows.min(i + 8)).map(|i| base + i * rs).collect();
+                gather_transpose(isa, a, &starts, kc, panel, mr, i);
+            }
+        } else if rs == 1 {
+            // Transposed A: each depth's `rows` values are adjacent.
+            for (p, d) in panel.chunks_exact_mut(mr).enumerate() {
+                d[..rows].copy_from_slice(&a[base + p * cs..base + p * cs + rows]);
+            }
+        } else {
+            for (p, d) in panel.chunks_exact_mut(mr).enumerate() {
+                for (i, d) in d[..rows].iter_mut().enumerate() {
+                    *d = a[base + i * rs + p * cs];
+                }
+            }
+        }
+    }
+}
+
+/// Packs depths `p0..p0+kc`, columns `j0..j0+nc` of B into `nr`-column panels: panel `q` holds,
+/// for each `p`, the `nr` values of columns `j0+q·nr…` (zero past the last column).
+pub(super) fn pack_b(
+    b: Rhs,
+    (p0, kc): (usize, usize),
+    (j0, nc): (usize, usize),
+    nr: usize,
+    dst: &mut [f32],
+    isa: Isa,
+) {
+    match b.elems {
+        Weights::F32(x) => pack_b_typed(x, b, (p0, kc), (j0, nc), nr, dst, isa),
+        Weights::F16(x) => pack_b_typed(x, b, (p0, kc), (j0, nc), nr, dst, isa),
+        Weights::BF16(x) => pack_b_typed(x, b, (p0, kc), (j0, nc), nr, dst, isa),
+    }
+}
+
+fn pack_b_typed<T: Elem>(
+    x: &[T],
+    b: Rhs,
+    (p0, kc): (usize, usize),
+    (j0, nc): (usize, usize),
+    nr: usize,
+    dst: &mut [f32],
+    isa: Isa,
+) {
+    for (q, panel) in dst.chunks_exact_mut(kc * nr).enumerate() {
+        let c0 = q * nr;
+        if c0 >= nc {
+            break;
+        }
+        let cols = nr.min(nc - c0);
+        if cols < nr {
+            panel.fill(0.0);
+        }
+        let base = p0 * b.rs + (j0 + c0) * b.cs;
+        if b.cs == 1 {
+            // Row-major B: each depth's `cols` values are adjacent.
+            for (p, d) in panel.chunks_exact_mut(nr).enumerate() {
+                let s = base + p * b.rs;
+                T::widen_run(&x[s..s + cols], &mut d[..cols]);
+            }
+        } else if b.rs == 1 {
+            // Transposed B (W stored [N, K]): columns become the panel's columns, 8 at a time.
+            for j in (0..cols).step_by(8) {
+                let starts: Vec<usize> = (j..cols.min(j + 8)).map(|j| base + j * b.cs).collect();
+                gather_transpose(isa, x, &starts, kc, panel, nr, j);
+            }
+        } else {
+            for (p, d) in panel.chunks_exact_mut(nr).enumerate() {
+                for (j, d) in d[..cols].iter_mut().enumerate() {
+                    *d = x[base + p * b.rs + j * b.cs].widen();
+                }
+            }
+        }
+    }
+}
+
+/// The `k` values of B's only column (`b[p·rs]`) as contiguous f32.
+pub(super) fn column(b: Rhs, k: usize) -> Vec<f32> {
+    fn get<T: Elem>(x: &[T], rs: usize, k: usize) -> Vec<f32> {
+        (0..k).map(|p| x[p * rs].widen()).collect()
+    }
+    match b.elems {
+        Weights::F32(x) => get(x, b.rs, k),
+        Weights::F16(x) => get(x, b.rs, k),
+        Weights::BF16(x) => get(x, b.rs, k),
+    }
+}
+
+/// Asks for columns `cols`, depths `p0..p0+kc` of a column-dense B (`rs == 1`, W stored
+/// `[N, K]`) to be brought into L2 ahead of packing. Other layouts, and other CPUs: nothing.
+pub(super) fn prefetch_b(b: Rhs, (p0, kc): (usize, usize), cols: std::ops::Range<usize>) {
+    #[cfg(target_arch = "x86_64")]
+    if b.rs == 1 {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
+        let (ptr, size) = match b.elems {
+            Weights::F32(x) => (x.as_ptr() as *const i8, 4),
+            Weights::F16(x) => (x.as_ptr() as *const i8, 2),
+            Weights::BF16(x) => (x.as_ptr() as *const i8, 2),
+        };
+        for j in cols {
+            let start = (j * b.cs + p0) * size;
+            for off in (0..kc * size).step_by(64) {
+                // SAFETY: a prefetch never faults, whatever the address; wrapping_add keeps
+                // the pointer arithmetic itself defined.
+                unsafe { _mm_prefetch::<_MM_HINT_T1>(ptr.wrapping_add(start + off)) };
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (b, p0, kc, cols);
+}

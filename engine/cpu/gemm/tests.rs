@@ -1,0 +1,210 @@
+//! Every instruction set (forced through `gemm_with`) against an f64 reference: ragged tile
+//! edges, K beyond KC, transposed and strided operands, half-precision rhs, the GEMV paths.
+
+use super::*;
+
+/// Deterministic values in [-1, 1).
+fn vals(len: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        })
+        .collect()
+}
+
+/// Which layout an operand is stored in.
+#[derive(Clone, Copy, Debug)]
+enum Store {
+    RowMajor,
+    Transposed,
+    /// Row-major inside a wider buffer (row stride = cols + 3), offset by 2.
+    Narrowed,
+}
+
+/// A `[rows, cols]` matrix with values `v` (row-major) stored as `st`: (buffer, rs, cs).
+fn store(v: &[f32], rows: usize, cols: usize, st: Store) -> (Vec<f32>, usize, usize) {
+    match st {
+        Store::RowMajor => (v.to_vec(), cols, 1),
+        Store::Transposed => {
+            let mut t = vec![0.0; v.len()];
+            for i in 0..rows {
+                for j in 0..cols {
+                    t[j * rows + i] = v[i * cols + j];
+                }
+            }
+            (t, 1, rows)
+        }
+        Store::Narrowed => {
+            let mut t = vec![f32::NAN; rows * (cols + 3) + 2];
+            for i in 0..rows {
+                t[2 + i * (cols + 3)..2 + i * (cols + 3) + cols]
+                    .copy_from_slice(&v[i * cols..][..cols]);
+            }
+            (t[2..].to_vec(), cols + 3, 1)
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    F32,
+    Bf16,
+    F16,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn check(
+    isa: Isa,
+    (m, k, n): (usize, usize, usize),
+    sa: Store,
+    sb: Store,
+    kind: Kind,
+    accumulate: bool,
+    parallel: bool,
+) {
+    let av = vals(m * k, 1 + m as u64);
+    let mut bv = vals(k * n, 2 + n as u64);
+    // The reference sees exactly the values the half types hold.
+    match kind {
+        Kind::F32 => {}
+        Kind::Bf16 => bv
+            .iter_mut()
+            .for_each(|x| *x = half::bf16::from_f32(*x).to_f32()),
+        Kind::F16 => bv
+            .iter_mut()
+            .for_each(|x| *x = half::f16::from_f32(*x).to_f32()),
+    }
+    let (a, a_rs, a_cs) = store(&av, m, k, sa);
+    let (b, b_rs, b_cs) = store(&bv, k, n, sb);
+    let (bh, bf): (Vec<half::bf16>, Vec<half::f16>) = (
+        b.iter().map(|&x| half::bf16::from_f32(x)).collect(),
+        b.iter().map(|&x| half::f16::from_f32(x)).collect(),
+    );
+    let elems = match kind {
+        Kind::F32 => Weights::F32(&b),
+        Kind::Bf16 => Weights::BF16(&bh),
+        Kind::F16 => Weights::F16(&bf),
+    };
+    let c_rs = n + 1;
+    let c0 = vals(m * c_rs, 3);
+    let mut c = c0.clone();
+    let rhs = Rhs {
+        elems,
+        rs: b_rs,
+        cs: b_cs,
+    };
+    gemm_with(
+        isa, m, k, n, &a, a_rs, a_cs, rhs, &mut c, c_rs, accumulate, parallel,
+    );
+    for i in 0..m {
+        for j in 0..n {
+            let dot: f64 = (0..k)
+                .map(|p| av[i * k + p] as f64 * bv[p * n + j] as f64)
+                .sum();
+            let want = dot
+                + if accumulate {
+                    c0[i * c_rs + j] as f64
+                } else {
+                    0.0
+                };
+            let scale: f64 = (0..k)
+                .map(|p| (av[i * k + p] as f64 * bv[p * n + j] as f64).abs())
+                .sum::<f64>()
+                + 1.0;
+            let got = c[i * c_rs + j] as f64;
+            assert!(
+                (got - want).abs() <= 1e-5 * scale,
+                "{isa:?} {m}x{k}x{n} {sa:?} {sb:?} {kind:?} acc={accumulate}: ({i},{j}) got {got} want {want}"
+            );
+        }
+        // The padding column between rows is never touched.
+        assert_eq!(c[i * c_rs + n], c0[i * c_rs + n]);
+    }
+}
+
+#[test]
+fn every_isa_matches_f64_on_ragged_shapes_and_layouts() {
+    let shapes = [
+        (1, 1, 1),
+        (13, 7, 33),
+        (25, 300, 65),
+        (37, 520, 17),
+        (9, 33, 100),
+        (50, 64, 1),
+        (300, 20, 50),
+        (400, 40, 70),
+        (397, 600, 9),
+        (9, 3, 4200),
+    ];
+    let stores = [Store::RowMajor, Store::Transposed, Store::Narrowed];
+    for isa in Isa::available() {
+        for &shape in &shapes {
+            for (t, &sa) in stores.iter().enumerate() {
+                let sb = stores[(t + shape.0) % 3];
+                check(isa, shape, sa, sb, Kind::F32, t % 2 == 0, true);
+                check(isa, shape, sb, sa, Kind::F32, t % 2 == 1, false);
+            }
+            check(
+                isa,
+                shape,
+                Store::RowMajor,
+                Store::Transposed,
+                Kind::Bf16,
+                false,
+                true,
+            );
+            check(
+                isa,
+                shape,
+                Store::Transposed,
+                Store::RowMajor,
+                Kind::F16,
+                true,
+                true,
+            );
+        }
+    }
+}
+
+#[test]
+fn gemv_paths_match_f64_for_every_weight_type_and_isa() {
+    // M ≤ 8 with W stored [N, K] (x·Wᵀ); K with and without a vector-width tail; N with a tail
+    // of single rows and enough rows to split across threads.
+    for isa in Isa::available() {
+        for &(m, k, n) in &[(1, 64, 300), (3, 37, 9), (8, 130, 131), (5, 1, 4)] {
+            for kind in [Kind::F32, Kind::Bf16, Kind::F16] {
+                check(
+                    isa,
+                    (m, k, n),
+                    Store::Narrowed,
+                    Store::Transposed,
+                    kind,
+                    m % 2 == 0,
+                    true,
+                );
+                check(
+                    isa,
+                    (m, k, n),
+                    Store::Transposed,
+                    Store::Transposed,
+                    kind,
+                    false,
+                    false,
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn k_zero_clears_or_keeps_c() {
+    let mut c = vec![5.0; 6];
+    sgemm(2, 0, 3, &[], 0, 1, &[], 3, 1, &mut c, 3, true, false);
+    assert_eq!(c, vec![5.0; 6]);
+    sgemm(2, 0, 3, &[], 0, 1, &[], 3, 1, &mut c, 3, false, false);
+    assert_eq!(c, vec![0.0; 6]);
+}

@@ -630,7 +630,7 @@ mod kernels {
     pub fn scores(rows: usize, d: usize, q: &[f32], kt: &[f32], s: &mut [f32], scale: f32) {
         assert!(q.len() >= rows * d && kt.len() >= d * BK && s.len() >= rows * BK);
         #[cfg(target_arch = "x86_64")]
-        if vector::isa() == Isa::Avx512 {
+        if Isa::detected() == Isa::Avx512 {
             // SAFETY: AVX-512F is present (isa), and the slice lengths were checked above.
             unsafe { super::avx512::scores(rows, d, q, kt, s, scale) };
             return;
@@ -651,7 +651,7 @@ mod kernels {
     ) {
         assert!(kn <= BK && q.len() >= rows * d && k.len() >= kn * d && s.len() >= rows * BK);
         #[cfg(target_arch = "x86_64")]
-        if vector::isa() == Isa::Avx512 {
+        if Isa::detected() == Isa::Avx512 {
             // SAFETY: AVX-512F is present (isa), and the slice lengths were checked above.
             unsafe { super::avx512::scores_direct(rows, kn, d, q, k, s, scale) };
             return;
@@ -694,7 +694,7 @@ mod kernels {
         assert!(a.data.len() >= a_need && b.len() >= kdim * d && c.len() >= rows * d);
         assert!(corr.is_none_or(|x| x.len() >= rows));
         #[cfg(target_arch = "x86_64")]
-        if vector::isa() == Isa::Avx512 {
+        if Isa::detected() == Isa::Avx512 {
             // SAFETY: AVX-512F is present (isa), and the slice lengths were checked above.
             unsafe { super::avx512::gemm_acc(rows, kdim, d, a, b, corr, c) };
             return;
@@ -723,7 +723,7 @@ mod kernels {
         assert!(s.len() >= rows * BK && m.len() >= rows && l.len() >= rows && corr.len() >= rows);
         assert!(vis.iter().all(|&v| v <= BK));
         #[cfg(target_arch = "x86_64")]
-        if vector::isa() == Isa::Avx512 {
+        if Isa::detected() == Isa::Avx512 {
             // SAFETY: AVX-512F is present (isa), and the slice lengths were checked above.
             unsafe { super::avx512::online_softmax(vis, s, m, l, corr) };
             return;

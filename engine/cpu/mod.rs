@@ -7,6 +7,7 @@ pub mod conv;
 pub mod elementwise;
 pub mod gemm;
 pub mod index;
+pub mod isa;
 pub mod lora;
 pub mod loss;
 pub mod matmul;

@@ -1,56 +1,12 @@
-//! Vector primitives shared by the CPU kernels: the instruction set chosen once at run time, a
-//! polynomial `exp`, and slice loops (dot, axpy, max, exp-and-sum, scale).
+//! Vector primitives shared by the CPU kernels: a polynomial `exp` and slice loops (dot,
+//! axpy, max, exp-and-sum, scale).
 //!
 //! Each slice primitive is written once as plain Rust the compiler vectorizes, then compiled
 //! three times by [`multiversion!`]: for AVX-512, for AVX2+FMA and for the baseline target; the
-//! call dispatches on [`isa`]. The loops have no data-dependent branches (selects only), so the
+//! call dispatches on [`Isa::detected`]. The loops have no data-dependent branches (selects only), so the
 //! same source becomes 16-, 8- or 4-lane code.
 
-use std::sync::OnceLock;
-
-/// The widest SIMD instruction set of this CPU that the kernels use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Isa {
-    /// AVX-512 F/BW/DQ/VL (plus AVX2 and FMA).
-    Avx512,
-    /// AVX2 with FMA.
-    Avx2,
-    /// Whatever the compilation target guarantees (SSE2 on x86_64).
-    Portable,
-}
-
-/// The instruction set detected once per process (`OSUM_ISA=portable|avx2` lowers it, for
-/// testing the fallbacks; it can never raise it above what the CPU has).
-pub fn isa() -> Isa {
-    static ISA: OnceLock<Isa> = OnceLock::new();
-    *ISA.get_or_init(|| {
-        let best = detect();
-        match std::env::var("OSUM_ISA").as_deref() {
-            Ok("portable") => Isa::Portable,
-            Ok("avx2") if best == Isa::Avx512 => Isa::Avx2,
-            _ => best,
-        }
-    })
-}
-
-fn detect() -> Isa {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
-        if avx2
-            && is_x86_feature_detected!("avx512f")
-            && is_x86_feature_detected!("avx512bw")
-            && is_x86_feature_detected!("avx512dq")
-            && is_x86_feature_detected!("avx512vl")
-        {
-            return Isa::Avx512;
-        }
-        if avx2 {
-            return Isa::Avx2;
-        }
-    }
-    Isa::Portable
-}
+pub use super::isa::Isa;
 
 /// Defines `pub fn $name(args) -> ret` that runs the `#[inline(always)]` body `$body` compiled
 /// for the detected [`Isa`].
@@ -64,8 +20,8 @@ macro_rules! multiversion {
                 fn v512($($arg: $t),*) $(-> $ret)? { $body($($arg),*) }
                 #[target_feature(enable = "avx2,fma")]
                 fn v256($($arg: $t),*) $(-> $ret)? { $body($($arg),*) }
-                match $crate::engine::cpu::vector::isa() {
-                    // SAFETY: isa() reported these features present on this CPU.
+                match $crate::engine::cpu::isa::Isa::detected() {
+                    // SAFETY: Isa::detected() reported these features present on this CPU.
                     $crate::engine::cpu::vector::Isa::Avx512 => return unsafe { v512($($arg),*) },
                     // SAFETY: as above, AVX2 and FMA are present.
                     $crate::engine::cpu::vector::Isa::Avx2 => return unsafe { v256($($arg),*) },
@@ -322,7 +278,7 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn avx512_exp_is_within_two_ulp_and_handles_edges() {
-        if isa() != Isa::Avx512 {
+        if Isa::detected() != Isa::Avx512 {
             return;
         }
         let mut xs: Vec<f32> = (0..400_000)

@@ -24,7 +24,6 @@ mod pack;
 mod transpose;
 
 use half::{bf16, f16};
-use std::sync::OnceLock;
 
 /// Products with at most this many rows and a rhs whose columns are dense use [`gemv`].
 pub const GEMV_MAX_M: usize = 8;
@@ -32,51 +31,7 @@ pub const GEMV_MAX_M: usize = 8;
 /// few microseconds, about 2¹⁷ multiply-adds at the kernels' speed).
 const PAR_WORK: usize = 1 << 17;
 
-/// The instruction set the kernels use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Isa {
-    /// AVX-512F (16-lane FMA), plus BW/VL for the half-precision loads.
-    Avx512,
-    /// AVX2 with FMA and F16C (8-lane FMA).
-    Avx2,
-    /// Plain Rust that the compiler vectorizes for the baseline target; correct everywhere.
-    Portable,
-}
-
-impl Isa {
-    /// The best instruction set this CPU supports, detected once per process.
-    pub fn detected() -> Isa {
-        static ISA: OnceLock<Isa> = OnceLock::new();
-        *ISA.get_or_init(detect)
-    }
-
-    /// Every instruction set this CPU can run (best first); tests run each of them.
-    pub fn available() -> Vec<Isa> {
-        [Isa::Avx512, Isa::Avx2, Isa::Portable]
-            .into_iter()
-            .filter(|&i| supports(i))
-            .collect()
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-fn supports(isa: Isa) -> bool {
-    use std::arch::is_x86_feature_detected as has;
-    match isa {
-        Isa::Avx512 => has!("avx512f") && has!("avx512bw") && has!("avx512vl") && has!("f16c"),
-        Isa::Avx2 => has!("avx2") && has!("fma") && has!("f16c"),
-        Isa::Portable => true,
-    }
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn supports(isa: Isa) -> bool {
-    isa == Isa::Portable
-}
-
-fn detect() -> Isa {
-    Isa::available()[0]
-}
+pub use super::isa::Isa;
 
 /// The elements of a rhs operand: f32, or a half type widened to f32 as it is read.
 #[derive(Clone, Copy, Debug)]

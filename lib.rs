@@ -1,7 +1,8 @@
 //! osum: OSUM-Pangu speech understanding on a from-scratch tensor engine.
 //!
-//! Layers (one-way dependencies): [`engine`] ← `model` ← [`train`] ← the `osum` CLI.
+//! Layers (one-way dependencies): [`engine`] ← [`model`] ← [`train`] ← the `osum` CLI.
 //! See `README.md` for the commands and the design notes.
 
 pub mod engine;
+pub mod model;
 pub mod train;

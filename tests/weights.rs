@@ -7,7 +7,9 @@ use std::path::PathBuf;
 
 /// The real tiny.en model.bin, if `osum setup` put it under `osum::model::home()`.
 fn tiny_en() -> Option<PathBuf> {
-    let p = osum::model::home().join("whisper-tiny.en").join("model.bin");
+    let p = osum::model::home()
+        .join("whisper-tiny.en")
+        .join("model.bin");
     if p.is_file() {
         Some(p)
     } else {
@@ -25,11 +27,15 @@ fn real_whisper_tiny_en_model_bin() {
     let m = CtModel::open(&path).unwrap();
     let names = m.names();
     // tiny.en: 4 encoder and 4 decoder layers, d_model 384, vocabulary 51864 (REFERENCE.md §3, §8).
-    assert!(names.contains(&"encoder/layer_3/ffn/linear_1/weight"), "{names:?}");
+    assert!(
+        names.contains(&"encoder/layer_3/ffn/linear_1/weight"),
+        "{names:?}"
+    );
     assert!(!names.contains(&"encoder/layer_4/ffn/linear_1/weight"));
     assert_eq!(m.shape("encoder/conv1/weight").unwrap(), &[384, 80, 3]);
     assert_eq!(
-        m.shape("encoder/layer_0/self_attention/linear_0/weight").unwrap(),
+        m.shape("encoder/layer_0/self_attention/linear_0/weight")
+            .unwrap(),
         &[3 * 384, 384]
     );
     assert_eq!(m.shape("decoder/embeddings/weight").unwrap(), &[51864, 384]);

@@ -42,6 +42,10 @@ fn real_whisper_tiny_en_model_bin() {
     // The projection is an alias of the embeddings.
     assert_eq!(m.shape("decoder/projection/weight").unwrap(), &[51864, 384]);
     assert_eq!(m.dtype("encoder/conv1/weight").unwrap(), StoredDType::F16);
+    assert_eq!(m.spec(), "WhisperSpec");
+    assert_eq!(m.int_scalar("encoder/num_heads").unwrap(), 6);
+    assert_eq!(m.int_scalar("decoder/num_heads").unwrap(), 6);
+    assert_eq!(names.len(), 148 + 1, "148 variables and 1 alias");
 
     let dev = cpu_device();
     let emb = m.tensor("decoder/embeddings/weight", &dev).unwrap();

@@ -131,7 +131,8 @@ pub fn verify_dir(spec: &ModelSpec, dir: &Path) -> Result<(), InstallError> {
 
 /// Unpack the files under `prefix` in the zip at `zip_path` into `dest` (created), keeping the
 /// paths below `prefix`. Returns the files written. Entry names that would leave `dest` are
-/// refused (the zip crate's `enclosed_name`).
+/// refused (the zip crate's `enclosed_name`). [`install`] calls this only on a wheel whose sha256
+/// matched, so the entries' sizes are trusted rather than capped.
 pub fn extract_prefix(
     zip_path: &Path,
     prefix: &str,

@@ -46,7 +46,7 @@ impl Fft {
         let mut factors = Vec::new();
         let mut rest = n;
         for p in [4, 2, 3, 5, 7] {
-            while rest % p == 0 {
+            while rest.is_multiple_of(p) {
                 factors.push(p);
                 rest /= p;
             }

@@ -6,7 +6,7 @@ use super::AudioError;
 
 /// Bytes → samples in [-1, 1) (divided by 32768, as Whisper's loader does).
 pub(super) fn decode_s16le(path: &Path, bytes: &[u8]) -> Result<Vec<f32>, AudioError> {
-    if bytes.len() % 2 != 0 {
+    if !bytes.len().is_multiple_of(2) {
         return Err(AudioError::RawOddLength {
             path: path.into(),
             len: bytes.len() as u64,

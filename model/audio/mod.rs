@@ -1,7 +1,7 @@
 //! Audio front end (REFERENCE.md §2): files → mono f32 at 16 kHz → 80-bin log-mel.
 //!
 //! - [`load`]: WAV (via hound) or raw s16le → mono `f32` in [-1, 1] at [`SAMPLE_RATE`].
-//! - [`log_mel`]: the Whisper log-mel `[80, T]`, padded to 30 s ([`MelMode::Whisper`]) or not
+//! - [`log_mel`] / [`log_mel_tensor`]: the Whisper log-mel `[80, T]`, padded to 30 s ([`MelMode::Whisper`]) or not
 //!   ([`MelMode::Osum`]).
 
 mod fft;

@@ -1,1 +1,31 @@
-//! (being written: issue 4)
+//! Weight files: readers that map a file, check its structure against its length, and hand out
+//! engine tensors by name.
+//!
+//! - [`ctranslate2`]: CTranslate2 `model.bin` (Whisper tiny.en; REFERENCE.md §8).
+//! - [`stored`]: the stored element types and the byte → host buffer conversion they share.
+//! - [`error`]: the error type, [`WeightsError`].
+//!
+//! Models load through [`TensorSource`], so the same model code reads any of the formats.
+
+pub mod ctranslate2;
+pub mod error;
+pub mod stored;
+
+pub use ctranslate2::CtModel;
+pub use error::WeightsError;
+pub use stored::StoredDType;
+
+use crate::engine::{Device, Tensor};
+use std::sync::Arc;
+
+/// A set of named tensors in some file format.
+pub trait TensorSource {
+    /// Every name [`TensorSource::tensor`] accepts.
+    fn names(&self) -> Vec<&str>;
+    /// The shape of `name`.
+    fn shape(&self, name: &str) -> Result<&[usize], WeightsError>;
+    /// The stored element type of `name`.
+    fn dtype(&self, name: &str) -> Result<StoredDType, WeightsError>;
+    /// Load `name` onto `dev` (copied out of the file: f32, f16, bf16 keep their type).
+    fn tensor(&self, name: &str, dev: &Arc<dyn Device>) -> Result<Tensor, WeightsError>;
+}

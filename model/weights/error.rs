@@ -1,0 +1,50 @@
+//! The weights layer's error type. Every message names the file and, where there is one, the byte
+//! offset or tensor and what was expected, so a bad download can be told apart from a bad name.
+
+use std::path::PathBuf;
+
+/// Everything the weight readers can refuse.
+#[derive(Debug, thiserror::Error)]
+pub enum WeightsError {
+    /// The file could not be opened, mapped or read.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The bytes do not follow the format: what was expected at `offset` and what was found.
+    #[error("{}: malformed at byte {offset}: {msg}", path.display())]
+    Malformed {
+        path: PathBuf,
+        offset: u64,
+        msg: String,
+    },
+    /// A tensor name the file does not hold.
+    #[error("{}: no tensor named {name:?}", path.display())]
+    Missing { path: PathBuf, name: String },
+    /// A tensor stored in an element type the engine has no dtype for.
+    #[error("{}: tensor {name:?} is stored as {dtype}, which is unsupported (only f32, f16, bf16 load)", path.display())]
+    Unsupported {
+        path: PathBuf,
+        name: String,
+        dtype: String,
+    },
+    /// The engine refused to build the tensor (device upload, shape).
+    #[error("{}: tensor {name:?}: {source}", path.display())]
+    Engine {
+        path: PathBuf,
+        name: String,
+        source: crate::engine::Error,
+    },
+}
+
+impl WeightsError {
+    /// A [`WeightsError::Malformed`] for `path` at `offset`.
+    pub(crate) fn malformed(path: &std::path::Path, offset: u64, msg: impl Into<String>) -> Self {
+        WeightsError::Malformed {
+            path: path.to_path_buf(),
+            offset,
+            msg: msg.into(),
+        }
+    }
+}

@@ -2,6 +2,7 @@
 //! engine tensors by name.
 //!
 //! - [`ctranslate2`]: CTranslate2 `model.bin` (Whisper tiny.en; REFERENCE.md §8).
+//! - [`safetensors`]: safetensors, one file or sharded by an `*.index.json`.
 //! - [`stored`]: the stored element types and the byte → host buffer conversion they share.
 //! - [`error`]: the error type, [`WeightsError`].
 //!
@@ -9,10 +10,12 @@
 
 pub mod ctranslate2;
 pub mod error;
+pub mod safetensors;
 pub mod stored;
 
 pub use ctranslate2::CtModel;
 pub use error::WeightsError;
+pub use safetensors::{SafeFile, SafeTensors};
 pub use stored::StoredDType;
 
 use crate::engine::{Device, Tensor};

@@ -185,3 +185,84 @@ fn kv_cache_decode_equals_full_causal_decode() {
         );
     });
 }
+
+// ---- Real weights (tiny.en from `osum setup`); goldens from scripts/goldens/whisper_tiny_en.py.
+
+const GOFORWARD: &str = "/usr/share/pocketsphinx/test/data/goforward.raw";
+
+/// The tiny.en directory and goforward.raw, or `None` (with a printed reason) to skip.
+fn real_inputs() -> Option<std::path::PathBuf> {
+    let dir = osum::model::home().join("whisper-tiny.en");
+    if !dir.join("model.bin").exists() {
+        println!(
+            "skipped: {} absent (run `osum setup`)",
+            dir.join("model.bin").display()
+        );
+        return None;
+    }
+    if !std::path::Path::new(GOFORWARD).exists() {
+        println!("skipped: {GOFORWARD} absent (apt-get install pocketsphinx-testdata)");
+        return None;
+    }
+    Some(dir)
+}
+
+fn golden() -> serde_json::Value {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scripts/goldens/whisper_tiny_en.json"
+    ))
+    .unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Encoder output on 30 s-padded goforward.raw vs CTranslate2 4.8.5 (float32): a 6×16 slice
+/// within 1e-3 abs, mean and std within 1e-4; the greedy tokens and text exactly.
+#[test]
+fn tiny_en_matches_ctranslate2_on_goforward() {
+    use osum::model::audio::{load, log_mel, MelMode};
+    use osum::model::whisper::transcribe::Transcriber;
+    let Some(dir) = real_inputs() else { return };
+    let g = golden();
+    let t = Transcriber::open(&dir, &dev()).unwrap();
+    let samples = load(GOFORWARD, None).unwrap();
+    let (mel, frames) = log_mel(&samples, MelMode::Whisper);
+    assert_eq!(frames, 3000);
+    let mel = Tensor::from_vec(mel, &[1, 80, frames], &dev()).unwrap();
+    let enc = no_grad(|| t.model.encoder.forward(&mel)).unwrap();
+    assert_eq!(enc.shape(), &[1, 1500, 384]);
+    let e = enc.to_vec::<f32>().unwrap();
+    let n = e.len() as f64;
+    let mean = e.iter().map(|&x| x as f64).sum::<f64>() / n;
+    let std = (e.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n).sqrt();
+    assert!(
+        (mean - g["enc_mean"].as_f64().unwrap()).abs() < 1e-4,
+        "mean {mean}"
+    );
+    assert!(
+        (std - g["enc_std"].as_f64().unwrap()).abs() < 1e-4,
+        "std {std}"
+    );
+    let rows = g["enc_rows"].as_array().unwrap();
+    let mut worst = 0f64;
+    for (r, want) in rows.iter().zip(g["enc_slice"].as_array().unwrap()) {
+        let r = r.as_u64().unwrap() as usize;
+        for (c, w) in want.as_array().unwrap().iter().enumerate() {
+            worst = worst.max((e[r * 384 + c] as f64 - w.as_f64().unwrap()).abs());
+        }
+    }
+    println!("encoder vs CTranslate2: max |diff| {worst:.2e} over the slice, mean {mean:.5}, std {std:.5}");
+    assert!(worst < 1e-3, "encoder slice differs by {worst}");
+
+    let want: Vec<u32> = g["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as u32)
+        .collect();
+    assert_eq!(want, [1514, 2651, 838, 10700, 13]);
+    let segs = t.transcribe(&samples).unwrap();
+    assert_eq!(segs.len(), 1);
+    assert_eq!(segs[0].tokens, want);
+    assert_eq!(segs[0].text.trim(), "Go forward 10 meters.");
+}

@@ -5,6 +5,7 @@
 //! - [`names`]: explicit weight-name tables for OpenAI, HF, WeNet/OSUM and CTranslate2 checkpoints.
 //! - [`params`]: fetching tensors by logical name with shape checks (and splitting fused tensors).
 //! - [`encoder`], [`decoder`]: the networks; [`tokenizer`]: ids → text.
+//! - [`transcribe`]: a model directory → text, in 30 s windows.
 //! - [`random`]: seeded random weights under any naming, for tests without downloads.
 
 pub mod config;
@@ -15,6 +16,7 @@ pub mod names;
 pub mod params;
 pub mod random;
 pub mod tokenizer;
+pub mod transcribe;
 
 pub use config::WhisperConfig;
 pub use decoder::{DecodeState, Decoder};
@@ -85,6 +87,7 @@ pub type Result<T> = std::result::Result<T, WhisperError>;
 
 /// A whole Whisper model: the encoder and (when the checkpoint has one) the decoder.
 pub struct Whisper {
+    device: Arc<dyn Device>,
     /// Sizes.
     pub config: WhisperConfig,
     /// The audio encoder.
@@ -117,10 +120,16 @@ impl Whisper {
             None
         };
         Ok(Whisper {
+            device: device.clone(),
             config,
             encoder,
             decoder,
         })
+    }
+
+    /// The device the weights live on.
+    pub fn encoder_device(&self) -> Arc<dyn Device> {
+        self.device.clone()
     }
 
     /// Greedy transcription of one log-mel segment `[n_mels, T]` (T ≤ 3000, padded or not)

@@ -5,6 +5,7 @@ use super::config::WhisperConfig;
 use super::names::{Convention, Loc};
 use super::{Result, WhisperError};
 use crate::engine::{DType, Device, Tensor};
+use crate::model::weights::TensorSource;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -27,6 +28,27 @@ impl WeightLookup for HashMap<String, Tensor> {
     }
     fn fetch(&self, name: &str, _device: &Arc<dyn Device>) -> Result<Option<Tensor>> {
         Ok(self.get(name).cloned())
+    }
+}
+
+/// Any weight-file reader (CTranslate2 `model.bin`, …) is a lookup.
+impl<T: TensorSource> WeightLookup for T {
+    fn has(&self, name: &str) -> bool {
+        self.shape(name).is_ok()
+    }
+    fn shape_of(&self, name: &str) -> Option<Vec<usize>> {
+        self.shape(name).ok().map(<[usize]>::to_vec)
+    }
+    fn fetch(&self, name: &str, device: &Arc<dyn Device>) -> Result<Option<Tensor>> {
+        if !self.has(name) {
+            return Ok(None);
+        }
+        self.tensor(name, device)
+            .map(Some)
+            .map_err(|e| WhisperError::Source {
+                name: name.to_string(),
+                msg: e.to_string(),
+            })
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod bench;
 mod demo;
+mod transcribe;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use std::path::PathBuf;
@@ -37,6 +38,10 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Measure the CPU kernels against a reference in the same process (GFLOP/s, GB/s).
     Bench(bench::BenchArgs),
+    /// Transcribe speech with Whisper (greedy decoding, 30 s windows).
+    ///
+    /// Example: osum transcribe goforward.wav
+    Transcribe(transcribe::TranscribeArgs),
 }
 
 impl Cli {
@@ -44,7 +49,7 @@ impl Cli {
     pub fn validate(&self) -> Result<(), clap::Error> {
         let problem = match &self.command {
             Command::Bench(b) => b.usage_problem(),
-            Command::Demo(_) => None,
+            Command::Demo(_) | Command::Transcribe(_) => None,
         };
         match problem {
             Some((kind, msg)) => Err(Cli::command().error(kind, msg)),
@@ -58,5 +63,6 @@ pub fn run(cmd: Command) -> Result<(), String> {
     match cmd {
         Command::Demo(args) => demo::run(args).map_err(|e| e.to_string()),
         Command::Bench(args) => bench::run(args),
+        Command::Transcribe(args) => transcribe::run(args),
     }
 }

@@ -266,3 +266,51 @@ fn tiny_en_matches_ctranslate2_on_goforward() {
     assert_eq!(segs[0].tokens, want);
     assert_eq!(segs[0].text.trim(), "Go forward 10 meters.");
 }
+
+fn osum_cmd(home: &std::path::Path) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_osum"));
+    c.env("OSUM_HOME", home).env("OSUM_THREADS", "2");
+    c
+}
+
+#[test]
+fn transcribe_without_a_model_is_an_error_naming_the_path() {
+    let home = std::env::temp_dir().join("osum-whisper-test-empty-home");
+    let out = osum_cmd(&home)
+        .args(["transcribe", "x.wav"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("whisper-tiny.en/model.bin") && err.contains("osum setup"),
+        "{err}"
+    );
+}
+
+/// `osum transcribe` end to end on the real model (plain and --json).
+#[test]
+fn transcribe_cli_on_goforward() {
+    let Some(dir) = real_inputs() else { return };
+    let home = std::fs::canonicalize(dir.parent().unwrap()).unwrap();
+    let out = osum_cmd(&home)
+        .args(["transcribe", GOFORWARD])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "Go forward 10 meters."
+    );
+    let out = osum_cmd(&home)
+        .args(["transcribe", "--json", GOFORWARD])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["tokens"], serde_json::json!([1514, 2651, 838, 10700, 13]));
+    assert_eq!(v["segments"].as_array().unwrap().len(), 1);
+}

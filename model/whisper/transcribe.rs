@@ -52,14 +52,17 @@ impl Transcriber {
     pub fn transcribe(&self, samples: &[f32]) -> Result<Vec<Segment>> {
         let device = self.model.encoder_device();
         let mut out = Vec::new();
-        for (i, chunk) in samples.chunks(WINDOW).enumerate() {
+        let mut at = 0;
+        while at < samples.len() {
+            let chunk = &samples[at..at + window_len(&samples[at..])];
             let (mel, frames) = log_mel(chunk, MelMode::Whisper);
             let mel = Tensor::from_vec(mel, &[self.model.config.n_mels, frames], &device)?;
             let tokens = self
                 .model
                 .greedy(&mel, &[SOT_EN, NO_TIMESTAMPS_EN], MAX_TOKENS)?;
             let text = self.tokenizer.decode(&tokens)?;
-            let start = (i * WINDOW) as f32 / 16000.0;
+            let start = at as f32 / 16000.0;
+            at += chunk.len();
             out.push(Segment {
                 start,
                 end: start + chunk.len() as f32 / 16000.0,
@@ -68,5 +71,38 @@ impl Transcriber {
             });
         }
         Ok(out)
+    }
+}
+
+/// Samples in the next window of `rest`: all of it when it fits in 30 s, else a cut at the
+/// quietest 20 ms block of the window's last 5 s, so a word is rarely split between windows
+/// (the decoder sees no timestamps to resume mid-word).
+pub fn window_len(rest: &[f32]) -> usize {
+    const BLOCK: usize = 320;
+    if rest.len() <= WINDOW {
+        return rest.len();
+    }
+    let energy = |b: usize| -> f32 { rest[b..b + BLOCK].iter().map(|x| x * x).sum() };
+    let first = (WINDOW - 5 * 16000) / BLOCK;
+    let quietest = (first..WINDOW / BLOCK)
+        .min_by(|&a, &b| energy(a * BLOCK).total_cmp(&energy(b * BLOCK)))
+        .unwrap_or(WINDOW / BLOCK - 1);
+    // Cut in the middle of the quiet block.
+    quietest * BLOCK + BLOCK / 2
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_cut_at_silence_and_cover_everything() {
+        assert_eq!(window_len(&[0.1; 1000]), 1000);
+        assert_eq!(window_len(&vec![0.1; WINDOW]), WINDOW);
+        let mut x = vec![0.5f32; WINDOW + 5000];
+        x[27 * 16000..27 * 16000 + 640].fill(0.0);
+        let n = window_len(&x);
+        assert!((27 * 16000..27 * 16000 + 640).contains(&n), "{n}");
+        assert!(window_len(&vec![0.5; 2 * WINDOW]) <= WINDOW);
     }
 }

@@ -3,7 +3,7 @@
 
 use osum::engine::{cpu_device, no_grad, Device, Rng, Tensor};
 use osum::model::whisper::random::random_weights;
-use osum::model::whisper::{Convention, Whisper, WhisperConfig, WhisperError};
+use osum::model::whisper::{Convention, Suppress, Whisper, WhisperConfig, WhisperError};
 use std::sync::Arc;
 
 /// A tiny model: 2+2 layers, d 128 (2 heads of 64), 8 mel bins, short contexts.
@@ -177,12 +177,24 @@ fn kv_cache_decode_equals_full_causal_decode() {
         let d = max_abs_diff(&cached, &full);
         assert!(d < 1e-4, "cached vs full logits differ by {d}");
         // Greedy decoding stops at the context limit and returns only new tokens.
-        let out = dec.greedy(&enc, &[1, 2], 49, 100).unwrap();
+        let out = dec
+            .greedy(&enc, &[1, 2], 49, 100, &Default::default())
+            .unwrap();
         assert!(out.len() <= c.n_text_ctx - 2);
         assert!(
-            dec.greedy(&enc, &[60], 49, 3).is_err(),
+            dec.greedy(&enc, &[60], 49, 3, &Default::default()).is_err(),
             "token outside the vocabulary"
         );
+        // Suppressing the token greedy picks first makes it pick another.
+        let first = dec
+            .greedy(&enc, &[1, 2], 50, 1, &Default::default())
+            .unwrap()[0];
+        let s = Suppress {
+            always: vec![],
+            at_begin: vec![first],
+        };
+        let other = dec.greedy(&enc, &[1, 2], 50, 1, &s).unwrap()[0];
+        assert_ne!(first, other);
     });
 }
 

@@ -102,7 +102,7 @@ impl WhisperConfig {
         let (d, n_mels) = (conv1[0], conv1[1]);
         let ffn = need("encoder.blocks.0.mlp.0.weight")?[0];
         let pos = need("encoder.positional_embedding")?;
-        let n_audio_ctx = pos[pos.len().saturating_sub(2)].min(1500);
+        let n_audio_ctx = pos[0];
         let count = |part: &str| -> Result<usize> {
             let mut n = 0;
             while logical_shape_of(src, conv, &format!("{part}.blocks.{n}.attn_ln.weight"))?

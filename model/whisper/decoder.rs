@@ -8,6 +8,17 @@ use super::params::Params;
 use super::{Result, WhisperError};
 use crate::engine::{KvCache, Tensor};
 
+/// Tokens greedy decoding never picks (`always`) and never picks first (`at_begin`), as
+/// CTranslate2's `suppress_tokens` / `suppress_blank` (the checkpoint's `config.json`
+/// `suppress_ids` / `suppress_ids_begin`). Ids outside the vocabulary are ignored.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Suppress {
+    /// Never emitted.
+    pub always: Vec<u32>,
+    /// Not emitted as the first new token.
+    pub at_begin: Vec<u32>,
+}
+
 /// One pre-LN decoder block.
 struct Block {
     attn_ln: Norm,
@@ -160,13 +171,15 @@ impl Decoder {
     }
 
     /// Greedy decoding of batch-1 `enc` from `prompt` until `eot` or `max_tokens` new tokens
-    /// (and never past the decoder's context); returns the new tokens without `eot`.
+    /// (and never past the decoder's context), skipping `suppress`ed tokens; returns the new
+    /// tokens without `eot`.
     pub fn greedy(
         &self,
         enc: &Tensor,
         prompt: &[u32],
         eot: u32,
         max_tokens: usize,
+        suppress: &Suppress,
     ) -> Result<Vec<u32>> {
         if enc.shape().first() != Some(&1) || prompt.is_empty() {
             return Err(WhisperError::Invalid(
@@ -186,9 +199,29 @@ impl Decoder {
         while out.len() < max_tokens.min(room) {
             let ids = Tensor::from_vec(input.clone(), &[1, input.len()], enc.device())?;
             let logits = self.step(&mut state, &ids)?;
-            let last = logits.narrow(1, input.len() - 1, 1)?;
-            let next = last.argmax(-1)?.flatten_all()?.to_vec::<u32>()?;
-            let next = next[0];
+            let mut last = logits.narrow(1, input.len() - 1, 1)?.to_vec::<f32>()?;
+            let begin = if out.is_empty() {
+                &suppress.at_begin[..]
+            } else {
+                &[]
+            };
+            for &id in suppress.always.iter().chain(begin) {
+                if let Some(v) = last.get_mut(id as usize) {
+                    *v = f32::NEG_INFINITY;
+                }
+            }
+            // First maximum, as the engine's argmax.
+            let next = last
+                .iter()
+                .enumerate()
+                .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
+                    if v > best.1 {
+                        (i, v)
+                    } else {
+                        best
+                    }
+                })
+                .0 as u32;
             if next == eot {
                 break;
             }

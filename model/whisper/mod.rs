@@ -19,7 +19,7 @@ pub mod tokenizer;
 pub mod transcribe;
 
 pub use config::WhisperConfig;
-pub use decoder::{DecodeState, Decoder};
+pub use decoder::{DecodeState, Decoder, Suppress};
 pub use encoder::Encoder;
 pub use names::Convention;
 pub use params::WeightLookup;
@@ -134,15 +134,21 @@ impl Whisper {
 
     /// Greedy transcription of one log-mel segment `[n_mels, T]` (T ≤ 3000, padded or not)
     /// from `prompt` until [`EOT`] or `max_tokens` new tokens; returns the new tokens without
-    /// the prompt and without EOT.
-    pub fn greedy(&self, mel: &Tensor, prompt: &[u32], max_tokens: usize) -> Result<Vec<u32>> {
+    /// the prompt and without EOT, never choosing a `suppress`ed token.
+    pub fn greedy(
+        &self,
+        mel: &Tensor,
+        prompt: &[u32],
+        max_tokens: usize,
+        suppress: &Suppress,
+    ) -> Result<Vec<u32>> {
         let dec = self
             .decoder
             .as_ref()
             .ok_or_else(|| WhisperError::Invalid("this checkpoint has no decoder".into()))?;
         no_grad(|| {
             let enc = self.encoder.forward(&mel.unsqueeze(0)?)?;
-            dec.greedy(&enc, prompt, EOT, max_tokens)
+            dec.greedy(&enc, prompt, EOT, max_tokens, suppress)
         })
     }
 }

@@ -1,7 +1,7 @@
 //! Speech → text with a Whisper checkpoint directory: 30 s windows, each padded to 3000 log-mel
 //! frames as Whisper was trained (REFERENCE §2.5), decoded greedily and joined.
 
-use super::{Result, Whisper, WhisperError, WhisperTokenizer, NO_TIMESTAMPS_EN, SOT_EN};
+use super::{Result, Suppress, Whisper, WhisperError, WhisperTokenizer, NO_TIMESTAMPS_EN, SOT_EN};
 use crate::engine::{Device, Tensor};
 use crate::model::audio::{log_mel, MelMode};
 use crate::model::weights::CtModel;
@@ -19,6 +19,8 @@ pub struct Transcriber {
     pub model: Whisper,
     /// ids → text.
     pub tokenizer: WhisperTokenizer,
+    /// Tokens greedy decoding skips (from `config.json`; none without one).
+    pub suppress: Suppress,
 }
 
 /// One window's result.
@@ -35,7 +37,8 @@ pub struct Segment {
 }
 
 impl Transcriber {
-    /// Load `dir/model.bin` (CTranslate2) and `dir/tokenizer.json`.
+    /// Load `dir/model.bin` (CTranslate2), `dir/tokenizer.json` and, when present, the
+    /// suppressed tokens of `dir/config.json`.
     pub fn open(dir: &Path, device: &Arc<dyn Device>) -> Result<Transcriber> {
         let bin = dir.join("model.bin");
         let src = CtModel::open(&bin).map_err(|e| WhisperError::Source {
@@ -44,7 +47,12 @@ impl Transcriber {
         })?;
         let model = Whisper::load(&src, device)?;
         let tokenizer = WhisperTokenizer::from_file(&dir.join("tokenizer.json"))?;
-        Ok(Transcriber { model, tokenizer })
+        let suppress = read_suppress(&dir.join("config.json"))?;
+        Ok(Transcriber {
+            model,
+            tokenizer,
+            suppress,
+        })
     }
 
     /// Transcribe 16 kHz mono samples window by window (English-only prompt
@@ -57,9 +65,12 @@ impl Transcriber {
             let chunk = &samples[at..at + window_len(&samples[at..])];
             let (mel, frames) = log_mel(chunk, MelMode::Whisper);
             let mel = Tensor::from_vec(mel, &[self.model.config.n_mels, frames], &device)?;
-            let tokens = self
-                .model
-                .greedy(&mel, &[SOT_EN, NO_TIMESTAMPS_EN], MAX_TOKENS)?;
+            let tokens = self.model.greedy(
+                &mel,
+                &[SOT_EN, NO_TIMESTAMPS_EN],
+                MAX_TOKENS,
+                &self.suppress,
+            )?;
             let text = self.tokenizer.decode(&tokens)?;
             let start = at as f32 / 16000.0;
             at += chunk.len();
@@ -72,6 +83,38 @@ impl Transcriber {
         }
         Ok(out)
     }
+}
+
+/// `suppress_ids` / `suppress_ids_begin` of a CTranslate2 Whisper `config.json` (default when
+/// the file is absent; an error naming the file and field when it is malformed).
+pub fn read_suppress(path: &Path) -> Result<Suppress> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Suppress::default()),
+        Err(e) => return Err(WhisperError::Invalid(format!("{}: {e}", path.display()))),
+    };
+    let bad = |what: String| WhisperError::Invalid(format!("{}: {what}", path.display()));
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+    let ids = |field: &str| -> Result<Vec<u32>> {
+        match v.get(field) {
+            None => Ok(Vec::new()),
+            Some(serde_json::Value::Array(a)) => a
+                .iter()
+                .map(|x| {
+                    x.as_u64()
+                        .and_then(|n| u32::try_from(n).ok())
+                        .ok_or_else(|| bad(format!("`{field}` holds {x}, expected a token id")))
+                })
+                .collect(),
+            Some(x) => Err(bad(format!(
+                "`{field}` is {x}, expected an array of token ids"
+            ))),
+        }
+    };
+    Ok(Suppress {
+        always: ids("suppress_ids")?,
+        at_begin: ids("suppress_ids_begin")?,
+    })
 }
 
 /// Samples in the next window of `rest`: all of it when it fits in 30 s, else a cut at the
@@ -94,6 +137,28 @@ pub fn window_len(rest: &[f32]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn suppress_lists_from_config() {
+        let dir = std::env::temp_dir().join(format!("osum-suppress-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("config.json");
+        assert_eq!(read_suppress(&p).unwrap(), Suppress::default());
+        std::fs::write(
+            &p,
+            r#"{"suppress_ids": [1, 2], "suppress_ids_begin": [220, 50256]}"#,
+        )
+        .unwrap();
+        let s = read_suppress(&p).unwrap();
+        assert_eq!((s.always, s.at_begin), (vec![1, 2], vec![220, 50256]));
+        std::fs::write(&p, r#"{"suppress_ids": [-1]}"#).unwrap();
+        let e = read_suppress(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("config.json") && e.contains("suppress_ids"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn windows_cut_at_silence_and_cover_everything() {

@@ -1,6 +1,10 @@
 //! The Whisper log-mel spectrogram, exactly as REFERENCE.md §2 (= librosa/whisper).
 
+use std::sync::Arc;
+
 use rayon::prelude::*;
+
+use crate::engine::{Device, Result, Tensor};
 
 use super::fft::{Fft, C};
 
@@ -192,6 +196,13 @@ pub fn log_mel(samples: &[f32], mode: MelMode) -> (Vec<f32>, usize) {
     (mel, t)
 }
 
+/// [`log_mel`] as an engine tensor: f32 `[80, T]` on `device` (the layout the Whisper encoder's
+/// first conv1d takes after adding a batch dimension).
+pub fn log_mel_tensor(samples: &[f32], mode: MelMode, device: &Arc<dyn Device>) -> Result<Tensor> {
+    let (mel, t) = log_mel(samples, mode);
+    Tensor::from_vec(mel, &[N_MELS, t], device)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,6 +238,18 @@ mod tests {
         assert!(m.iter().all(|v| v.is_finite()));
         let long = vec![0.1f32; WHISPER_SAMPLES + 5000];
         assert_eq!(log_mel(&long, MelMode::Whisper).1, 3000);
+    }
+
+    #[test]
+    fn tensor_has_the_same_values() {
+        let x: Vec<f32> = (0..3200).map(|i| (i as f32 * 0.3).cos() * 0.2).collect();
+        let dev = crate::engine::cpu_device();
+        let tensor = log_mel_tensor(&x, MelMode::Osum, &dev).unwrap();
+        assert_eq!(tensor.shape(), &[N_MELS, 20]);
+        assert_eq!(
+            tensor.to_vec::<f32>().unwrap(),
+            log_mel(&x, MelMode::Osum).0
+        );
     }
 
     #[test]

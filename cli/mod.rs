@@ -4,6 +4,7 @@
 mod bench;
 mod demo;
 mod setup;
+mod transcribe;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use std::path::PathBuf;
@@ -43,6 +44,10 @@ pub enum Command {
     ///
     /// Example: osum setup --models whisper-tiny.en
     Setup(setup::SetupArgs),
+    /// Transcribe speech with Whisper (greedy decoding, 30 s windows).
+    ///
+    /// Example: osum transcribe goforward.wav
+    Transcribe(transcribe::TranscribeArgs),
 }
 
 impl Cli {
@@ -50,7 +55,7 @@ impl Cli {
     pub fn validate(&self) -> Result<(), clap::Error> {
         let problem = match &self.command {
             Command::Bench(b) => b.usage_problem(),
-            Command::Demo(_) | Command::Setup(_) => None,
+            Command::Demo(_) | Command::Setup(_) | Command::Transcribe(_) => None,
         };
         match problem {
             Some((kind, msg)) => Err(Cli::command().error(kind, msg)),
@@ -65,5 +70,6 @@ pub fn run(cmd: Command) -> Result<(), String> {
         Command::Demo(args) => demo::run(args).map_err(|e| e.to_string()),
         Command::Bench(args) => bench::run(args),
         Command::Setup(args) => setup::run(args),
+        Command::Transcribe(args) => transcribe::run(args),
     }
 }

@@ -1,0 +1,75 @@
+//! `osum transcribe`: speech → text with a Whisper checkpoint (greedy, 30 s windows).
+
+use clap::Args;
+use osum::engine::cpu_device;
+use osum::model::audio;
+use osum::model::whisper::transcribe::Transcriber;
+use std::path::PathBuf;
+
+/// Options of `osum transcribe`.
+#[derive(Args)]
+pub struct TranscribeArgs {
+    /// A model directory under the model home (OSUM_HOME, else ./models), or a path to one;
+    /// it holds a CTranslate2 `model.bin` and `tokenizer.json` (`osum setup` installs tiny.en).
+    #[arg(long, default_value = "whisper-tiny.en")]
+    model: String,
+    /// Print one JSON object per file: file, text, tokens, and the 30 s segments.
+    #[arg(long)]
+    json: bool,
+    /// Sample rate of headerless `.raw`/`.pcm` s16le input (WAV files carry their own).
+    #[arg(long, value_name = "HZ")]
+    raw_rate: Option<u32>,
+    /// Audio files: WAV (any rate and channel count) or raw s16le.
+    #[arg(required = true, value_name = "AUDIO")]
+    audio: Vec<PathBuf>,
+}
+
+/// Load the model once, then transcribe each file in order.
+pub fn run(a: TranscribeArgs) -> Result<(), String> {
+    let dir = {
+        let p = PathBuf::from(&a.model);
+        if p.is_dir() {
+            p
+        } else {
+            osum::model::home().join(&a.model)
+        }
+    };
+    if !dir.join("model.bin").exists() {
+        return Err(format!(
+            "no model at {} (run `osum setup`, or pass --model DIR)",
+            dir.join("model.bin").display()
+        ));
+    }
+    let t = Transcriber::open(&dir, &cpu_device()).map_err(|e| e.to_string())?;
+    for path in &a.audio {
+        let samples = audio::load(path, a.raw_rate).map_err(|e| e.to_string())?;
+        let segs = t.transcribe(&samples).map_err(|e| e.to_string())?;
+        let text = segs
+            .iter()
+            .map(|s| s.text.trim())
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        if a.json {
+            let segments: Vec<_> = segs
+                .iter()
+                .map(|s| {
+                    serde_json::json!({
+                        "start": s.start, "end": s.end, "text": s.text.trim(), "tokens": s.tokens,
+                    })
+                })
+                .collect();
+            let tokens: Vec<u32> = segs.iter().flat_map(|s| s.tokens.iter().copied()).collect();
+            let line = serde_json::json!({
+                "file": path.display().to_string(), "text": text, "tokens": tokens,
+                "segments": segments,
+            });
+            println!("{line}");
+        } else if a.audio.len() > 1 {
+            println!("{}: {text}", path.display());
+        } else {
+            println!("{text}");
+        }
+    }
+    Ok(())
+}

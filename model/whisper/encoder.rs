@@ -1,0 +1,89 @@
+//! The Whisper audio encoder (REFERENCE §3): conv1 (k3 s1 p1) → GELU → conv2 (k3 s2 p1) → GELU
+//! → `[B, T/2, d]` + positions (sliced for short inputs) → pre-LN blocks → `ln_post`.
+
+use super::config::WhisperConfig;
+use super::layers::{Attention, Mlp, Norm};
+use super::params::Params;
+use super::{Result, WhisperError};
+use crate::engine::Tensor;
+
+/// One pre-LN encoder block.
+struct Block {
+    attn_ln: Norm,
+    attn: Attention,
+    mlp_ln: Norm,
+    mlp: Mlp,
+}
+
+/// The encoder's weights.
+pub struct Encoder {
+    config: WhisperConfig,
+    conv1: (Tensor, Tensor),
+    conv2: (Tensor, Tensor),
+    pos: Tensor,
+    blocks: Vec<Block>,
+    ln_post: Norm,
+}
+
+impl Encoder {
+    /// Load every encoder tensor (names via the session's convention, shapes checked).
+    pub fn load(p: &mut Params) -> Result<Encoder> {
+        let c = p.config;
+        let mut blocks = Vec::with_capacity(c.n_audio_layer);
+        for n in 0..c.n_audio_layer {
+            let pre = format!("encoder.blocks.{n}");
+            blocks.push(Block {
+                attn_ln: Norm::load(p, &format!("{pre}.attn_ln"))?,
+                attn: Attention::load(p, &format!("{pre}.attn"), c.n_audio_head)?,
+                mlp_ln: Norm::load(p, &format!("{pre}.mlp_ln"))?,
+                mlp: Mlp::load(p, &format!("{pre}.mlp"))?,
+            });
+        }
+        Ok(Encoder {
+            config: c,
+            conv1: (p.get("encoder.conv1.weight")?, p.get("encoder.conv1.bias")?),
+            conv2: (p.get("encoder.conv2.weight")?, p.get("encoder.conv2.bias")?),
+            pos: p.get("encoder.positional_embedding")?,
+            blocks,
+            ln_post: Norm::load(p, "encoder.ln_post")?,
+        })
+    }
+
+    /// The sizes this encoder was loaded with.
+    pub fn config(&self) -> &WhisperConfig {
+        &self.config
+    }
+
+    /// Encode log-mel features `[B, n_mels, T]` (T ≤ 2·n_audio_ctx, e.g. 3000 for 30 s, or
+    /// shorter without padding as OSUM does) → `[B, ⌈T/2⌉, d_model]`. Call inside `no_grad`
+    /// for inference.
+    pub fn forward(&self, mel: &Tensor) -> Result<Tensor> {
+        let c = &self.config;
+        let s = mel.shape();
+        if s.len() != 3 || s[1] != c.n_mels || s[2] == 0 {
+            return Err(WhisperError::Invalid(format!(
+                "encoder input has shape {s:?}, expected [batch, {}, frames > 0]",
+                c.n_mels
+            )));
+        }
+        let x = mel
+            .conv1d(&self.conv1.0, Some(&self.conv1.1), 1, 1, 1)?
+            .gelu()?;
+        let x = x
+            .conv1d(&self.conv2.0, Some(&self.conv2.1), 2, 1, 1)?
+            .gelu()?;
+        let t = x.shape()[2];
+        if t > c.n_audio_ctx {
+            return Err(WhisperError::Invalid(format!(
+                "{} mel frames give {t} encoder positions, more than the {} the model has",
+                s[2], c.n_audio_ctx
+            )));
+        }
+        let mut x = x.transpose(1, 2)?.add(&self.pos.narrow(0, 0, t)?)?;
+        for b in &self.blocks {
+            x = x.add(&b.attn.self_attend(&b.attn_ln.forward(&x)?, false)?)?;
+            x = x.add(&b.mlp.forward(&b.mlp_ln.forward(&x)?)?)?;
+        }
+        self.ln_post.forward(&x)
+    }
+}

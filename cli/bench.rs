@@ -11,6 +11,7 @@
 mod attention;
 mod bandwidth;
 mod conv;
+mod encoder;
 mod gemm;
 mod gemv;
 mod measure;
@@ -36,7 +37,8 @@ the host's speed drifts, so compare ratios rather than absolute figures across r
 Exit codes: 0 ok, 1 a benchmark failed (or the reference is not compiled in), 2 usage error.")]
 pub struct BenchArgs {
     /// Which kernels: gemm (f32, vs the gemm crate), gemv (bf16 weights, vs memory bandwidth),
-    /// attention (fused vs its two GEMMs), conv (vs im2col + the gemm crate).
+    /// attention (fused vs its two GEMMs), conv (vs im2col + the gemm crate), encoder (Whisper
+    /// on 30 s, vs CTranslate2 when importable).
     #[arg(value_enum)]
     kind: Kind,
     /// One JSON object per shape per line on stdout; logs stay on stderr.
@@ -63,6 +65,7 @@ enum Kind {
     Gemv,
     Attention,
     Conv,
+    Encoder,
 }
 
 impl BenchArgs {
@@ -115,6 +118,7 @@ pub fn run(a: BenchArgs) -> Result<(), String> {
         Kind::Gemv => gemv::run(&a, threads, &mut out),
         Kind::Attention => attention::run(&a, &mut out),
         Kind::Conv => conv::run(&a, threads, &mut out),
+        Kind::Encoder => encoder::run(&a, &mut out),
     }
 }
 

@@ -210,3 +210,11 @@ fn bench_gemv_and_attention_json_lines() {
     }
     assert!(rows.iter().any(|r| r["causal"] == true));
 }
+
+#[test]
+fn bench_encoder_quick_reports_a_30_second_window() {
+    let rows = bench_json("encoder");
+    positive(&rows[0], &["ours_ms"]);
+    assert_eq!(rows[0]["seconds_audio"], 30);
+    assert_eq!(rows[0]["model"], "tiny-shaped");
+}

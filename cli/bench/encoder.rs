@@ -118,14 +118,13 @@ pub fn run(a: &super::BenchArgs, out: &mut Output) -> Result<(), String> {
     // tiny.en: the real weights from `osum setup`, against CTranslate2 on the same files.
     let dir = osum::model::home().join("whisper-tiny.en");
     let bin = dir.join("model.bin");
-    if a.quick || !bin.exists() {
-        if !a.quick {
+    if !a.quick {
+        if !bin.exists() {
             return Err(format!(
                 "{} not found: run `osum setup` first",
                 bin.display()
             ));
         }
-    } else {
         eprintln!("  tiny.en (real weights) …");
         let src = CtModel::open(&bin).map_err(|e| e.to_string())?;
         let model = Whisper::load(&src, &dev).map_err(|e| e.to_string())?;

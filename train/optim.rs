@@ -93,13 +93,21 @@ impl AdamW {
 /// The factor that scales all gradients to a global L2 norm of at most `max_norm`, and the norm
 /// before clipping. Returns factor 1 when already within bounds.
 pub fn clip_factor(params: &[Tensor], grads: &Gradients, max_norm: f32) -> Result<(f32, f32)> {
-    let mut sq = 0f64;
+    // Sum the squares on the device and read back once: one host sync per step, not per tensor.
+    let mut sq: Option<Tensor> = None;
     for p in params {
         if let Some(g) = grads.get(p) {
-            sq += g.sqr()?.sum_all()?.to_scalar_f32()? as f64;
+            let s = g.sqr()?.sum_all()?;
+            sq = Some(match sq {
+                Some(acc) => acc.add(&s)?,
+                None => s,
+            });
         }
     }
-    let norm = sq.sqrt() as f32;
+    let norm = match sq {
+        Some(s) => s.to_scalar_f32()?.sqrt(),
+        None => 0.0,
+    };
     let factor = if norm > max_norm && norm > 0.0 {
         max_norm / norm
     } else {

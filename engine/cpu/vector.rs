@@ -128,7 +128,10 @@ pub mod avx512 {
 
 #[inline(always)]
 fn exp_in_place_body(x: &mut [f32]) {
-    x.iter_mut().for_each(|v| *v = exp(*v));
+    // `for`, not `for_each`: the loop must inline into the target-feature copy.
+    for v in x.iter_mut() {
+        *v = exp(*v);
+    }
 }
 
 multiversion! {
@@ -181,7 +184,9 @@ multiversion! {
 
 #[inline(always)]
 fn scale_body(x: &mut [f32], alpha: f32) {
-    x.iter_mut().for_each(|v| *v *= alpha);
+    for v in x.iter_mut() {
+        *v *= alpha;
+    }
 }
 
 multiversion! {

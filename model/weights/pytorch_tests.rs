@@ -1,0 +1,3 @@
+//! Unit tests of the PyTorch reader.
+use super::*;
+

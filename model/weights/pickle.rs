@@ -54,9 +54,7 @@ impl Global {
             ("collections", "OrderedDict") => Global::OrderedDict,
             ("torch._utils", "_rebuild_tensor_v2") => Global::RebuildTensorV2,
             ("torch._utils", "_rebuild_parameter") => Global::RebuildParameter,
-            ("torch._utils", "_rebuild_parameter_with_state") => {
-                Global::RebuildParameterWithState
-            }
+            ("torch._utils", "_rebuild_parameter_with_state") => Global::RebuildParameterWithState,
             ("torch", storage) => Global::Storage(match storage {
                 "FloatStorage" => F32,
                 "HalfStorage" => F16,
@@ -935,7 +933,10 @@ mod tests {
         let full = Pickle::parse(p).unwrap();
         assert_eq!(full.dict_entries(full.root()).unwrap().len(), 1);
         for n in 0..p.len() {
-            assert!(Pickle::parse(&p[..n]).is_err(), "prefix of {n} bytes parsed");
+            assert!(
+                Pickle::parse(&p[..n]).is_err(),
+                "prefix of {n} bytes parsed"
+            );
         }
     }
 

@@ -178,13 +178,19 @@ impl PtCheckpoint {
         let pkls: Vec<&String> = entries
             .keys()
             .filter(|n| {
-                n.strip_suffix("data.pkl")
-                    .is_some_and(|p| p.is_empty() || (p.ends_with('/') && p.matches('/').count() == 1))
+                n.strip_suffix("data.pkl").is_some_and(|p| {
+                    p.is_empty() || (p.ends_with('/') && p.matches('/').count() == 1)
+                })
             })
             .collect();
         let pkl_name = match pkls[..] {
             [one] => one.clone(),
-            [] => return Err(bad(0, "no data.pkl in the zip: not a torch.save checkpoint".into())),
+            [] => {
+                return Err(bad(
+                    0,
+                    "no data.pkl in the zip: not a torch.save checkpoint".into(),
+                ))
+            }
             _ => return Err(bad(0, format!("several data.pkl records: {pkls:?}"))),
         };
         let prefix = pkl_name[..pkl_name.len() - "data.pkl".len()].to_string();
@@ -481,8 +487,8 @@ impl PtCheckpoint {
                     entries.insert((k.component, k.name), raw.clone());
                 }
                 Some(prev) => {
-                    let same = self.alias_of(raw).unwrap_or(raw)
-                        == self.alias_of(prev).unwrap_or(prev);
+                    let same =
+                        self.alias_of(raw).unwrap_or(raw) == self.alias_of(prev).unwrap_or(prev);
                     if !same {
                         return Err(WeightsError::malformed(
                             &self.path,
@@ -770,7 +776,9 @@ fn check_tensor(
             ),
         )
     })?;
-    let bad = |msg: String| WeightsError::malformed(path, e.data_start, format!("tensor {name:?}: {msg}"));
+    let bad = |msg: String| {
+        WeightsError::malformed(path, e.data_start, format!("tensor {name:?}: {msg}"))
+    };
     let es = s.dtype.size_in_bytes() as u64;
     if s.numel.checked_mul(es) != Some(e.size) {
         return Err(bad(format!(
@@ -796,8 +804,14 @@ fn check_tensor(
         .map(|&d| to_usize(d, "stride"))
         .collect::<Result<Vec<_>, _>>()?;
     let offset = to_usize(t.offset, "storage offset")?;
-    let numel = byte_size(&shape, 1)
-        .ok_or_else(|| bad(format!("shape {shape:?} overflows")))?;
+    let numel = byte_size(&shape, 1).ok_or_else(|| bad(format!("shape {shape:?} overflows")))?;
+    // Even an empty view's offset must lie within the storage (bytes() slices from it).
+    if offset as u64 > s.numel {
+        return Err(bad(format!(
+            "storage offset {offset} is past the {} elements of storage data/{}",
+            s.numel, s.key
+        )));
+    }
     if numel > 0 {
         // The last element the view reads must be inside the storage.
         let last = shape
@@ -921,7 +935,10 @@ pub fn normalize_key(raw: &str, layout: &KeyLayout) -> NormalizedKey {
         return plain(Component::Other, raw);
     };
     let rest = rest.strip_prefix("base_model.model.").unwrap_or(rest);
-    for (marker, component) in [(".lora_A.", Component::LoraA), (".lora_B.", Component::LoraB)] {
+    for (marker, component) in [
+        (".lora_A.", Component::LoraA),
+        (".lora_B.", Component::LoraB),
+    ] {
         if let Some((module, tail)) = rest.split_once(marker) {
             // tail = "NAME.weight"
             return match tail.strip_suffix(".weight") {

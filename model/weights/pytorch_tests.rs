@@ -99,7 +99,11 @@ fn encoder_adapter_and_wrappers() {
         ..KeyLayout::default()
     };
     assert_eq!(
-        normalize_key("llm.base_model.model.model.layers.0.mlp.gate_proj.base_layer.weight", &layout).name,
+        normalize_key(
+            "llm.base_model.model.model.layers.0.mlp.gate_proj.base_layer.weight",
+            &layout
+        )
+        .name,
         "model.layers.0.mlp.gate_proj.weight"
     );
 }

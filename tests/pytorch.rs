@@ -112,6 +112,10 @@ fn views_offsets_shared_storages_and_ints() {
     assert!(ck.skipped().is_empty(), "{:?}", ck.skipped());
     check_against_json(&ck, "views.pt");
     assert_eq!(ck.info("offset_view").unwrap().offset, 8);
+    // Models load through the trait.
+    let src: &dyn TensorSource = &ck;
+    assert_eq!(src.shape("weight").unwrap(), &[2, 3]);
+    assert_eq!(src.dtype("half").unwrap(), StoredDType::F16);
     // Two different views of one storage are not aliases.
     let (a, b) = (ck.info("shared_a").unwrap(), ck.info("shared_b").unwrap());
     assert_eq!(a.storage, b.storage);

@@ -428,7 +428,7 @@ impl<'a> Machine<'a> {
     }
 
     fn dict_extend(&mut self, items: Vec<Id>) -> R<()> {
-        if items.len() % 2 != 0 {
+        if !items.len().is_multiple_of(2) {
             return self.err(format!("SETITEMS with an odd count ({})", items.len()));
         }
         let dict = self.top()?;
@@ -769,7 +769,7 @@ impl<'a> Machine<'a> {
                 }
                 b'd' => {
                     let items = self.pop_mark()?;
-                    if items.len() % 2 != 0 {
+                    if !items.len().is_multiple_of(2) {
                         return self.err("DICT with an odd number of items");
                     }
                     let pairs = items.chunks_exact(2).map(|kv| (kv[0], kv[1])).collect();

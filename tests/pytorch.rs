@@ -138,11 +138,10 @@ fn views_offsets_shared_storages_and_ints() {
         ck.tensor("nope", &dev),
         Err(WeightsError::Missing { .. })
     ));
-    // The map is borrowed, not copied, for stored entries.
-    assert!(matches!(
-        ck.bytes("weight").unwrap(),
-        std::borrow::Cow::Borrowed(_)
-    ));
+    // The map is borrowed, not copied, for stored entries; torch aligns entries to 64 bytes.
+    let b = ck.bytes("weight").unwrap();
+    assert!(matches!(b, std::borrow::Cow::Borrowed(_)));
+    assert_eq!(b.as_ptr() as usize % 64, 0);
 }
 
 #[test]
@@ -393,4 +392,52 @@ fn flipped_bytes_never_panic() {
             }
         }
     }
+}
+
+/// A real checkpoint named by `OSUM_PT` (e.g. the released OSUM `infer.pt`): opens it, prints
+/// how its keys sort and how long opening and loading took. Skipped when `OSUM_PT` is unset.
+#[test]
+fn real_checkpoint_from_env() {
+    let Some(path) = std::env::var_os("OSUM_PT") else {
+        eprintln!("skipped: set OSUM_PT to a torch.save checkpoint to read it");
+        return;
+    };
+    let t0 = std::time::Instant::now();
+    let ck = PtCheckpoint::open(&path).unwrap();
+    let opened = t0.elapsed();
+    let m = ck.osum_mapping().unwrap();
+    for c in [
+        Component::Encoder,
+        Component::Adapter,
+        Component::LlmBase,
+        Component::LoraA,
+        Component::LoraB,
+        Component::Other,
+    ] {
+        let names: Vec<_> = m.component(c).map(|(n, _)| n).collect();
+        eprintln!(
+            "{c:?}: {} tensors, e.g. {:?}",
+            names.len(),
+            &names[..names.len().min(3)]
+        );
+    }
+    let dev = cpu_device();
+    let t1 = std::time::Instant::now();
+    let mut bytes = 0usize;
+    for n in ck.names() {
+        if ck.alias_of(n).is_none() && ck.info(n).unwrap().is_contiguous() {
+            if let Ok(t) = ck.tensor(n, &dev) {
+                bytes += t.shape().iter().product::<usize>() * ck.dtype(n).unwrap().size_in_bytes();
+            }
+        }
+    }
+    let loaded = t1.elapsed();
+    eprintln!(
+        "{}: {} names, state dict at {:?}; open {opened:?}; loaded {:.1} MB in {loaded:?} ({:.2} GB/s)",
+        ck.path().display(),
+        ck.names().len(),
+        ck.state_dict_path(),
+        bytes as f64 / 1e6,
+        bytes as f64 / 1e9 / loaded.as_secs_f64()
+    );
 }

@@ -36,6 +36,15 @@ pub enum WeightsError {
         name: String,
         msg: String,
     },
+    /// A pickle (PyTorch checkpoint) names a global outside the restricted unpickler's
+    /// allow-list, e.g. `os.system`: loading it with Python would run code. Nothing was run.
+    #[error("{}: {entry} names the global {global} at pickle byte {offset}; refusing to load (only collections.OrderedDict, torch storage types and torch._utils tensor rebuilders are allowed)", path.display())]
+    ForbiddenGlobal {
+        path: PathBuf,
+        entry: String,
+        offset: u64,
+        global: String,
+    },
     /// The engine refused to build the tensor (device upload, shape).
     #[error("{}: tensor {name:?}: {source}", path.display())]
     Engine {

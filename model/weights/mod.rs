@@ -3,6 +3,8 @@
 //!
 //! - [`ctranslate2`]: CTranslate2 `model.bin` (Whisper tiny.en; REFERENCE.md §8).
 //! - [`safetensors`]: safetensors, one file or sharded by an `*.index.json`.
+//! - [`pytorch`]: PyTorch `torch.save` zips (the released OSUM checkpoints), read through
+//!   [`pickle`], a restricted unpickler that never runs code; plus the OSUM key normalizer.
 //! - [`install`]: fetching and verifying the real weights of DATA.md (`osum setup`).
 //! - [`stored`]: the stored element types and the byte → host buffer conversion they share.
 //! - [`error`]: the error type, [`WeightsError`].
@@ -12,11 +14,14 @@
 pub mod ctranslate2;
 pub mod error;
 pub mod install;
+pub mod pickle;
+pub mod pytorch;
 pub mod safetensors;
 pub mod stored;
 
 pub use ctranslate2::CtModel;
 pub use error::WeightsError;
+pub use pytorch::{normalize_key, Component, KeyLayout, OsumMapping, PtCheckpoint, PtTensorInfo};
 pub use safetensors::{SafeFile, SafeTensors};
 pub use stored::StoredDType;
 

@@ -1,7 +1,9 @@
 //! The speech model built on the engine: audio front end, weight formats, Whisper.
-//! (LLM, adapter, LoRA, prompts and generation arrive with issue 5.)
+//! Prompt templates ([`prompt`]) and the task/label tags of answers ([`tags`]).
 
 pub mod audio;
+pub mod prompt;
+pub mod tags;
 pub mod weights;
 pub mod whisper;
 

@@ -16,8 +16,10 @@
 //! [`wide`] instead: A is packed once per pass and shared, and each task packs the B panels
 //! it multiplies, so the weight traffic overlaps with arithmetic.
 
-use super::pack::{pack_a, pack_b, prefetch_b, AlignedBuf};
-use super::{kernel_avx2, kernel_avx512, kernel_portable, Isa, Rhs, SharedMut};
+use super::pack::{pack_a, pack_b, prefetch_b, to_pairs, AlignedBuf};
+use super::{
+    kernel_avx2, kernel_avx512, kernel_avx512_bf16, kernel_portable, Isa, Precision, Rhs, SharedMut,
+};
 use rayon::prelude::*;
 use std::cell::Cell;
 
@@ -37,14 +39,47 @@ struct Kernel {
     nc: usize,
     /// Only ever called on a CPU with the features of the ISA it was chosen for.
     run: MicroKernel,
+    /// The kernel reads bf16 pairs: packed f32 panels go through [`to_pairs`] first.
+    pairs: bool,
+}
+
+impl Kernel {
+    /// Convert packed A panels (`mr` wide) for this kernel, if it reads pairs.
+    fn prepare_a(&self, ap: &mut [f32], kc: usize) {
+        if self.pairs {
+            ap.chunks_exact_mut(self.mr * kc)
+                .for_each(|p| to_pairs(p, kc, self.mr));
+        }
+    }
+
+    /// Convert packed B panels (`nr` wide) for this kernel, if it reads pairs.
+    fn prepare_b(&self, bp: &mut [f32], kc: usize) {
+        if self.pairs {
+            bp.chunks_exact_mut(self.nr * kc)
+                .for_each(|p| to_pairs(p, kc, self.nr));
+        }
+    }
 }
 
 /// The largest tile any kernel uses (the edge-tile scratch buffer).
 const MAX_TILE: usize = kernel_avx512::MR * kernel_avx512::NR;
 
-fn kernel_for(isa: Isa) -> Kernel {
+fn kernel_for(isa: Isa, precision: Precision) -> Kernel {
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = isa;
+    let _ = (isa, precision);
+    #[cfg(target_arch = "x86_64")]
+    if precision == Precision::Bf16 {
+        // The caller checked that the CPU has AVX512_BF16 (Precision::Bf16 is refused otherwise).
+        return Kernel {
+            mr: kernel_avx512_bf16::MR,
+            nr: kernel_avx512_bf16::NR,
+            mc: 144,
+            kc: 512,
+            nc: 4096,
+            run: kernel_avx512_bf16::kernel,
+            pairs: true,
+        };
+    }
     #[cfg(target_arch = "x86_64")]
     match isa {
         Isa::Avx512 => {
@@ -55,6 +90,7 @@ fn kernel_for(isa: Isa) -> Kernel {
                 kc: 512,
                 nc: 4096,
                 run: kernel_avx512::kernel,
+                pairs: false,
             }
         }
         Isa::Avx2 => {
@@ -65,6 +101,7 @@ fn kernel_for(isa: Isa) -> Kernel {
                 kc: 512,
                 nc: 4096,
                 run: kernel_avx2::kernel,
+                pairs: false,
             }
         }
         Isa::Portable => {}
@@ -76,6 +113,7 @@ fn kernel_for(isa: Isa) -> Kernel {
         kc: 256,
         nc: 2048,
         run: kernel_portable::kernel,
+        pairs: false,
     }
 }
 
@@ -102,6 +140,7 @@ fn with_buf<R>(
 /// `C (+)= A·B` through packed panels; see the module doc. Bounds were checked by the caller.
 pub(super) fn gemm(
     isa: Isa,
+    precision: Precision,
     (m, k, n): (usize, usize, usize),
     (a, a_rs, a_cs): (&[f32], usize, usize),
     b: Rhs,
@@ -109,7 +148,7 @@ pub(super) fn gemm(
     accumulate: bool,
     parallel: bool,
 ) {
-    let kern = kernel_for(isa);
+    let kern = kernel_for(isa, precision);
     let threads = if parallel {
         rayon::current_num_threads()
     } else {
@@ -153,6 +192,7 @@ pub(super) fn gemm(
                         d,
                         isa,
                     );
+                    kern.prepare_b(d, kcur);
                 };
                 if threads > 1 {
                     bp.par_chunks_mut(group * nr * kcur)
@@ -169,6 +209,7 @@ pub(super) fn gemm(
                     with_buf(&TASK_BUF, |abuf| {
                         let ap = abuf.get(rows.len() * mr * kcur);
                         pack_a(a, (a_rs, a_cs), (i0, i1 - i0), (pc, kcur), mr, ap, isa);
+                        kern.prepare_a(ap, kcur);
                         let one = |q: usize, r: usize, apanel: &[f32]| {
                             let bpanel = &bp[q * nr * kcur..(q + 1) * nr * kcur];
                             let (j0, w) = (jc + q * nr, nr.min(ncur - q * nr));
@@ -249,6 +290,7 @@ fn wide(
                     d,
                     isa,
                 );
+                kern.prepare_a(d, kcur);
             };
             if threads > 1 && m_panels > 1 {
                 ap.par_chunks_mut(mr * kcur).enumerate().for_each(pack);
@@ -266,6 +308,7 @@ fn wide(
                     for q in q0..q1 {
                         let j = q * nr;
                         pack_b(b, (pc, kcur), (j, nr.min(n - j)), nr, bp, isa);
+                        kern.prepare_b(bp, kcur);
                         for (r, apanel) in ap.chunks_exact(mr * kcur).enumerate() {
                             let next = (j + nr + r * per_call).min(n);
                             prefetch_b(

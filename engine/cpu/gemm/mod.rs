@@ -19,6 +19,7 @@ mod blocked;
 pub mod gemv;
 mod kernel_avx2;
 mod kernel_avx512;
+mod kernel_avx512_bf16;
 mod kernel_portable;
 mod pack;
 mod transpose;
@@ -32,6 +33,34 @@ pub const GEMV_MAX_M: usize = 8;
 const PAR_WORK: usize = 1 << 17;
 
 pub use super::isa::Isa;
+
+/// The arithmetic of the packed (blocked) products.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// f32 operands, f32 accumulation.
+    #[default]
+    F32,
+    /// Operands rounded to bf16 (nearest even) as they are packed, products summed in f32 by
+    /// AVX512_BF16 `vdpbf16ps` — twice the arithmetic rate. Only for CPUs where
+    /// [`Precision::Bf16.supported()`](Precision::supported); products with at most
+    /// [`GEMV_MAX_M`] rows are memory-bound and stay f32.
+    Bf16,
+}
+
+impl Precision {
+    /// True when this CPU can run the kernels of this precision.
+    pub fn supported(self) -> bool {
+        match self {
+            Precision::F32 => true,
+            #[cfg(target_arch = "x86_64")]
+            Precision::Bf16 => {
+                Isa::detected() == Isa::Avx512 && std::arch::is_x86_feature_detected!("avx512bf16")
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            Precision::Bf16 => false,
+        }
+    }
+}
 
 /// The elements of a rhs operand: f32, or a half type widened to f32 as it is read.
 #[derive(Clone, Copy, Debug)]
@@ -117,8 +146,49 @@ pub fn gemm_mixed(
     accumulate: bool,
     parallel: bool,
 ) {
+    gemm_precision(
+        Precision::F32,
+        m,
+        k,
+        n,
+        a,
+        a_rs,
+        a_cs,
+        b,
+        c,
+        c_rs,
+        accumulate,
+        parallel,
+    );
+}
+
+/// [`gemm_mixed`] in a chosen [`Precision`].
+///
+/// # Panics
+/// When `precision` is not [`supported`](Precision::supported) on this CPU (callers check once,
+/// when they choose it), or when a slice is too short (as [`sgemm`]).
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_precision(
+    precision: Precision,
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    a_rs: usize,
+    a_cs: usize,
+    b: Rhs,
+    c: &mut [f32],
+    c_rs: usize,
+    accumulate: bool,
+    parallel: bool,
+) {
+    assert!(
+        precision.supported(),
+        "gemm: {precision:?} is not supported on this CPU"
+    );
     gemm_with(
         Isa::detected(),
+        precision,
         m,
         k,
         n,
@@ -146,6 +216,7 @@ fn extent(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm_with(
     isa: Isa,
+    precision: Precision,
     m: usize,
     k: usize,
     n: usize,
@@ -216,6 +287,7 @@ pub(crate) fn gemm_with(
     }
     blocked::gemm(
         isa,
+        precision,
         (m, k, n),
         (a, a_rs, a_cs),
         b,

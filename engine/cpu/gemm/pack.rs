@@ -206,3 +206,41 @@ pub(super) fn prefetch_b(b: Rhs, (p0, kc): (usize, usize), cols: std::ops::Range
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (b, p0, kc, cols);
 }
+
+/// bf16 bits of `x`, rounded to nearest even (NaN stays a quiet NaN). Branch-free, so loops over
+/// it vectorize.
+#[inline(always)]
+fn bf16_bits(x: f32) -> u32 {
+    let b = x.to_bits();
+    let rounded = b.wrapping_add(0x7FFF + ((b >> 16) & 1)) >> 16;
+    if x.is_nan() {
+        0x7FC0
+    } else {
+        rounded
+    }
+}
+
+/// Turns a packed f32 panel (`kc` depths of `w ≤ 64` values) into the bf16-pair panel the BF16
+/// micro-kernel reads, in place: word `(q, i)` becomes `(bf16(P[2q][i]), bf16(P[2q+1][i]))`,
+/// the even depth in the low half, a missing last depth (odd `kc`) as zero. Pair row `q` is
+/// written at `q·w`, never past row `2q` which is still to be read, so in place is safe.
+pub(super) fn to_pairs(panel: &mut [f32], kc: usize, w: usize) {
+    debug_assert!(w <= 64 && panel.len() >= kc * w);
+    let mut tmp = [0u32; 64];
+    for q in 0..kc.div_ceil(2) {
+        let r0 = &panel[2 * q * w..(2 * q + 1) * w];
+        if 2 * q + 1 < kc {
+            let r1 = &panel[(2 * q + 1) * w..(2 * q + 2) * w];
+            for ((t, &x0), &x1) in tmp.iter_mut().zip(r0).zip(r1) {
+                *t = bf16_bits(x0) | (bf16_bits(x1) << 16);
+            }
+        } else {
+            for (t, &x0) in tmp.iter_mut().zip(r0) {
+                *t = bf16_bits(x0);
+            }
+        }
+        for (d, &t) in panel[q * w..(q + 1) * w].iter_mut().zip(&tmp) {
+            *d = f32::from_bits(t);
+        }
+    }
+}

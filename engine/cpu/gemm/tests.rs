@@ -59,6 +59,31 @@ enum Kind {
 #[allow(clippy::too_many_arguments)]
 fn check(
     isa: Isa,
+    shape: (usize, usize, usize),
+    sa: Store,
+    sb: Store,
+    kind: Kind,
+    accumulate: bool,
+    parallel: bool,
+) {
+    check_in(
+        isa,
+        Precision::F32,
+        shape,
+        sa,
+        sb,
+        kind,
+        accumulate,
+        parallel,
+    );
+}
+
+/// [`check`] in a given precision: for bf16 the reference multiplies the operands rounded to
+/// bf16 (what the kernel multiplies), so the same f32-accumulation tolerance applies.
+#[allow(clippy::too_many_arguments)]
+fn check_in(
+    isa: Isa,
+    precision: Precision,
     (m, k, n): (usize, usize, usize),
     sa: Store,
     sb: Store,
@@ -66,7 +91,7 @@ fn check(
     accumulate: bool,
     parallel: bool,
 ) {
-    let av = vals(m * k, 1 + m as u64);
+    let a_in = vals(m * k, 1 + m as u64);
     let mut bv = vals(k * n, 2 + n as u64);
     // The reference sees exactly the values the half types hold.
     match kind {
@@ -78,14 +103,23 @@ fn check(
             .iter_mut()
             .for_each(|x| *x = half::f16::from_f32(*x).to_f32()),
     }
-    let (a, a_rs, a_cs) = store(&av, m, k, sa);
+    let (a, a_rs, a_cs) = store(&a_in, m, k, sa);
+    let round = |x: &mut f32| *x = half::bf16::from_f32(*x).to_f32();
+    let mut av = a_in.clone();
+    if precision == Precision::Bf16 {
+        av.iter_mut().for_each(round);
+    }
     let (b, b_rs, b_cs) = store(&bv, k, n, sb);
     let (bh, bf): (Vec<half::bf16>, Vec<half::f16>) = (
         b.iter().map(|&x| half::bf16::from_f32(x)).collect(),
         b.iter().map(|&x| half::f16::from_f32(x)).collect(),
     );
+    let b_gemm = b.clone();
+    if precision == Precision::Bf16 {
+        bv.iter_mut().for_each(round);
+    }
     let elems = match kind {
-        Kind::F32 => Weights::F32(&b),
+        Kind::F32 => Weights::F32(&b_gemm),
         Kind::Bf16 => Weights::BF16(&bh),
         Kind::F16 => Weights::F16(&bf),
     };
@@ -98,7 +132,7 @@ fn check(
         cs: b_cs,
     };
     gemm_with(
-        isa, m, k, n, &a, a_rs, a_cs, rhs, &mut c, c_rs, accumulate, parallel,
+        isa, precision, m, k, n, &a, a_rs, a_cs, rhs, &mut c, c_rs, accumulate, parallel,
     );
     for i in 0..m {
         for j in 0..n {
@@ -166,6 +200,34 @@ fn every_isa_matches_f64_on_ragged_shapes_and_layouts() {
                 true,
                 true,
             );
+        }
+    }
+}
+
+#[test]
+fn bf16_products_match_f64_on_bf16_rounded_operands() {
+    if !Precision::Bf16.supported() {
+        eprintln!("skipped: this CPU has no AVX512_BF16");
+        return;
+    }
+    // Blocked shapes only (M > GEMV_MAX_M, N > 1): odd K (a zero-padded last pair), K beyond
+    // KC, ragged tiles, the wide (M ≤ 384) and tall drivers, every operand layout.
+    let shapes = [
+        (13, 7, 33),
+        (25, 301, 65),
+        (37, 1030, 17),
+        (300, 20, 50),
+        (397, 600, 70),
+        (9, 3, 4200),
+    ];
+    let stores = [Store::RowMajor, Store::Transposed, Store::Narrowed];
+    for &shape in &shapes {
+        for (t, &sa) in stores.iter().enumerate() {
+            let sb = stores[(t + shape.0) % 3];
+            for kind in [Kind::F32, Kind::Bf16, Kind::F16] {
+                let isa = Isa::Avx512;
+                check_in(isa, Precision::Bf16, shape, sa, sb, kind, t % 2 == 0, true);
+            }
         }
     }
 }

@@ -1,0 +1,160 @@
+#!/usr/bin/env python3
+"""SentencePiece models and goldens for tests/sentencepiece.rs (DATA.md, last section).
+
+openPangu ships only a SentencePiece `tokenizer.model`, which cannot be had offline, so the Rust
+implementation is checked against real models trained here with Google's own library.
+
+Setup:  python3 -m venv /tmp/venv-sentencepiece && /tmp/venv-sentencepiece/bin/pip install sentencepiece
+Run:    /tmp/venv-sentencepiece/bin/python scripts/goldens/make_spm_goldens.py
+Input:  scripts/goldens/spm_corpus.txt (English, Chinese, digits, emoji, full-width colons, the
+        openPangu chat markers [unused9]/[unused10]/...).
+Output: tests/data/spm/bpe.model, tests/data/spm/unigram.model (model_type bpe / unigram,
+        byte_fallback, add_dummy_prefix, the default nmt_nfkc normalizer, user-defined symbols) and
+        tests/data/spm/goldens.json: per model the special ids, the vocabulary size, a few
+        id <-> piece pairs, and for every test string the ids `encode` gives (with and without
+        BOS) and the text `decode` gives back; plus id lists that were decoded directly (control
+        ids, unknown id, lone and invalid byte pieces, leading whitespace pieces).
+"""
+import json
+import os
+
+import sentencepiece as spm
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+OUT = os.path.join(ROOT, "tests", "data", "spm")
+CORPUS = os.path.join(HERE, "spm_corpus.txt")
+
+USER_DEFINED = ["[unused9]", "[unused10]", "[unused16]", "[unused17]"]
+VOCAB = {"bpe": 1000, "unigram": 1000}
+
+# Strings the Rust encoder must reproduce id for id.
+TESTS = [
+    "",
+    " ",
+    "   ",
+    "Hello world",
+    "The quick brown fox jumps over the lazy dog.",
+    "  leading and trailing spaces  ",
+    "multiple    spaces   between\t\twords",
+    "line one\nline two\r\nline three",
+    "[unused9]系统：你好[unused10]",
+    "[unused9]系统：你是一个乐于助人的助手。[unused10][unused9]用户：今天天气怎么样？ /no_think"
+    "[unused10][unused9]助手：",
+    "[unused9][unused10][unused16][unused17]",
+    "[unused9 is not a marker] and [unused1] neither",
+    " [unused9] spaced [unused10] ",
+    "今天天气很好，我们一起去公园散步吧。",
+    "时间：上午九点",
+    "时间:上午九点",
+    "ＡＢＣ１２３：ｆｕｌｌ　ｗｉｄｔｈ！",
+    "①②③ ㍿ ﬁne ™ ½ ｶﾀｶﾅ",
+    "e\u0301 vs é, A\u030a vs Å",
+    "non\u00a0breaking\u3000ideographic\u2003em space",
+    "zero\u200bwidth\ufeffbom",
+    "Ω≈ç√∫ µ",
+    "안녕하세요 세계",
+    "สวัสดีครับ",
+    "龘靐齉 rare CJK",
+    "𝔘𝔫𝔦𝔠𝔬𝔡𝔢 math letters",
+    "I ❤️ 🦀 and 🎉🎉🎉!",
+    "👨‍👩‍👧 family, 🏳️‍🌈 flag, 👍🏽 toned",
+    "The year 2024 had 366 days; π≈3.14159, 1,000,000 and 0.5%.",
+    "13800138000",
+    "control\x01chars\x07and\x7fdel\x1b[0m",
+    "a▁b ▁▁ ▁",
+    "<s> </s> <unk> <0x41> literal markers",
+    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+    "Mixed text: 今天我们学习 speech recognition 和 tokenizer 的原理。",
+    "OSUM 是一个开源的语音理解模型，基于 Whisper 和大语言模型。",
+    "Transcribe the recording and tell me the emotion of the speaker.",
+    "“quoted” ‘single’ – dash — long … ellipsis",
+    "\u0000nul\u0000",
+    "tab\tend\t",
+]
+
+
+def train(kind):
+    prefix = os.path.join(OUT, kind)
+    spm.SentencePieceTrainer.train(
+        input=CORPUS,
+        model_prefix=prefix,
+        model_type=kind,
+        vocab_size=VOCAB[kind],
+        byte_fallback=True,
+        add_dummy_prefix=True,
+        normalization_rule_name="nmt_nfkc",
+        user_defined_symbols=USER_DEFINED,
+        character_coverage=1.0,
+        hard_vocab_limit=False,
+        num_threads=1,
+        minloglevel=2,
+    )
+    os.remove(prefix + ".vocab")
+    return spm.SentencePieceProcessor(model_file=prefix + ".model")
+
+
+def decode_cases(sp):
+    """Id lists decoded directly, for the decoder's corners."""
+    pid = sp.piece_to_id
+    space = pid("▁")
+    cases = [
+        [sp.bos_id()] + sp.encode("Hello world") + [sp.eos_id()],
+        [sp.unk_id()],
+        [sp.unk_id(), sp.unk_id()] + sp.encode("after unknowns"),
+        # UTF-8 for 你 split across byte pieces, then a word: reassembled.
+        [pid("<0xE4>"), pid("<0xBD>"), pid("<0xA0>")] + sp.encode("world"),
+        # An incomplete sequence cut by an ASCII byte, then a lone continuation byte.
+        [pid("<0xE4>"), pid("<0xBD>"), pid("<0x41>"), pid("<0x80>")] + sp.encode("x"),
+        # Byte pieces first, then a piece with a leading whitespace marker.
+        [pid("<0x41>")] + sp.encode("hello"),
+        # Leading whitespace-only pieces.
+        [space, space] + sp.encode("hello"),
+        [space] + [sp.bos_id()] + sp.encode("hello"),
+        [sp.bos_id(), space] + sp.encode("hello") + [space],
+        list(reversed(sp.encode("The quick brown fox"))),
+        [pid("[unused9]"), pid("[unused10]")] + sp.encode("你好"),
+    ]
+    return [{"ids": ids, "text": sp.decode(ids)} for ids in cases]
+
+
+def golden(sp):
+    probe_ids = sorted({0, 1, 2, 3, 4, 5, 10, 100, 259, 260, 300, 500, sp.get_piece_size() - 1})
+    probe_pieces = ["▁the", "▁", "<0x41>", "[unused9]", "不存在的词", "<s>", "</s>", "<unk>", "："]
+    return {
+        "vocab_size": sp.get_piece_size(),
+        "unk_id": sp.unk_id(),
+        "bos_id": sp.bos_id(),
+        "eos_id": sp.eos_id(),
+        "pad_id": sp.pad_id(),
+        "id_to_piece": [[i, sp.id_to_piece(i)] for i in probe_ids],
+        "piece_to_id": [[p, sp.piece_to_id(p)] for p in probe_pieces],
+        "encode": [
+            {
+                "text": t,
+                "ids": sp.encode(t),
+                "ids_bos": sp.encode(t, add_bos=True),
+                "pieces": sp.encode(t, out_type=str),
+                "decoded": sp.decode(sp.encode(t)),
+            }
+            for t in TESTS
+        ],
+        "decode": decode_cases(sp),
+    }
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    out = {"sentencepiece_version": spm.__version__}
+    for kind in ("bpe", "unigram"):
+        out[kind] = golden(train(kind))
+    with open(os.path.join(OUT, "goldens.json"), "w", encoding="utf-8") as f:
+        json.dump(out, f, ensure_ascii=False, indent=1)
+        f.write("\n")
+    for kind in ("bpe", "unigram"):
+        path = os.path.join(OUT, kind + ".model")
+        print(kind, os.path.getsize(path), "bytes, vocab", out[kind]["vocab_size"])
+
+
+if __name__ == "__main__":
+    main()

@@ -262,3 +262,44 @@ fn missing_file_names_the_path() {
     let e = SentencePiece::load("/nonexistent/tokenizer.model").unwrap_err();
     assert!(e.to_string().contains("/nonexistent/tokenizer.model"));
 }
+
+/// Encoding speed on the corpus repeated to ~1 MB, one call per line (the way prompts are
+/// encoded) and as one long string. Run by hand:
+/// `cargo test --release --test sentencepiece -- --ignored --nocapture throughput`.
+#[test]
+#[ignore]
+fn throughput() {
+    let corpus = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/goldens/spm_corpus.txt"),
+    )
+    .unwrap();
+    let reps = 1_000_000 / corpus.len() + 1;
+    let lines: Vec<&str> = corpus.lines().collect();
+    let long = corpus.replace('\n', " ").repeat(reps);
+    for kind in ["bpe", "unigram"] {
+        let sp = SentencePiece::load(data(&format!("{kind}.model"))).unwrap();
+        let t = std::time::Instant::now();
+        let mut n = 0;
+        for _ in 0..reps {
+            for l in &lines {
+                n += sp.encode(l).len();
+            }
+        }
+        let per_line = t.elapsed().as_secs_f64();
+        let t = std::time::Instant::now();
+        let m = sp.encode(&long).len();
+        let whole = t.elapsed().as_secs_f64();
+        let ids = sp.encode(&long);
+        let t = std::time::Instant::now();
+        let text = sp.decode(&ids).unwrap();
+        let dec = t.elapsed().as_secs_f64();
+        let mb = long.len() as f64 / 1e6;
+        println!(
+            "{kind}: {mb:.2} MB; per line {:.2} MB/s ({n} ids); one string {:.2} MB/s ({m} ids); decode {:.1} MB/s ({} bytes)",
+            mb / per_line,
+            mb / whole,
+            mb / dec.max(1e-9),
+            text.len()
+        );
+    }
+}

@@ -4,6 +4,7 @@
 //! - [`proto`]: the protobuf `ModelProto` (pieces, trainer and normalizer specs).
 //! - [`normalize`]: the precompiled charsmap (e.g. `nmt_nfkc`) and the whitespace rules.
 //! - [`vocab`]: piece tables and the loader's consistency checks.
+//! - [`trie`]: the byte trie behind prefix lookups.
 //! - [`unigram`], [`bpe`]: the two segmentation algorithms.
 //!
 //! Encoding is normalize → segment → byte fallback (each byte of an unknown piece becomes its
@@ -16,6 +17,7 @@
 pub mod bpe;
 pub mod normalize;
 pub mod proto;
+pub mod trie;
 pub mod unigram;
 pub mod vocab;
 

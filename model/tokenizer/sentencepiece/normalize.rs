@@ -15,6 +15,7 @@
 //! cannot make encoding fail; every index into the trie and the strings blob is checked.
 
 use super::proto::NormalizerSpec;
+use super::trie::Trie;
 
 /// U+2581 LOWER ONE EIGHTH BLOCK, SentencePiece's visible whitespace.
 pub const SPACE_MARK: &[u8] = "\u{2581}".as_bytes();
@@ -95,28 +96,23 @@ impl CharsMap {
 /// Longest-match lookup of the user-defined pieces, which are never normalized or split.
 #[derive(Debug, Clone, Default)]
 pub struct UserSymbols {
-    set: std::collections::HashSet<Vec<u8>>,
-    /// Distinct symbol lengths, longest first, so the first hit is the longest match.
-    lengths: Vec<usize>,
+    trie: Trie,
 }
 
 impl UserSymbols {
     /// The matcher for these symbols.
     pub fn new<'a>(symbols: impl IntoIterator<Item = &'a str>) -> Self {
-        let set: std::collections::HashSet<Vec<u8>> =
-            symbols.into_iter().map(|s| s.as_bytes().to_vec()).collect();
-        let mut lengths: Vec<usize> = set.iter().map(|s| s.len()).collect();
-        lengths.sort_unstable_by(|a, b| b.cmp(a));
-        lengths.dedup();
-        UserSymbols { set, lengths }
+        UserSymbols {
+            trie: Trie::new(symbols.into_iter().map(|s| (s.as_bytes(), 0))),
+        }
     }
 
     /// Byte length of the longest user symbol that `input` starts with.
     pub fn longest_prefix(&self, input: &[u8]) -> Option<usize> {
-        self.lengths
-            .iter()
-            .copied()
-            .find(|&n| n <= input.len() && self.set.contains(&input[..n]))
+        if self.trie.is_empty() {
+            return None;
+        }
+        self.trie.longest_prefix(input).map(|(n, _)| n)
     }
 }
 

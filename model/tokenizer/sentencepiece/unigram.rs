@@ -75,23 +75,18 @@ impl Unigram {
             let here = best[start].score;
             let mblen = one_char_len(&text[start..]);
             let mut has_single = false;
-            let last = size.min(start + vocab.max_len());
-            for end in start + 1..=last {
-                let Some(id) = vocab.normal_id(&text[start..end]) else {
-                    continue;
-                };
+            vocab.for_each_piece_prefix(&text[start..], |len, id| {
                 let kind = vocab.kind(id);
                 if kind == PieceType::Unused {
-                    continue;
+                    return;
                 }
-                let len = end - start;
                 let score = if kind == PieceType::UserDefined {
                     len as f32 * self.max_score - 0.1
                 } else {
                     vocab.score(id)
                 };
                 let candidate = score + here;
-                let target = &mut best[end];
+                let target = &mut best[start + len];
                 if target.start.is_none() || candidate > target.score {
                     *target = Best {
                         score: candidate,
@@ -102,7 +97,7 @@ impl Unigram {
                 if len == mblen {
                     has_single = true;
                 }
-            }
+            });
             if !has_single {
                 let candidate = unk_score + here;
                 let target = &mut best[start + mblen];

@@ -6,6 +6,7 @@
 //! duplicate piece, exactly one unknown piece, byte pieces only with byte fallback, and then all 256.
 
 use super::proto::{Piece, PieceType};
+use super::trie::Trie;
 use std::collections::HashMap;
 
 /// Piece tables with ids as `u32`.
@@ -19,8 +20,8 @@ pub struct Vocab {
     unk_id: u32,
     /// Id of the `<0xNN>` piece for every byte, when byte fallback is on.
     byte_ids: Option<Box<[u32; 256]>>,
-    /// Longest entry of `normal`, in bytes: no match can be longer.
-    max_len: usize,
+    /// The keys of `normal`, for the unigram lattice.
+    normal_trie: Trie,
 }
 
 /// `<0xNN>` with upper-case hex, the only spelling SentencePiece gives byte pieces.
@@ -46,7 +47,6 @@ impl Vocab {
         let mut reserved = HashMap::new();
         let mut unk_id = None;
         let mut bytes = [u32::MAX; 256];
-        let mut max_len = 0;
         for (i, p) in pieces.iter().enumerate() {
             let id = i as u32;
             if p.piece.is_empty() {
@@ -63,9 +63,6 @@ impl Vocab {
             };
             if let Some(prev) = table.insert(p.piece.as_bytes().to_vec(), id) {
                 return Err(format!("piece {id} {:?} duplicates piece {prev}", p.piece));
-            }
-            if is_normal {
-                max_len = max_len.max(p.piece.len());
             }
             match p.kind {
                 PieceType::Unknown => {
@@ -101,13 +98,14 @@ impl Vocab {
         } else {
             None
         };
+        let normal_trie = Trie::new(normal.iter().map(|(k, &v)| (k.as_slice(), v)));
         Ok(Vocab {
             pieces,
             normal,
             reserved,
             unk_id,
             byte_ids,
-            max_len,
+            normal_trie,
         })
     }
 
@@ -146,9 +144,9 @@ impl Vocab {
         self.normal.get(bytes).copied()
     }
 
-    /// Longest encodable piece, in bytes.
-    pub fn max_len(&self) -> usize {
-        self.max_len
+    /// Every encodable piece that `text` starts with, shortest first: `f(byte length, id)`.
+    pub fn for_each_piece_prefix(&self, text: &[u8], f: impl FnMut(usize, u32)) {
+        self.normal_trie.for_each_prefix(text, f)
     }
 
     /// SentencePiece's PieceToId: reserved pieces first, then the others, else the unknown id.
@@ -225,6 +223,8 @@ mod tests {
         assert_eq!(v.piece_to_id(b"<s>"), 1);
         assert_eq!(v.piece_to_id(b"zz"), 0);
         assert_eq!(v.normal_id(b"<s>"), None);
-        assert_eq!(v.max_len(), 2);
+        let mut found = Vec::new();
+        v.for_each_piece_prefix(b"abc", |n, id| found.push((n, id)));
+        assert_eq!(found, [(2, 2)]);
     }
 }

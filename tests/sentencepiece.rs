@@ -33,6 +33,16 @@ fn opt_id(v: &Value) -> Option<u32> {
     (x >= 0).then_some(x as u32)
 }
 
+fn fnv1a64(ids: &[u32]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for id in ids {
+        for b in id.to_le_bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
 /// Every golden of one model; all mismatches are collected so one run shows them all.
 fn check_model(kind: &str, expect_type: ModelType) {
     let g = &goldens()[kind];
@@ -101,6 +111,22 @@ fn check_model(kind: &str, expect_type: ModelType) {
                 case["text"]
             ));
         }
+    }
+    // One long string: id count and FNV-1a hash of the ids (the script's recipe).
+    let corpus = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/goldens/spm_corpus.txt"),
+    )
+    .unwrap();
+    let long = corpus.lines().collect::<Vec<_>>().join(" ").repeat(3);
+    let got = sp.encode(&long);
+    let want_len = g["long"]["len"].as_u64().unwrap() as usize;
+    let want_hash: u64 = g["long"]["fnv1a64"].as_str().unwrap().parse().unwrap();
+    if got.len() != want_len || fnv1a64(&got) != want_hash {
+        failures.push(format!(
+            "long string: {} ids, hash {}; want {want_len} ids, hash {want_hash}",
+            got.len(),
+            fnv1a64(&got)
+        ));
     }
     assert!(
         failures.is_empty(),

@@ -185,6 +185,7 @@ def corpus_lines():
 # Beyond the hand-picked TESTS: every corpus line and 150 seeded random mixtures (ids and
 # decoded text only, to keep the file small).
 EXTRA = corpus_lines() + random_texts(150, seed=20261125)
+LONG = " ".join(corpus_lines()) * 3
 
 
 def golden(sp):
@@ -213,7 +214,25 @@ def golden(sp):
             for t in EXTRA
         ],
         "decode": decode_cases(sp),
+        "long": long_case(sp),
     }
+
+
+def fnv1a64(ids):
+    """FNV-1a over the ids as little-endian u32 bytes (the Rust test computes the same)."""
+    h = 0xCBF29CE484222325
+    for i in ids:
+        for b in i.to_bytes(4, "little"):
+            h = ((h ^ b) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def long_case(sp):
+    """One long string (all corpus lines joined by a space, three times): its id count and hash,
+    for many merges and lattice ties in a single call without storing every id."""
+    ids = sp.encode(LONG)
+    return {"recipe": "corpus lines joined by ' ', repeated 3 times", "len": len(ids),
+            "fnv1a64": str(fnv1a64(ids))}
 
 
 def main():

@@ -6,66 +6,32 @@
 //! - [`vocab`]: piece tables and the loader's consistency checks.
 //! - [`trie`]: the byte trie behind prefix lookups.
 //! - [`unigram`], [`bpe`]: the two segmentation algorithms.
+//! - [`decode`]: ids back to text.
+//! - [`error`]: the error type, [`SpmError`].
 //!
 //! Encoding is normalize → segment → byte fallback (each byte of an unknown piece becomes its
 //! `<0xNN>` piece) or, without byte fallback, runs of unknown pieces merged into one. Decoding maps
 //! ids to pieces, drops control pieces, reassembles runs of byte pieces into UTF-8 (each byte that
 //! does not start a valid character becomes U+FFFD), turns U+2581 back into spaces and strips the
 //! whitespace the dummy prefix added. Both follow Google's sentencepiece library (checked against
-//! version 0.2.x by `tests/sentencepiece.rs`).
+//! sentencepiece 0.2.3 by `tests/sentencepiece.rs`).
 
 pub mod bpe;
+pub mod decode;
+pub mod error;
 pub mod normalize;
 pub mod proto;
 pub mod trie;
 pub mod unigram;
 pub mod vocab;
 
+pub use error::SpmError;
 pub use proto::{ModelType, PieceType};
 
-use normalize::{valid_char_len, Normalizer, UserSymbols, SPACE_MARK};
-use std::path::{Path, PathBuf};
+use normalize::{Normalizer, UserSymbols};
+use std::path::Path;
 use unigram::Unigram;
-use vocab::{piece_byte, Vocab};
-
-/// Everything loading or decoding can refuse.
-#[derive(Debug, thiserror::Error)]
-pub enum SpmError {
-    /// The file could not be read.
-    #[error("{}: {source}", path.display())]
-    Io {
-        /// The model file.
-        path: PathBuf,
-        /// Why reading failed.
-        source: std::io::Error,
-    },
-    /// The bytes are not a well-formed `ModelProto`.
-    #[error("{}: malformed SentencePiece model at byte {offset}: {msg}", path.display())]
-    Malformed {
-        /// The model file (or the name given to [`SentencePiece::from_bytes`]).
-        path: PathBuf,
-        /// Byte offset of the element that is wrong.
-        offset: u64,
-        /// What was read and what was wrong with it.
-        msg: String,
-    },
-    /// A well-formed model whose content is inconsistent or unsupported.
-    #[error("{}: invalid SentencePiece model: {msg}", path.display())]
-    Invalid {
-        /// The model file.
-        path: PathBuf,
-        /// What is inconsistent.
-        msg: String,
-    },
-    /// An id outside the vocabulary was given to decode.
-    #[error("token id {id} is outside the vocabulary of {vocab_size} pieces")]
-    IdOutOfRange {
-        /// The id.
-        id: u32,
-        /// Number of pieces.
-        vocab_size: usize,
-    },
-}
+use vocab::Vocab;
 
 /// The segmentation algorithm and its state.
 #[derive(Debug, Clone)]
@@ -233,47 +199,16 @@ impl SentencePiece {
 
     /// Text for `ids`. Fails only on an id outside the vocabulary.
     pub fn decode(&self, ids: &[u32]) -> Result<String, SpmError> {
-        let mut text: Vec<u8> = Vec::new();
-        let mut bytes: Vec<u8> = Vec::new();
-        // The first visible piece loses the whitespace marker the dummy prefix put there.
-        let mut strip_leading = true;
-        let mut stripped_one = false;
-        for &id in ids {
-            let piece = self.vocab.get(id).ok_or(SpmError::IdOutOfRange {
-                id,
-                vocab_size: self.vocab.len(),
-            })?;
-            if piece.kind == PieceType::Byte {
-                // Checked at load: every BYTE piece is a canonical <0xNN>.
-                bytes.extend(piece_byte(&piece.piece));
-                continue;
-            }
-            flush_bytes(&mut bytes, &mut text);
-            if stripped_one || !text.is_empty() {
-                strip_leading = false;
-            }
-            stripped_one = false;
-            match piece.kind {
-                PieceType::Control => {}
-                PieceType::Unknown => text.extend_from_slice(self.unk_surface.as_bytes()),
-                _ => {
-                    let mut p = piece.piece.as_bytes();
-                    if strip_leading && (self.add_dummy_prefix || self.remove_extra_whitespaces) {
-                        if let Some(rest) = p.strip_prefix(SPACE_MARK) {
-                            p = rest;
-                            // With extra whitespace removal every leading marker goes, so
-                            // stripping continues until some text has been written.
-                            stripped_one = !self.remove_extra_whitespaces;
-                        }
-                    }
-                    replace_space_marks(p, &mut text);
-                }
-            }
-        }
-        flush_bytes(&mut bytes, &mut text);
-        if let Some(d) = &self.denormalizer {
-            text = d.normalize(&text);
-        }
+        let rules = decode::Rules {
+            strip_bos_space: self.add_dummy_prefix || self.remove_extra_whitespaces,
+            remove_extra_whitespaces: self.remove_extra_whitespaces,
+            unk_surface: &self.unk_surface,
+        };
+        let text = decode::decode(&self.vocab, &rules, ids)?;
+        let text = match &self.denormalizer {
+            Some(d) => d.normalize(&text),
+            None => text,
+        };
         Ok(match String::from_utf8(text) {
             Ok(s) => s,
             // Pieces are checked UTF-8, so only a denormalizer rule can get here.
@@ -336,37 +271,4 @@ impl SentencePiece {
     pub fn pad_id(&self) -> Option<u32> {
         self.pad_id
     }
-}
-
-/// Append `piece` with every U+2581 written as a space.
-fn replace_space_marks(mut piece: &[u8], out: &mut Vec<u8>) {
-    while let Some(i) = piece
-        .windows(SPACE_MARK.len())
-        .position(|w| w == SPACE_MARK)
-    {
-        out.extend_from_slice(&piece[..i]);
-        out.push(b' ');
-        piece = &piece[i + SPACE_MARK.len()..];
-    }
-    out.extend_from_slice(piece);
-}
-
-/// Append a run of byte-piece bytes as UTF-8: valid characters as they are, and one U+FFFD for
-/// every byte that does not start a valid character (not one per maximal invalid run, as
-/// `String::from_utf8_lossy` would).
-fn flush_bytes(bytes: &mut Vec<u8>, out: &mut Vec<u8>) {
-    let mut rest = &bytes[..];
-    while !rest.is_empty() {
-        match valid_char_len(rest) {
-            Some(n) => {
-                out.extend_from_slice(&rest[..n]);
-                rest = &rest[n..];
-            }
-            None => {
-                out.extend_from_slice("\u{fffd}".as_bytes());
-                rest = &rest[1..];
-            }
-        }
-    }
-    bytes.clear();
 }

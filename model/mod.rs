@@ -4,6 +4,7 @@
 pub mod audio;
 pub mod prompt;
 pub mod tags;
+pub mod tokenizer;
 pub mod weights;
 pub mod whisper;
 

@@ -1,0 +1,3 @@
+//! Tokenizers the LLMs need that are implemented here rather than taken from a crate.
+
+pub mod sentencepiece;

@@ -3,6 +3,7 @@
 //!
 //! - [`ctranslate2`]: CTranslate2 `model.bin` (Whisper tiny.en; REFERENCE.md §8).
 //! - [`safetensors`]: safetensors, one file or sharded by an `*.index.json`.
+//! - [`gguf`]: GGUF v3 (llama.cpp; SmolLM2), dequantized on load; [`GgufLlama`] gives it HF names.
 //! - [`install`]: fetching and verifying the real weights of DATA.md (`osum setup`).
 //! - [`stored`]: the stored element types and the byte → host buffer conversion they share.
 //! - [`error`]: the error type, [`WeightsError`].
@@ -11,12 +12,14 @@
 
 pub mod ctranslate2;
 pub mod error;
+pub mod gguf;
 pub mod install;
 pub mod safetensors;
 pub mod stored;
 
 pub use ctranslate2::CtModel;
 pub use error::WeightsError;
+pub use gguf::{GgufFile, GgufLlama};
 pub use safetensors::{SafeFile, SafeTensors};
 pub use stored::StoredDType;
 

@@ -609,7 +609,10 @@ impl<'a> Cursor<'a> {
         Ok(b)
     }
 
-    fn array<const N: usize>(&mut self, what: &dyn Fn() -> String) -> Result<[u8; N], WeightsError> {
+    fn array<const N: usize>(
+        &mut self,
+        what: &dyn Fn() -> String,
+    ) -> Result<[u8; N], WeightsError> {
         Ok(self.bytes(N, what)?.try_into().expect("N bytes"))
     }
 
@@ -623,7 +626,11 @@ impl<'a> Cursor<'a> {
 
     /// A count of items of at least `min_bytes` each: refused if that many could not fit in
     /// what is left of the file, so no count the file states can size an allocation.
-    fn count(&mut self, min_bytes: usize, what: &dyn Fn() -> String) -> Result<usize, WeightsError> {
+    fn count(
+        &mut self,
+        min_bytes: usize,
+        what: &dyn Fn() -> String,
+    ) -> Result<usize, WeightsError> {
         let at = self.pos;
         let n = self.u64(what)?;
         let room = (self.left() / min_bytes.max(1)) as u64;
@@ -786,9 +793,8 @@ fn parse(path: &Path, data: &[u8]) -> Result<Parsed, WeightsError> {
         }
         let ty_at = c.pos;
         let id = c.u32(&what)?;
-        let ty = GgmlType::from_id(id).ok_or_else(|| {
-            c.err_at(ty_at, format!("{}: unknown GGML type id {id}", what()))
-        })?;
+        let ty = GgmlType::from_id(id)
+            .ok_or_else(|| c.err_at(ty_at, format!("{}: unknown GGML type id {id}", what())))?;
         let offset = c.u64(&what)?;
         if tensor_index.insert(name.clone(), raw.len()).is_some() {
             return Err(c.err_at(at, format!("tensor name {name:?} appears twice")));
@@ -832,7 +838,10 @@ fn parse(path: &Path, data: &[u8]) -> Result<Parsed, WeightsError> {
             }
         }
         let shape: Option<Vec<usize>> =
-            r.ne.iter().rev().map(|&d| usize::try_from(d).ok()).collect();
+            r.ne.iter()
+                .rev()
+                .map(|&d| usize::try_from(d).ok())
+                .collect();
         let size = shape
             .as_ref()
             .and_then(|s| s.iter().try_fold(1usize, |a, &d| a.checked_mul(d)))

@@ -86,7 +86,12 @@ fn permuted_kind(gguf: &str) -> Option<bool> {
 /// Reorder the rows of a row-major `[rows, cols]` matrix stored by llama.cpp's converter back
 /// into HF order (see the module docs); `None` unless `rows` is a whole number of heads of even
 /// size. `data.len()` must be `rows · cols`.
-pub fn unpermute_rows<T: Copy>(data: &[T], rows: usize, cols: usize, n_head: usize) -> Option<Vec<T>> {
+pub fn unpermute_rows<T: Copy>(
+    data: &[T],
+    rows: usize,
+    cols: usize,
+    n_head: usize,
+) -> Option<Vec<T>> {
     reorder_rows(data, rows, cols, n_head, |hd, r| {
         // HF row r = s·hd/2 + i comes from GGUF row 2i + s.
         let (s, i) = (r / (hd / 2), r % (hd / 2));
@@ -96,7 +101,12 @@ pub fn unpermute_rows<T: Copy>(data: &[T], rows: usize, cols: usize, n_head: usi
 
 /// The converter's permutation itself (HF order → GGUF order), the inverse of [`unpermute_rows`];
 /// kept for tests and for writing GGUF-ordered weights.
-pub fn permute_rows<T: Copy>(data: &[T], rows: usize, cols: usize, n_head: usize) -> Option<Vec<T>> {
+pub fn permute_rows<T: Copy>(
+    data: &[T],
+    rows: usize,
+    cols: usize,
+    n_head: usize,
+) -> Option<Vec<T>> {
     reorder_rows(data, rows, cols, n_head, |hd, r| {
         // GGUF row r = 2i + s comes from HF row s·hd/2 + i.
         let (i, s) = (r / 2, r % 2);
@@ -327,7 +337,9 @@ impl GgufLlama {
         };
         macro_rules! undo {
             ($v:expr, $variant:ident) => {
-                HostBuffer::$variant(unpermute_rows(&$v, rows, cols, n_head).ok_or_else(|| un($v.len()))?)
+                HostBuffer::$variant(
+                    unpermute_rows(&$v, rows, cols, n_head).ok_or_else(|| un($v.len()))?,
+                )
             };
         }
         Ok(match host {

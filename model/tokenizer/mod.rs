@@ -1,0 +1,3 @@
+//! Tokenizers built from model files.
+
+pub mod gguf_bpe;

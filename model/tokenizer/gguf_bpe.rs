@@ -342,4 +342,44 @@ mod tests {
         );
         assert_eq!(PreSplit::from_pre(Some("llama-bpe")), None);
     }
+
+    #[test]
+    fn from_a_gguf_file() {
+        use crate::model::weights::gguf::tests::{open, Builder};
+        let file = |model: &str, pre: &str| {
+            // token_type: an array (9) of 4 i32 (5): one control token, three normal ones.
+            let mut types = 5u32.to_le_bytes().to_vec();
+            types.extend_from_slice(&4u64.to_le_bytes());
+            for t in [3i32, 1, 1, 1] {
+                types.extend_from_slice(&t.to_le_bytes());
+            }
+            let b = Builder::new()
+                .kv_str("tokenizer.ggml.model", model)
+                .kv_str("tokenizer.ggml.pre", pre)
+                .kv_strs("tokenizer.ggml.tokens", &["<s>", "a", "b", "ab"])
+                .kv_raw("tokenizer.ggml.token_type", 9, &types)
+                .kv_strs("tokenizer.ggml.merges", &["a b"])
+                .kv_u32("tokenizer.ggml.bos_token_id", 0)
+                .kv_raw("tokenizer.ggml.add_bos_token", 7, &[1]);
+            open(&b.build()).unwrap()
+        };
+        let t = from_gguf(&file("gpt2", "smollm")).unwrap();
+        assert_eq!((t.bos, t.eos, t.add_bos), (Some(0), None, true));
+        let e = t.tokenizer.encode("ab<s>b", true).unwrap();
+        assert_eq!(e.get_ids(), [0, 3, 0, 2]);
+        let e = from_gguf(&file("llama", "smollm")).unwrap_err().to_string();
+        assert!(e.contains("\"llama\"") && e.contains(".gguf"), "{e}");
+        let e = from_gguf(&file("gpt2", "qwen2")).unwrap_err().to_string();
+        assert!(
+            e.contains("\"qwen2\"") && e.contains("pre-tokenizer"),
+            "{e}"
+        );
+        let e = from_gguf(&open(&Builder::new().build()).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("tokenizer.ggml.model") && e.contains("absent"),
+            "{e}"
+        );
+    }
 }

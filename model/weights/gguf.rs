@@ -375,4 +375,4 @@ impl TensorSource for GgufFile {
 
 #[cfg(test)]
 #[path = "gguf_tests.rs"]
-mod tests;
+pub(crate) mod tests;

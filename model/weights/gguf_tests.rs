@@ -18,7 +18,8 @@ fn put_str(b: &mut Vec<u8>, s: &str) {
 }
 
 /// Builds a GGUF file: metadata entries (raw value bytes), tensors (raw data bytes), alignment.
-struct Builder {
+/// Also used by the tokenizer's tests (`model::tokenizer::gguf_bpe`).
+pub(crate) struct Builder {
     version: u32,
     kv: Vec<u8>,
     n_kv: u64,
@@ -29,7 +30,7 @@ struct Builder {
 }
 
 impl Builder {
-    fn new() -> Builder {
+    pub(crate) fn new() -> Builder {
         Builder {
             version: 3,
             kv: Vec::new(),
@@ -42,7 +43,7 @@ impl Builder {
     }
 
     /// One metadata entry with type tag `ty` and already encoded `value` bytes.
-    fn kv_raw(mut self, key: &str, ty: u32, value: &[u8]) -> Builder {
+    pub(crate) fn kv_raw(mut self, key: &str, ty: u32, value: &[u8]) -> Builder {
         put_str(&mut self.kv, key);
         self.kv.extend_from_slice(&ty.to_le_bytes());
         self.kv.extend_from_slice(value);
@@ -50,21 +51,21 @@ impl Builder {
         self
     }
 
-    fn kv_u32(self, key: &str, v: u32) -> Builder {
+    pub(crate) fn kv_u32(self, key: &str, v: u32) -> Builder {
         self.kv_raw(key, 4, &v.to_le_bytes())
     }
 
-    fn kv_f32(self, key: &str, v: f32) -> Builder {
+    pub(crate) fn kv_f32(self, key: &str, v: f32) -> Builder {
         self.kv_raw(key, 6, &v.to_le_bytes())
     }
 
-    fn kv_str(self, key: &str, v: &str) -> Builder {
+    pub(crate) fn kv_str(self, key: &str, v: &str) -> Builder {
         let mut b = Vec::new();
         put_str(&mut b, v);
         self.kv_raw(key, 8, &b)
     }
 
-    fn kv_strs(self, key: &str, v: &[&str]) -> Builder {
+    pub(crate) fn kv_strs(self, key: &str, v: &[&str]) -> Builder {
         let mut b = 8u32.to_le_bytes().to_vec();
         b.extend_from_slice(&(v.len() as u64).to_le_bytes());
         for s in v {
@@ -74,14 +75,21 @@ impl Builder {
     }
 
     /// A tensor at the next aligned offset of the data section.
-    fn tensor(self, name: &str, ne: &[u64], ty: GgmlType, bytes: &[u8]) -> Builder {
+    pub(crate) fn tensor(self, name: &str, ne: &[u64], ty: GgmlType, bytes: &[u8]) -> Builder {
         let offset = self.data.len().next_multiple_of(self.alignment) as u64;
         self.tensor_at(name, ne, ty.id(), offset, bytes)
     }
 
     /// A tensor info with an explicit type id and offset; non-empty `bytes` are placed at
     /// `offset` if that is past the data written so far.
-    fn tensor_at(mut self, name: &str, ne: &[u64], ty: u32, offset: u64, bytes: &[u8]) -> Builder {
+    pub(crate) fn tensor_at(
+        mut self,
+        name: &str,
+        ne: &[u64],
+        ty: u32,
+        offset: u64,
+        bytes: &[u8],
+    ) -> Builder {
         put_str(&mut self.infos, name);
         self.infos
             .extend_from_slice(&(ne.len() as u32).to_le_bytes());
@@ -99,7 +107,7 @@ impl Builder {
         self
     }
 
-    fn build(&self) -> Vec<u8> {
+    pub(crate) fn build(&self) -> Vec<u8> {
         let mut b = b"GGUF".to_vec();
         b.extend_from_slice(&self.version.to_le_bytes());
         b.extend_from_slice(&self.n_tensors.to_le_bytes());
@@ -119,7 +127,7 @@ fn tmp_path() -> PathBuf {
     d.join(format!("m{}.gguf", N.fetch_add(1, Ordering::Relaxed)))
 }
 
-fn open(bytes: &[u8]) -> Result<GgufFile, WeightsError> {
+pub(crate) fn open(bytes: &[u8]) -> Result<GgufFile, WeightsError> {
     let p = tmp_path();
     std::fs::write(&p, bytes).unwrap();
     let r = GgufFile::open(&p);

@@ -29,6 +29,20 @@ pub enum WeightsError {
         name: String,
         dtype: String,
     },
+    /// A GGUF tensor in a GGML block type this reader does not dequantize.
+    #[error("{}: tensor {name:?} is stored as GGML type {ggml_type}, which is unsupported (F32, F16, BF16, Q8_0, Q4_0 and Q4_1 load)", path.display())]
+    UnsupportedQuant {
+        path: PathBuf,
+        name: String,
+        ggml_type: String,
+    },
+    /// A metadata entry (GGUF key/value) that is absent or of another type than asked for.
+    #[error("{}: metadata {key:?}: {msg}", path.display())]
+    Metadata {
+        path: PathBuf,
+        key: String,
+        msg: String,
+    },
     /// A tensor that is not what the caller asked for (e.g. not an integer scalar).
     #[error("{}: tensor {name:?}: {msg}", path.display())]
     WrongKind {

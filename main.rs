@@ -29,7 +29,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    let mut code = match cli::run(args.command) {
+    let mut code = match cli::run(args.command, &args.device) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

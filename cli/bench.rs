@@ -110,7 +110,12 @@ fn parse_mkn(s: &str) -> Result<[usize; 3], String> {
 }
 
 /// Run the chosen benchmark; the error is the message for stderr (exit code 1).
-pub fn run(a: BenchArgs) -> Result<(), String> {
+/// `device` opens the `--device` (only the model-level benchmarks use it; the kernel ones compare
+/// specific kernels).
+pub fn run(
+    a: BenchArgs,
+    device: impl Fn() -> Result<std::sync::Arc<dyn osum::engine::Device>, String>,
+) -> Result<(), String> {
     let threads = rayon::current_num_threads();
     let mut out = Output::new(a.json);
     match a.kind {
@@ -118,7 +123,7 @@ pub fn run(a: BenchArgs) -> Result<(), String> {
         Kind::Gemv => gemv::run(&a, threads, &mut out),
         Kind::Attention => attention::run(&a, &mut out),
         Kind::Conv => conv::run(&a, threads, &mut out),
-        Kind::Encoder => encoder::run(&a, &mut out),
+        Kind::Encoder => encoder::run(&a, &device()?, &mut out),
     }
 }
 

@@ -1,8 +1,9 @@
 //! `osum demo`: train the engine's demo transformer to reverse digit sequences.
 
 use clap::Args;
-use osum::engine::{cpu_device, Error, Result};
+use osum::engine::{Device, Error, Result};
 use osum::train::demo::{train_reversal, TinyConfig, TrainOptions};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Options of `osum demo`.
@@ -26,7 +27,7 @@ pub struct DemoArgs {
 }
 
 /// Train and report.
-pub fn run(a: DemoArgs) -> Result<()> {
+pub fn run(a: DemoArgs, dev: &Arc<dyn Device>) -> Result<()> {
     if a.steps == 0 || a.batch == 0 || a.seq_len == 0 {
         return Err(Error::invalid(
             "demo",
@@ -50,7 +51,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
     );
     let start = Instant::now();
     let every = (steps / 20).max(1);
-    let report = train_reversal(cfg, opts, &cpu_device(), |s| {
+    let report = train_reversal(cfg, opts, dev, |s| {
         if s.step == 1 || s.step % every == 0 || s.step == steps {
             println!(
                 "step {:>5}  loss {:.4}  lr {:.2e}  grad-norm {:.3}  {:.1}s",

@@ -24,6 +24,10 @@ pub struct Cli {
     /// path at exit and print a summary table to stderr (also OSUM_PROFILE=PATH).
     #[arg(long, global = true, value_name = "PATH")]
     pub profile: Option<PathBuf>,
+    /// Compute device: `cpu` (f32) or `cpu-bf16` (matrix products with bf16 operands and f32
+    /// accumulation on AVX512_BF16 CPUs: about twice the arithmetic rate; also OSUM_DEVICE).
+    #[arg(long, global = true, env = "OSUM_DEVICE", default_value = "cpu")]
+    pub device: String,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
@@ -65,11 +69,13 @@ impl Cli {
 }
 
 /// Run a subcommand; an error means the command failed on its input (exit code 1).
-pub fn run(cmd: Command) -> Result<(), String> {
+/// `device` is the `--device` name (commands that compute use it; `setup` has nothing to compute).
+pub fn run(cmd: Command, device: &str) -> Result<(), String> {
+    let dev = || osum::engine::device_named(device).map_err(|e| e.to_string());
     match cmd {
-        Command::Demo(args) => demo::run(args).map_err(|e| e.to_string()),
-        Command::Bench(args) => bench::run(args),
+        Command::Demo(args) => demo::run(args, &dev()?).map_err(|e| e.to_string()),
+        Command::Bench(args) => bench::run(args, dev),
         Command::Setup(args) => setup::run(args),
-        Command::Transcribe(args) => transcribe::run(args),
+        Command::Transcribe(args) => transcribe::run(args, &dev()?),
     }
 }

@@ -1,10 +1,11 @@
 //! `osum transcribe`: speech → text with a Whisper checkpoint (greedy, 30 s windows).
 
 use clap::Args;
-use osum::engine::cpu_device;
+use osum::engine::Device;
 use osum::model::audio;
 use osum::model::whisper::transcribe::Transcriber;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Options of `osum transcribe`.
 #[derive(Args)]
@@ -25,7 +26,7 @@ pub struct TranscribeArgs {
 }
 
 /// Load the model once, then transcribe each file in order.
-pub fn run(a: TranscribeArgs) -> Result<(), String> {
+pub fn run(a: TranscribeArgs, dev: &Arc<dyn Device>) -> Result<(), String> {
     let dir = {
         let p = PathBuf::from(&a.model);
         if p.is_dir() {
@@ -40,7 +41,7 @@ pub fn run(a: TranscribeArgs) -> Result<(), String> {
             dir.join("model.bin").display()
         ));
     }
-    let t = Transcriber::open(&dir, &cpu_device()).map_err(|e| e.to_string())?;
+    let t = Transcriber::open(&dir, dev).map_err(|e| e.to_string())?;
     for path in &a.audio {
         let samples = audio::load(path, a.raw_rate).map_err(|e| e.to_string())?;
         let segs = t.transcribe(&samples).map_err(|e| e.to_string())?;

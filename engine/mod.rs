@@ -43,3 +43,27 @@ pub fn cpu_device() -> std::sync::Arc<dyn Device> {
         .get_or_init(|| profiler::wrap(cpu::CpuDevice::shared()))
         .clone()
 }
+
+/// Names [`device_named`] accepts.
+pub const DEVICE_NAMES: &[&str] = &["cpu", "cpu-bf16"];
+
+/// The device called `name` (one of [`DEVICE_NAMES`]), profiled like [`cpu_device`] when
+/// profiling is on. `cpu-bf16` is an error on a CPU without AVX512_BF16 — never a silent f32.
+pub fn device_named(name: &str) -> Result<std::sync::Arc<dyn Device>> {
+    match name {
+        "cpu" => Ok(cpu_device()),
+        "cpu-bf16" => {
+            let dev = cpu::CpuDevice::shared_bf16()?;
+            if !profiler::enabled() {
+                return Ok(dev);
+            }
+            static PROFILED: std::sync::OnceLock<std::sync::Arc<dyn Device>> =
+                std::sync::OnceLock::new();
+            Ok(PROFILED.get_or_init(|| profiler::wrap(dev)).clone())
+        }
+        other => Err(Error::Unsupported {
+            op: "device name (known: cpu, cpu-bf16)",
+            device: other.to_string(),
+        }),
+    }
+}

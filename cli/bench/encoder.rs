@@ -7,7 +7,7 @@
 
 use super::measure;
 use super::{f, ms, r, Output};
-use osum::engine::{cpu_device, no_grad, Rng, Tensor};
+use osum::engine::{no_grad, Device, Rng, Tensor};
 use osum::model::audio::{log_mel, MelMode};
 use osum::model::weights::ctranslate2::CtModel;
 use osum::model::whisper::random::random_weights;
@@ -15,6 +15,7 @@ use osum::model::whisper::{Convention, Whisper, WhisperConfig};
 use serde_json::json;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::Arc;
 
 /// The child: load the model and the features, warm up, then one timed `encode` per input line.
 const CT2_SCRIPT: &str = r#"
@@ -105,10 +106,13 @@ impl Drop for Ct2 {
     }
 }
 
-pub fn run(a: &super::BenchArgs, out: &mut Output) -> Result<(), String> {
-    let dev = cpu_device();
+pub fn run(a: &super::BenchArgs, dev: &Arc<dyn Device>, out: &mut Output) -> Result<(), String> {
+    let dev = dev.clone();
     let threads = rayon::current_num_threads();
-    eprintln!("bench encoder: Whisper encoder on 30 s (3000 frames), f32, {threads} threads");
+    let device = dev.name();
+    eprintln!(
+        "bench encoder: Whisper encoder on 30 s (3000 frames), f32 weights and activations, device {device}, {threads} threads; CTranslate2 float32"
+    );
     // 30 s of seeded noise: the encoder's cost does not depend on the content.
     let mut rng = Rng::new(a.seed);
     let samples: Vec<f32> = (0..480_000).map(|_| 0.1 * (rng.uniform() - 0.5)).collect();
@@ -147,6 +151,7 @@ pub fn run(a: &super::BenchArgs, out: &mut Output) -> Result<(), String> {
         row(
             out,
             "tiny.en",
+            &device,
             &ours,
             (!theirs.is_empty()).then_some(&theirs[..]),
         );
@@ -175,17 +180,17 @@ pub fn run(a: &super::BenchArgs, out: &mut Output) -> Result<(), String> {
         },
         &mut || Ok(()),
     )?;
-    row(out, name, &s.a, None);
+    row(out, name, &device, &s.a, None);
     Ok(())
 }
 
-fn row(out: &mut Output, model: &str, ours: &[f64], theirs: Option<&[f64]>) {
+fn row(out: &mut Output, model: &str, device: &str, ours: &[f64], theirs: Option<&[f64]>) {
     let o = measure::median(ours);
     let t = theirs.map(measure::median);
     let ratio = t.map(|t| o / t);
     out.row(
         json!({
-            "bench": "encoder", "model": model, "shape": "80x3000", "seconds_audio": 30, "dtype": "f32",
+            "bench": "encoder", "model": model, "shape": "80x3000", "seconds_audio": 30, "dtype": "f32", "device": device, "ref_compute_type": "float32",
             "ours_ms": r(o * 1e3), "ref_ms": t.map(|t| r(t * 1e3)), "ratio": ratio.map(r),
             "reps": ours.len(), "threads": rayon::current_num_threads(),
         }),

@@ -8,7 +8,7 @@
 //! many small ones). Products with few rows and a transposed weight take the GEMM's streamed
 //! GEMV path.
 
-use super::gemm::{gemm_mixed, sgemm, Rhs, Weights};
+use super::gemm::{gemm_mixed, gemm_precision, sgemm, Precision, Rhs, Weights};
 use super::memory::{boxed, host};
 use crate::engine::device::{Buffer, View};
 use crate::engine::dtype::DType;
@@ -287,8 +287,8 @@ fn batch_offsets(l: &Layout) -> Vec<usize> {
 // ---- entry points ----------------------------------------------------------------------------
 
 /// `[…, M, K] × […, K, N] → […, M, N]` with equal (possibly stride-0) batch dims; `lhs` is f32,
-/// `rhs` f32/f16/bf16, both with any strides.
-pub fn matmul(lhs: View, rhs: View) -> Result<Buffer> {
+/// `rhs` f32/f16/bf16, both with any strides; the packed products in `precision`.
+pub fn matmul(lhs: View, rhs: View, precision: Precision) -> Result<Buffer> {
     const OP: &str = "matmul";
     let (ls, rs) = (lhs.shape(), rhs.shape());
     let r = ls.len();
@@ -331,7 +331,8 @@ pub fn matmul(lhs: View, rhs: View) -> Result<Buffer> {
             return Err(Error::invalid(OP, "lhs must be f32"));
         };
         if let Some((off, a_rs, a_cs)) = folded_rows(lhs.layout) {
-            gemm_mixed(
+            gemm_precision(
+                precision,
                 batch * m,
                 k,
                 n,
@@ -346,11 +347,24 @@ pub fn matmul(lhs: View, rhs: View) -> Result<Buffer> {
             );
         } else {
             let a = f32_rows(OP, &lhs)?;
-            gemm_mixed(batch * m, k, n, &a, k, 1, b, &mut out, n, false, true);
+            gemm_precision(
+                precision,
+                batch * m,
+                k,
+                n,
+                &a,
+                k,
+                1,
+                b,
+                &mut out,
+                n,
+                false,
+                true,
+            );
         }
         return Ok(boxed(HostBuffer::F32(out)));
     }
-    batched(lhs, &rhs_offsets, rhs_block, (m, k, n), &mut out)?;
+    batched(lhs, &rhs_offsets, rhs_block, (m, k, n), &mut out, precision)?;
     Ok(boxed(HostBuffer::F32(out)))
 }
 
@@ -377,6 +391,7 @@ fn batched<'a>(
     rhs_block: impl Fn(usize) -> Matrix<'a> + Sync,
     (m, k, n): (usize, usize, usize),
     out: &mut [f32],
+    precision: Precision,
 ) -> Result<()> {
     let HostBuffer::F32(a) = host(&lhs)? else {
         return Err(Error::invalid("matmul", "lhs must be f32"));
@@ -394,7 +409,9 @@ fn batched<'a>(
     let run = |(bi, c): (usize, &mut [f32])| {
         let b = rhs_block(rhs_offsets[bi]).rhs();
         let a = &a[lhs_offsets[bi]..];
-        gemm_mixed(m, k, n, a, a_rs, a_cs, b, c, n, false, !outer_par);
+        gemm_precision(
+            precision, m, k, n, a, a_rs, a_cs, b, c, n, false, !outer_par,
+        );
     };
     if outer_par {
         out.par_chunks_mut(m * n).enumerate().for_each(run);

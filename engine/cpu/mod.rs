@@ -1,6 +1,10 @@
-//! The CPU device: host memory, rayon threads, SIMD through the compiler's auto-vectorizer for
-//! now (hand-written micro-kernels arrive with issue "CPU performance").
+//! The CPU device: host memory, rayon threads, hand-written SIMD micro-kernels for GEMM and
+//! attention, auto-vectorized loops (compiled per ISA) for the rest.
 //! Each op family's kernel lives in its own file; this file only dispatches.
+//!
+//! Two devices share these kernels: `cpu` (f32 arithmetic) and `cpu-bf16`, whose packed matrix
+//! products round their operands to bf16 and multiply with AVX512_BF16 (f32 accumulation) —
+//! twice the arithmetic rate, at bf16 operand precision (see [`gemm::Precision`]).
 
 pub mod attention;
 pub mod conv;
@@ -28,21 +32,44 @@ use crate::engine::layout::Layout;
 use crate::engine::storage::{DeviceBuffer, HostBuffer};
 use std::sync::{Arc, OnceLock};
 
-/// The CPU device (stateless; one shared instance).
+/// The CPU device: one shared instance per matrix-product precision.
 #[derive(Debug, Default)]
-pub struct CpuDevice;
+pub struct CpuDevice {
+    precision: gemm::Precision,
+}
 
 impl CpuDevice {
     /// The process-wide shared instance.
     pub fn shared() -> Arc<dyn Device> {
         static DEV: OnceLock<Arc<dyn Device>> = OnceLock::new();
-        DEV.get_or_init(|| Arc::new(CpuDevice)).clone()
+        DEV.get_or_init(|| Arc::new(CpuDevice::default())).clone()
+    }
+
+    /// The shared `cpu-bf16` instance, or an error naming what this CPU lacks.
+    pub fn shared_bf16() -> Result<Arc<dyn Device>> {
+        if !gemm::Precision::Bf16.supported() {
+            return Err(crate::engine::Error::Unsupported {
+                op: "bf16 matrix products (AVX-512 with AVX512_BF16)",
+                device: "cpu-bf16".into(),
+            });
+        }
+        static DEV: OnceLock<Arc<dyn Device>> = OnceLock::new();
+        Ok(DEV
+            .get_or_init(|| {
+                Arc::new(CpuDevice {
+                    precision: gemm::Precision::Bf16,
+                })
+            })
+            .clone())
     }
 }
 
 impl Device for CpuDevice {
     fn name(&self) -> String {
-        "cpu".into()
+        match self.precision {
+            gemm::Precision::F32 => "cpu".into(),
+            gemm::Precision::Bf16 => "cpu-bf16".into(),
+        }
     }
 
     fn from_host(&self, data: HostBuffer) -> Result<Buffer> {
@@ -80,7 +107,7 @@ impl Device for CpuDevice {
     }
 
     fn matmul(&self, lhs: View, rhs: View) -> Result<Buffer> {
-        matmul::matmul(lhs, rhs)
+        matmul::matmul(lhs, rhs, self.precision)
     }
     fn lora_linear(
         &self,

@@ -2,6 +2,7 @@
 //! (LLM, adapter, LoRA, prompts and generation arrive with issue 5.)
 
 pub mod audio;
+pub mod llm;
 pub mod weights;
 pub mod whisper;
 

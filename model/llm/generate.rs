@@ -1,0 +1,578 @@
+//! Text generation with an [`Llm`]: greedy, sampling (temperature, top-k, top-p, seeded) and
+//! beam search, with HF-style repetition penalty, one or several stop ids, a token budget and a
+//! callback per produced token (streaming).
+//!
+//! Semantics follow HF transformers 4.46 so that goldens made with `generate()` compare exactly:
+//! - repetition penalty over every id in the context plus the output so far: a score `s > 0`
+//!   becomes `s/p`, otherwise `s·p`; in beam search it acts on log-probabilities (HF applies its
+//!   processors after `log_softmax` there);
+//! - sampling: penalty → temperature → top-k (keep scores ≥ the k-th largest) → top-p (drop the
+//!   smallest tokens whose cumulative probability stays ≤ 1 − p, always keeping the largest);
+//! - beam search: HF's `BeamSearchScorer` with `early_stopping=False` (see [`beam_search`]).
+
+use super::cache::LlmCache;
+use super::model::Llm;
+use super::{LlmError, Result};
+use crate::engine::{no_grad, Rng, Tensor};
+
+/// How the next token is chosen.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Strategy {
+    /// The highest score (first index on ties).
+    Greedy,
+    /// A draw from the filtered distribution; `top_k` 0 and `top_p` 1.0 disable those filters.
+    Sample {
+        /// Divides the logits (> 0).
+        temperature: f32,
+        /// Keep only the `top_k` largest scores (ties included); 0 = off.
+        top_k: usize,
+        /// Keep the smallest set of largest scores whose probability reaches `top_p`; 1 = off.
+        top_p: f32,
+        /// Seed of the engine's [`Rng`]: the same seed gives the same tokens.
+        seed: u64,
+    },
+    /// Beam search over `num_beams` hypotheses, scored by sum of log-probs / length^penalty.
+    Beam {
+        /// Hypotheses kept per step (≥ 1).
+        num_beams: usize,
+        /// Exponent on the generated length (1.0 = average log-prob).
+        length_penalty: f32,
+    },
+}
+
+/// Everything [`generate`] needs besides the model and prompt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenerationConfig {
+    /// At most this many new tokens (a stop id counts as one).
+    pub max_new_tokens: usize,
+    /// Generation stops at any of these ids (the stop id is not part of the output).
+    pub eos_ids: Vec<u32>,
+    /// HF repetition penalty; 1.0 = off.
+    pub repetition_penalty: f32,
+    /// Token choice.
+    pub strategy: Strategy,
+}
+
+impl GenerationConfig {
+    /// Greedy decoding of up to `max_new_tokens`, stopping at `eos_ids`, no penalty.
+    pub fn greedy(max_new_tokens: usize, eos_ids: Vec<u32>) -> GenerationConfig {
+        GenerationConfig {
+            max_new_tokens,
+            eos_ids,
+            repetition_penalty: 1.0,
+            strategy: Strategy::Greedy,
+        }
+    }
+
+    fn validate(&self, vocab: usize) -> Result<()> {
+        let bad = |m: String| Err(LlmError::Invalid(format!("generation config: {m}")));
+        if !(self.repetition_penalty.is_finite() && self.repetition_penalty > 0.0) {
+            return bad(format!(
+                "repetition_penalty {} must be positive",
+                self.repetition_penalty
+            ));
+        }
+        if let Some(id) = self.eos_ids.iter().find(|&&id| id as usize >= vocab) {
+            return bad(format!("eos id {id} is outside the vocabulary of {vocab}"));
+        }
+        match self.strategy {
+            Strategy::Greedy => {}
+            Strategy::Sample {
+                temperature, top_p, ..
+            } => {
+                if !(temperature.is_finite() && temperature > 0.0) {
+                    return bad(format!("temperature {temperature} must be positive"));
+                }
+                if !(top_p > 0.0 && top_p <= 1.0) {
+                    return bad(format!("top_p {top_p} must be in (0, 1]"));
+                }
+            }
+            Strategy::Beam {
+                num_beams,
+                length_penalty,
+            } => {
+                if num_beams == 0 || num_beams > vocab {
+                    return bad(format!("num_beams {num_beams} must be in 1..={vocab}"));
+                }
+                if !length_penalty.is_finite() {
+                    return bad(format!("length_penalty {length_penalty} is not finite"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What [`generate`] produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Generation {
+    /// New tokens, without the stop id.
+    pub tokens: Vec<u32>,
+    /// The stop id that ended generation, `None` when the budget ran out.
+    pub eos: Option<u32>,
+    /// Beam search: the chosen hypothesis' score (sum of log-probs / length^penalty, the length
+    /// counting a stop id), as HF's `sequences_scores`. `None` for greedy and sampling.
+    pub score: Option<f64>,
+}
+
+/// Generate after the token ids `prompt` (BOS included if the model wants one). `on_token` is
+/// called with each new token as it is chosen (after the search for beam search), never with
+/// the stop id. The repetition penalty sees the prompt and the output.
+pub fn generate(
+    model: &Llm,
+    prompt: &[u32],
+    cfg: &GenerationConfig,
+    on_token: &mut dyn FnMut(u32),
+) -> Result<Generation> {
+    if prompt.is_empty() {
+        return Err(LlmError::Invalid("the prompt is empty".into()));
+    }
+    let embeds = no_grad(|| model.embed_ids(prompt))?;
+    generate_from_embeds(model, &embeds, prompt, cfg, on_token)
+}
+
+/// Generate after input embeddings `[1, T, hidden]` (e.g. text with speech spliced in).
+/// `context_ids` are the ids the repetition penalty counts besides the output (HF counts
+/// `input_ids`: pass the prompt's text ids to match a call with ids, or `&[]` to match a call
+/// with `inputs_embeds` only).
+pub fn generate_from_embeds(
+    model: &Llm,
+    embeds: &Tensor,
+    context_ids: &[u32],
+    cfg: &GenerationConfig,
+    on_token: &mut dyn FnMut(u32),
+) -> Result<Generation> {
+    let vocab = model.config.vocab;
+    cfg.validate(vocab)?;
+    let t = match embeds.shape() {
+        [1, t, _] if *t > 0 => *t,
+        s => {
+            return Err(LlmError::Invalid(format!(
+                "generation takes one sequence of embeddings [1, T>0, hidden], got {s:?}"
+            )))
+        }
+    };
+    if let Some(id) = context_ids.iter().find(|&&id| id as usize >= vocab) {
+        return Err(LlmError::Invalid(format!(
+            "context id {id} is outside the vocabulary of {vocab}"
+        )));
+    }
+    let capacity = t + cfg.max_new_tokens;
+    if capacity > model.config.max_positions {
+        return Err(LlmError::Invalid(format!(
+            "prompt {t} + max_new_tokens {} exceeds the model's {} positions",
+            cfg.max_new_tokens, model.config.max_positions
+        )));
+    }
+    if cfg.max_new_tokens == 0 {
+        return Ok(Generation {
+            tokens: vec![],
+            eos: None,
+            score: None,
+        });
+    }
+    no_grad(|| {
+        let mut cache = model.new_cache(1, capacity)?;
+        let first = last_logits(model, embeds, &mut cache)?;
+        match cfg.strategy {
+            Strategy::Beam {
+                num_beams,
+                length_penalty,
+            } => {
+                let mut stepper = LlmStepper {
+                    model,
+                    cache: cache.repeat_batch(num_beams, capacity)?,
+                };
+                let out = beam_search(
+                    &mut stepper,
+                    first.into_iter().next().unwrap_or_default(),
+                    context_ids,
+                    cfg,
+                    num_beams,
+                    length_penalty,
+                )?;
+                out.tokens.iter().for_each(|&tok| on_token(tok));
+                Ok(out)
+            }
+            _ => {
+                let mut stepper = LlmStepper { model, cache };
+                let logits = first.into_iter().next().unwrap_or_default();
+                decode_one(&mut stepper, logits, context_ids, cfg, on_token)
+            }
+        }
+    })
+}
+
+/// Logits of the last position of each row after running `x` `[B, T, hidden]` into `cache`.
+fn last_logits(model: &Llm, x: &Tensor, cache: &mut LlmCache) -> Result<Vec<Vec<f32>>> {
+    let h = model.hidden_states(x, Some(cache))?;
+    let t = h.shape()[1];
+    let logits = model.logits(&h.narrow(1, t - 1, 1)?)?;
+    let b = logits.shape()[0];
+    let v = logits.shape()[2];
+    let flat = logits.to_vec::<f32>()?;
+    Ok((0..b).map(|i| flat[i * v..(i + 1) * v].to_vec()).collect())
+}
+
+/// One decoding step for a batch of rows: the source of next-token logits. Split from the
+/// [`Llm`] so that the search logic can be tested on small hand-made distributions.
+pub trait Stepper {
+    /// Reorder the rows (row `i` continues old row `parents[i]`), append `tokens[i]` to row `i`
+    /// and return each row's next-token logits.
+    fn step(&mut self, parents: &[u32], tokens: &[u32]) -> Result<Vec<Vec<f32>>>;
+}
+
+/// An [`Llm`] and its KV cache as a [`Stepper`].
+struct LlmStepper<'a> {
+    model: &'a Llm,
+    cache: LlmCache,
+}
+
+impl Stepper for LlmStepper<'_> {
+    fn step(&mut self, parents: &[u32], tokens: &[u32]) -> Result<Vec<Vec<f32>>> {
+        self.cache.reorder(parents)?;
+        let ids = Tensor::from_vec(tokens.to_vec(), &[tokens.len(), 1], self.model.device())?;
+        let x = self.model.embed(&ids)?;
+        last_logits(self.model, &x, &mut self.cache)
+    }
+}
+
+/// Greedy or sampled decoding of one sequence from the logits after the prompt.
+pub fn decode_one(
+    stepper: &mut dyn Stepper,
+    mut logits: Vec<f32>,
+    context_ids: &[u32],
+    cfg: &GenerationConfig,
+    on_token: &mut dyn FnMut(u32),
+) -> Result<Generation> {
+    let mut seen = SeenTokens::new(logits.len(), context_ids);
+    let mut rng = match cfg.strategy {
+        Strategy::Sample { seed, .. } => Some(Rng::new(seed)),
+        _ => None,
+    };
+    let mut tokens = Vec::new();
+    for step in 0..cfg.max_new_tokens {
+        apply_repetition_penalty(&mut logits, seen.ids(), cfg.repetition_penalty);
+        let tok = match (&cfg.strategy, rng.as_mut()) {
+            (
+                Strategy::Sample {
+                    temperature,
+                    top_k,
+                    top_p,
+                    ..
+                },
+                Some(rng),
+            ) => {
+                logits.iter_mut().for_each(|l| *l /= temperature);
+                top_k_filter(&mut logits, *top_k);
+                top_p_filter(&mut logits, *top_p);
+                sample(&logits, rng)
+            }
+            _ => argmax(&logits),
+        };
+        if cfg.eos_ids.contains(&tok) {
+            return Ok(Generation {
+                tokens,
+                eos: Some(tok),
+                score: None,
+            });
+        }
+        tokens.push(tok);
+        seen.insert(tok);
+        on_token(tok);
+        if step + 1 < cfg.max_new_tokens {
+            logits = stepper
+                .step(&[0], &[tok])?
+                .into_iter()
+                .next()
+                .unwrap_or_default();
+        }
+    }
+    Ok(Generation {
+        tokens,
+        eos: None,
+        score: None,
+    })
+}
+
+/// The distinct ids seen so far, in first-seen order (the penalty touches each once).
+struct SeenTokens {
+    mask: Vec<bool>,
+    ids: Vec<u32>,
+}
+
+impl SeenTokens {
+    fn new(vocab: usize, context: &[u32]) -> SeenTokens {
+        let mut s = SeenTokens {
+            mask: vec![false; vocab],
+            ids: Vec::new(),
+        };
+        context.iter().for_each(|&t| s.insert(t));
+        s
+    }
+    fn insert(&mut self, t: u32) {
+        if let Some(m) = self.mask.get_mut(t as usize) {
+            if !*m {
+                *m = true;
+                self.ids.push(t);
+            }
+        }
+    }
+    fn ids(&self) -> &[u32] {
+        &self.ids
+    }
+}
+
+/// HF's repetition penalty on `scores` for each distinct id in `seen`: `s > 0` → `s/p`,
+/// else `s·p` (`p` = 1 leaves them unchanged). Ids outside `scores` are ignored.
+pub fn apply_repetition_penalty(scores: &mut [f32], seen: &[u32], p: f32) {
+    if p == 1.0 {
+        return;
+    }
+    for &t in seen {
+        if let Some(s) = scores.get_mut(t as usize) {
+            *s = if *s < 0.0 { *s * p } else { *s / p };
+        }
+    }
+}
+
+/// Set every score below the `k`-th largest to −∞ (ties with it survive); `k` 0 or ≥ len: no-op.
+pub fn top_k_filter(scores: &mut [f32], k: usize) {
+    if k == 0 || k >= scores.len() {
+        return;
+    }
+    let mut sorted: Vec<f32> = scores.to_vec();
+    // The k-th largest: partition instead of a full sort (vocabularies are ~150k).
+    let (_, kth, _) = sorted.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
+    let kth = *kth;
+    for s in scores.iter_mut() {
+        if *s < kth {
+            *s = f32::NEG_INFINITY;
+        }
+    }
+}
+
+/// Nucleus filter as HF's `TopPLogitsWarper`: sort ascending, drop tokens while the cumulative
+/// probability is ≤ 1 − `p`, always keep the largest; dropped scores become −∞. `p` ≥ 1: no-op.
+pub fn top_p_filter(scores: &mut [f32], p: f32) {
+    if p >= 1.0 || scores.is_empty() {
+        return;
+    }
+    let probs = softmax64(scores);
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+    let limit = 1.0 - p as f64;
+    let mut cum = 0.0;
+    for &i in &order[..order.len() - 1] {
+        cum += probs[i];
+        if cum > limit {
+            break;
+        }
+        scores[i] = f32::NEG_INFINITY;
+    }
+}
+
+/// Probabilities of `scores` (f64, max-subtracted; −∞ → 0).
+fn softmax64(scores: &[f32]) -> Vec<f64> {
+    let m = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    if m == f64::NEG_INFINITY {
+        return vec![1.0 / scores.len() as f64; scores.len()];
+    }
+    let e: Vec<f64> = scores.iter().map(|&s| (s as f64 - m).exp()).collect();
+    let z: f64 = e.iter().sum();
+    e.into_iter().map(|x| x / z).collect()
+}
+
+/// `log_softmax` in f64.
+fn log_softmax64(scores: &[f32]) -> Vec<f64> {
+    let m = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let z: f64 = scores.iter().map(|&s| (s as f64 - m).exp()).sum();
+    let lz = m + z.ln();
+    scores.iter().map(|&s| s as f64 - lz).collect()
+}
+
+/// Index of the largest score (the first on ties; NaN never wins).
+pub fn argmax(scores: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, &s) in scores.iter().enumerate() {
+        if s > scores[best] || scores[best].is_nan() {
+            best = i;
+        }
+    }
+    best as u32
+}
+
+/// Draw an index from `softmax(scores)` with one uniform number from `rng`.
+pub fn sample(scores: &[f32], rng: &mut Rng) -> u32 {
+    let probs = softmax64(scores);
+    let u = rng.uniform() as f64;
+    let mut cum = 0.0;
+    let mut last = 0;
+    for (i, &p) in probs.iter().enumerate() {
+        if p > 0.0 {
+            cum += p;
+            last = i;
+            if u < cum {
+                return i as u32;
+            }
+        }
+    }
+    last as u32 // rounding left u ≥ Σp: the last token with mass
+}
+
+/// Finished hypotheses, best `n` kept (HF's `BeamHypotheses`).
+struct Finished {
+    n: usize,
+    length_penalty: f64,
+    /// (normalized score, tokens, stop id).
+    hyps: Vec<(f64, Vec<u32>, Option<u32>)>,
+    worst: f64,
+}
+
+impl Finished {
+    fn add(&mut self, tokens: Vec<u32>, eos: Option<u32>, sum_logprobs: f64, len: usize) {
+        let score = sum_logprobs / (len as f64).powf(self.length_penalty);
+        if self.hyps.len() < self.n || score > self.worst {
+            self.hyps.push((score, tokens, eos));
+            if self.hyps.len() > self.n {
+                let (worst_i, _) = self
+                    .hyps
+                    .iter()
+                    .enumerate()
+                    .min_by(|a, b| a.1 .0.total_cmp(&b.1 .0))
+                    .unwrap_or((0, &self.hyps[0]));
+                self.hyps.remove(worst_i);
+                self.worst = self
+                    .hyps
+                    .iter()
+                    .map(|h| h.0)
+                    .fold(f64::INFINITY, f64::min);
+            } else {
+                self.worst = self.worst.min(score);
+            }
+        }
+    }
+
+    /// HF's `early_stopping=False` test: no running beam can beat the worst kept hypothesis.
+    fn is_done(&self, best_running: f64, generated: usize) -> bool {
+        self.hyps.len() >= self.n
+            && self.worst >= best_running / (generated as f64).powf(self.length_penalty)
+    }
+}
+
+/// One running beam.
+#[derive(Clone)]
+struct Beam {
+    tokens: Vec<u32>,
+    score: f64,
+}
+
+/// Beam search as HF's `BeamSearchScorer` (`early_stopping=False`): each step scores every
+/// (beam, token) as beam score + log-softmax (penalty applied to the log-probs), keeps the best
+/// `max(2, 1 + #eos)·num_beams` candidates in order; a stop id among the first `num_beams`
+/// finishes a hypothesis (normalized by its length including the stop id), other candidates
+/// fill the next `num_beams` beams. Search ends when no running beam can beat the finished ones
+/// or at `max_new_tokens`, where running beams join the finished set. `first` are the logits
+/// after the prompt (the same for every beam, so only beam 0 is expanded at the first step).
+pub fn beam_search(
+    stepper: &mut dyn Stepper,
+    first: Vec<f32>,
+    context_ids: &[u32],
+    cfg: &GenerationConfig,
+    num_beams: usize,
+    length_penalty: f32,
+) -> Result<Generation> {
+    let vocab = first.len();
+    let mut fin = Finished {
+        n: num_beams,
+        length_penalty: length_penalty as f64,
+        hyps: Vec::new(),
+        worst: 1e9,
+    };
+    let mut beams = vec![Beam {
+        tokens: vec![],
+        score: 0.0,
+    }];
+    let mut logits = vec![first];
+    let keep = 2.max(1 + cfg.eos_ids.len()) * num_beams;
+    for step in 0..cfg.max_new_tokens {
+        // Candidates: the `keep` best (score, beam, token) over all beams.
+        let mut cands: Vec<(f64, usize, u32)> = Vec::with_capacity(keep * beams.len());
+        for (bi, (beam, row)) in beams.iter().zip(&logits).enumerate() {
+            let mut lp = log_softmax64(row);
+            if cfg.repetition_penalty != 1.0 {
+                let mut seen = SeenTokens::new(vocab, context_ids);
+                beam.tokens.iter().for_each(|&t| seen.insert(t));
+                for &t in seen.ids() {
+                    let s = &mut lp[t as usize];
+                    let p = cfg.repetition_penalty as f64;
+                    *s = if *s < 0.0 { *s * p } else { *s / p };
+                }
+            }
+            let mut idx: Vec<usize> = (0..vocab).collect();
+            let k = keep.min(vocab);
+            idx.select_nth_unstable_by(k - 1, |&a, &b| lp[b].total_cmp(&lp[a]));
+            cands.extend(idx[..k].iter().map(|&v| (beam.score + lp[v], bi, v as u32)));
+        }
+        cands.sort_by(|a, b| b.0.total_cmp(&a.0));
+        cands.truncate(keep);
+        let mut next: Vec<(Beam, u32)> = Vec::with_capacity(num_beams); // (beam, parent row)
+        for (rank, &(score, bi, tok)) in cands.iter().enumerate() {
+            let parent = &beams[bi];
+            if cfg.eos_ids.contains(&tok) {
+                if rank < num_beams {
+                    fin.add(parent.tokens.clone(), Some(tok), score, step + 1);
+                }
+            } else {
+                let mut tokens = parent.tokens.clone();
+                tokens.push(tok);
+                next.push((Beam { tokens, score }, bi as u32));
+            }
+            if next.len() == num_beams {
+                break;
+            }
+        }
+        let best_running = cands.first().map_or(f64::NEG_INFINITY, |c| c.0);
+        if fin.is_done(best_running, step + 1) {
+            return Ok(best(fin));
+        }
+        if next.len() < num_beams {
+            return Err(LlmError::Invalid(format!(
+                "beam search: fewer than {num_beams} candidates are not stop ids"
+            )));
+        }
+        if step + 1 == cfg.max_new_tokens {
+            for (b, _) in next {
+                let len = b.tokens.len();
+                fin.add(b.tokens, None, b.score, len);
+            }
+            return Ok(best(fin));
+        }
+        // At step 0 every cache row holds the prompt, so any parent row works for row i.
+        let parents: Vec<u32> = next.iter().map(|(_, p)| *p).collect();
+        let toks: Vec<u32> = next.iter().map(|(b, _)| b.tokens[b.tokens.len() - 1]).collect();
+        logits = stepper.step(&parents, &toks)?;
+        beams = next.into_iter().map(|(b, _)| b).collect();
+    }
+    Ok(best(fin))
+}
+
+/// The highest-scoring finished hypothesis.
+fn best(fin: Finished) -> Generation {
+    let top = fin
+        .hyps
+        .into_iter()
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    match top {
+        Some((score, tokens, eos)) => Generation {
+            tokens,
+            eos,
+            score: Some(score),
+        },
+        None => Generation {
+            tokens: vec![],
+            eos: None,
+            score: None,
+        },
+    }
+}

@@ -298,10 +298,16 @@ impl LlmConfig {
             )));
         }
         if !(self.rope_theta.is_finite() && self.rope_theta > 0.0) {
-            return Err(err(format!("rope_theta {} must be positive", self.rope_theta)));
+            return Err(err(format!(
+                "rope_theta {} must be positive",
+                self.rope_theta
+            )));
         }
         if !(self.rms_eps.is_finite() && self.rms_eps >= 0.0) {
-            return Err(err(format!("rms_eps {} must be non-negative", self.rms_eps)));
+            return Err(err(format!(
+                "rms_eps {} must be non-negative",
+                self.rms_eps
+            )));
         }
         for &id in self.eos_ids.iter().chain(&self.bos_id) {
             if id as usize >= self.vocab {
@@ -333,7 +339,10 @@ mod tests {
         let q = LlmConfig::qwen2_7b();
         assert_eq!((q.group(), q.qkv_bias, q.o_bias), (7, true, false));
         let s = LlmConfig::smollm2_135m();
-        assert_eq!((s.group(), s.tied_embeddings, s.eos_ids.clone()), (3, true, vec![2]));
+        assert_eq!(
+            (s.group(), s.tied_embeddings, s.eos_ids.clone()),
+            (3, true, vec![2])
+        );
     }
 
     const PANGU: &str = r#"{"architectures": ["PanguEmbeddedForCausalLM"], "bias": true,
@@ -357,7 +366,10 @@ mod tests {
             "tie_word_embeddings": true}"#;
         let c = LlmConfig::from_hf_json(llama, "t").unwrap();
         assert!(c.qkv_bias && c.o_bias && c.tied_embeddings);
-        assert_eq!((c.eos_ids.clone(), c.rope_theta, c.rms_eps), (vec![2, 7], 1e4, 1e-6));
+        assert_eq!(
+            (c.eos_ids.clone(), c.rope_theta, c.rms_eps),
+            (vec![2, 7], 1e4, 1e-6)
+        );
         let qwen = llama.replace("\"llama\"", "\"qwen2\"");
         let c = LlmConfig::from_hf_json(&qwen, "t").unwrap();
         assert!(c.qkv_bias && !c.o_bias);
@@ -375,7 +387,10 @@ mod tests {
                 &PANGU.replace("\"num_key_value_heads\": 8", "\"num_key_value_heads\": 5"),
                 "multiple",
             ),
-            (&PANGU.replace("\"vocab_size\": 153376", "\"vocab_size\": -3"), "vocab_size"),
+            (
+                &PANGU.replace("\"vocab_size\": 153376", "\"vocab_size\": -3"),
+                "vocab_size",
+            ),
             (&PANGU.replace("\"hidden_size\": 4096,", ""), "hidden_size"),
             (
                 &PANGU.replace("\"bias\": true", "\"rope_scaling\": {\"type\": \"linear\"}"),
@@ -385,7 +400,9 @@ mod tests {
             (&PANGU.replace("45892", "999999"), "outside the vocabulary"),
         ];
         for (text, want) in cases {
-            let e = LlmConfig::from_hf_json(text, "cfg.json").unwrap_err().to_string();
+            let e = LlmConfig::from_hf_json(text, "cfg.json")
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("cfg.json") && e.contains(want), "{e}");
         }
     }

@@ -442,11 +442,7 @@ impl Finished {
                     .min_by(|a, b| a.1 .0.total_cmp(&b.1 .0))
                     .unwrap_or((0, &self.hyps[0]));
                 self.hyps.remove(worst_i);
-                self.worst = self
-                    .hyps
-                    .iter()
-                    .map(|h| h.0)
-                    .fold(f64::INFINITY, f64::min);
+                self.worst = self.hyps.iter().map(|h| h.0).fold(f64::INFINITY, f64::min);
             } else {
                 self.worst = self.worst.min(score);
             }
@@ -550,7 +546,10 @@ pub fn beam_search(
         }
         // At step 0 every cache row holds the prompt, so any parent row works for row i.
         let parents: Vec<u32> = next.iter().map(|(_, p)| *p).collect();
-        let toks: Vec<u32> = next.iter().map(|(b, _)| b.tokens[b.tokens.len() - 1]).collect();
+        let toks: Vec<u32> = next
+            .iter()
+            .map(|(b, _)| b.tokens[b.tokens.len() - 1])
+            .collect();
         logits = stepper.step(&parents, &toks)?;
         beams = next.into_iter().map(|(b, _)| b).collect();
     }
@@ -559,10 +558,7 @@ pub fn beam_search(
 
 /// The highest-scoring finished hypothesis.
 fn best(fin: Finished) -> Generation {
-    let top = fin
-        .hyps
-        .into_iter()
-        .max_by(|a, b| a.0.total_cmp(&b.0));
+    let top = fin.hyps.into_iter().max_by(|a, b| a.0.total_cmp(&b.0));
     match top {
         Some((score, tokens, eos)) => Generation {
             tokens,

@@ -291,7 +291,11 @@ impl Block {
         rope: &Rope,
         cache: Option<(&mut LlmCache, usize)>,
     ) -> Result<Tensor> {
-        let h = x.add(&self.attn.forward(&self.input_norm.forward(x)?, rope, cache)?)?;
+        let h = x.add(
+            &self
+                .attn
+                .forward(&self.input_norm.forward(x)?, rope, cache)?,
+        )?;
         Ok(h.add(&self.mlp.forward(&self.post_norm.forward(&h)?)?)?)
     }
 

@@ -93,7 +93,9 @@ impl Lora {
             )));
         }
         if !alpha.is_finite() {
-            return Err(LlmError::Invalid(format!("LoRA alpha {alpha} is not finite")));
+            return Err(LlmError::Invalid(format!(
+                "LoRA alpha {alpha} is not finite"
+            )));
         }
         Ok(Lora { a, b, alpha })
     }

@@ -3,7 +3,7 @@
 
 use super::cache::LlmCache;
 use super::config::LlmConfig;
-use super::layers::{Attention, Block, Linear, Mlp, Rope, RmsNorm};
+use super::layers::{Attention, Block, Linear, Mlp, RmsNorm, Rope};
 use super::lora::{Lora, LoraTarget};
 use super::{LlmError, Result};
 use crate::engine::ops::rope::rope_tables;

@@ -45,7 +45,11 @@ impl TensorSource for MemSource {
             DType::I64 => StoredDType::I64,
         })
     }
-    fn tensor(&self, name: &str, dev: &Arc<dyn Device>) -> std::result::Result<Tensor, WeightsError> {
+    fn tensor(
+        &self,
+        name: &str,
+        dev: &Arc<dyn Device>,
+    ) -> std::result::Result<Tensor, WeightsError> {
         let t = self.get(name)?;
         if t.device().name() == dev.name() {
             return Ok(t.clone());

@@ -572,3 +572,209 @@ fn best(fin: Finished) -> Generation {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NEG: f32 = f32::NEG_INFINITY;
+
+    #[test]
+    fn top_k_keeps_the_k_largest_and_their_ties() {
+        let mut s = vec![1.0, 5.0, 3.0, 5.0, 2.0];
+        top_k_filter(&mut s, 2);
+        assert_eq!(s, [NEG, 5.0, NEG, 5.0, NEG]);
+        let mut s = vec![1.0, 5.0, 3.0, 5.0, 2.0];
+        top_k_filter(&mut s, 3);
+        assert_eq!(s, [NEG, 5.0, 3.0, 5.0, NEG]);
+        let mut s = vec![1.0, 2.0];
+        top_k_filter(&mut s, 0);
+        top_k_filter(&mut s, 5);
+        assert_eq!(s, [1.0, 2.0], "0 and k ≥ len are no-ops");
+    }
+
+    #[test]
+    fn top_p_drops_the_tail_below_one_minus_p_and_keeps_the_top() {
+        let probs = [0.5f32, 0.3, 0.15, 0.05];
+        let logits: Vec<f32> = probs.iter().map(|p| p.ln()).collect();
+        let kept = |p: f32| {
+            let mut s = logits.clone();
+            top_p_filter(&mut s, p);
+            s.iter().map(|v| v.is_finite()).collect::<Vec<_>>()
+        };
+        assert_eq!(kept(0.9), [true, true, true, false]);
+        assert_eq!(kept(0.75), [true, true, false, false]);
+        assert_eq!(
+            kept(0.01),
+            [true, false, false, false],
+            "the top always stays"
+        );
+        assert_eq!(kept(1.0), [true; 4]);
+    }
+
+    #[test]
+    fn repetition_penalty_divides_positive_and_multiplies_negative_once_per_id() {
+        let mut s = vec![2.0, -2.0, 0.5, 3.0];
+        let mut seen = SeenTokens::new(4, &[0, 1, 0, 7]);
+        seen.insert(1);
+        assert_eq!(
+            seen.ids(),
+            [0, 1],
+            "distinct ids; out-of-vocabulary ids ignored"
+        );
+        apply_repetition_penalty(&mut s, seen.ids(), 2.0);
+        assert_eq!(s, [1.0, -4.0, 0.5, 3.0]);
+        apply_repetition_penalty(&mut s, &[0, 1], 1.0);
+        assert_eq!(s, [1.0, -4.0, 0.5, 3.0]);
+    }
+
+    #[test]
+    fn argmax_takes_the_first_of_ties() {
+        assert_eq!(argmax(&[1.0, 3.0, 3.0, 2.0]), 1);
+        assert_eq!(argmax(&[f32::NAN, 0.5]), 1);
+    }
+
+    #[test]
+    fn sampling_is_seeded_and_follows_the_distribution() {
+        let logits = [0.7f32.ln(), 0.3f32.ln(), NEG];
+        let draw = |seed| {
+            let mut rng = Rng::new(seed);
+            (0..20_000)
+                .map(|_| sample(&logits, &mut rng))
+                .collect::<Vec<_>>()
+        };
+        let a = draw(3);
+        assert_eq!(a, draw(3));
+        assert_ne!(a, draw(4));
+        assert!(!a.contains(&2), "a filtered token is never drawn");
+        let share = a.iter().filter(|&&t| t == 0).count() as f64 / a.len() as f64;
+        assert!((share - 0.7).abs() < 0.015, "{share}");
+    }
+
+    /// A bigram table: next-token probabilities depend only on the last token. Tokens: 0 = eos,
+    /// 1 = A, 2 = B, 3 = C. After the prompt A is likeliest (0.5) but leads to a flat
+    /// distribution; B (0.4) leads to C with 0.9, which then ends with 0.95. Greedy picks A; a
+    /// beam of 2 finds B C (0.36 > 0.5/3).
+    struct Bigram;
+    fn row(last: Option<u32>) -> Vec<f32> {
+        let p: [f32; 4] = match last {
+            None => [0.0, 0.5, 0.4, 0.1],
+            Some(1) => [0.01, 0.33, 0.33, 0.33],
+            Some(2) => [0.02, 0.04, 0.04, 0.9],
+            _ => [0.95, 0.02, 0.02, 0.01],
+        };
+        p.iter()
+            .map(|&x| if x > 0.0 { x.ln() } else { -1e9 })
+            .collect()
+    }
+    impl Stepper for Bigram {
+        fn step(&mut self, _parents: &[u32], tokens: &[u32]) -> Result<Vec<Vec<f32>>> {
+            Ok(tokens.iter().map(|&t| row(Some(t))).collect())
+        }
+    }
+
+    fn cfg(n: usize, eos: Vec<u32>, strategy: Strategy) -> GenerationConfig {
+        GenerationConfig {
+            max_new_tokens: n,
+            eos_ids: eos,
+            repetition_penalty: 1.0,
+            strategy,
+        }
+    }
+
+    fn beams(num_beams: usize) -> Strategy {
+        Strategy::Beam {
+            num_beams,
+            length_penalty: 1.0,
+        }
+    }
+
+    #[test]
+    fn beam_search_finds_the_better_path_greedy_misses() {
+        let greedy = decode_one(
+            &mut Bigram,
+            row(None),
+            &[],
+            &cfg(2, vec![], Strategy::Greedy),
+            &mut |_| {},
+        )
+        .unwrap();
+        assert_eq!(greedy.tokens, [1, 1]);
+        let c = cfg(2, vec![], beams(2));
+        let b = beam_search(&mut Bigram, row(None), &[], &c, 2, 1.0).unwrap();
+        assert_eq!(b.tokens, [2, 3]);
+        let want = (0.4f64.ln() + 0.9f64.ln()) / 2.0;
+        assert!((b.score.unwrap() - want).abs() < 1e-6, "{b:?}");
+        // One beam is greedy.
+        let one = beam_search(
+            &mut Bigram,
+            row(None),
+            &[],
+            &cfg(2, vec![], beams(1)),
+            1,
+            1.0,
+        )
+        .unwrap();
+        assert_eq!(one.tokens, greedy.tokens);
+    }
+
+    #[test]
+    fn beam_search_finishes_at_eos_with_length_normalized_score() {
+        let c = cfg(6, vec![0], beams(2));
+        let b = beam_search(&mut Bigram, row(None), &[], &c, 2, 1.0).unwrap();
+        assert_eq!((b.tokens.clone(), b.eos), (vec![2, 3], Some(0)));
+        let want = (0.4f64.ln() + 0.9f64.ln() + 0.95f64.ln()) / 3.0;
+        assert!((b.score.unwrap() - want).abs() < 1e-6, "{b:?}");
+    }
+
+    #[test]
+    fn greedy_stops_at_eos_and_respects_the_budget() {
+        let c = cfg(10, vec![0], Strategy::Greedy);
+        // B-first table: start from the row after B.
+        let g = decode_one(&mut Bigram, row(Some(2)), &[], &c, &mut |_| {}).unwrap();
+        assert_eq!((g.tokens, g.eos), (vec![3], Some(0)));
+        let c = cfg(3, vec![], Strategy::Greedy);
+        let g = decode_one(&mut Bigram, row(Some(2)), &[], &c, &mut |_| {}).unwrap();
+        assert_eq!(
+            (g.tokens, g.eos),
+            (vec![3, 0, 0], None),
+            "no stop ids: 0 is a token"
+        );
+    }
+
+    #[test]
+    fn bad_generation_configs_are_refused() {
+        let bad = [
+            cfg(1, vec![9], Strategy::Greedy),
+            GenerationConfig {
+                repetition_penalty: 0.0,
+                ..cfg(1, vec![], Strategy::Greedy)
+            },
+            cfg(
+                1,
+                vec![],
+                Strategy::Sample {
+                    temperature: 0.0,
+                    top_k: 0,
+                    top_p: 1.0,
+                    seed: 0,
+                },
+            ),
+            cfg(
+                1,
+                vec![],
+                Strategy::Sample {
+                    temperature: 1.0,
+                    top_k: 0,
+                    top_p: 0.0,
+                    seed: 0,
+                },
+            ),
+            cfg(1, vec![], beams(0)),
+            cfg(1, vec![], beams(5)),
+        ];
+        for c in bad {
+            assert!(c.validate(4).is_err(), "{c:?}");
+        }
+    }
+}

@@ -443,3 +443,30 @@ fn missing_or_misshapen_tensors_are_named() {
     let e = Llm::load(&src, c, &dev()).unwrap_err().to_string();
     assert!(e.contains("k_proj.weight") && e.contains("[32, 64]"), "{e}");
 }
+
+/// Timing on a SmolLM2-135M-shaped model with random bf16 weights (`--ignored --nocapture`):
+/// prompt of 64 tokens, then 32 greedy tokens through the KV cache.
+#[test]
+#[ignore]
+fn timing_smollm2_shaped_bf16() {
+    let c = LlmConfig::smollm2_135m();
+    let t0 = std::time::Instant::now();
+    let src = random_weights(&c, 1, 0.02, DType::BF16, &dev()).unwrap();
+    let m = Llm::load(&src, c, &dev()).unwrap();
+    println!("random weights + load: {:.2?}", t0.elapsed());
+    let prompt: Vec<u32> = (0..64).map(|i| (i * 97 + 13) % 49152).collect();
+    let t0 = std::time::Instant::now();
+    let _ = no_grad(|| m.forward(&ids_tensor(&prompt), None)).unwrap();
+    println!("prefill 64 tokens (all logits): {:.2?}", t0.elapsed());
+    let cfg = GenerationConfig::greedy(32, vec![]);
+    let t0 = std::time::Instant::now();
+    let out = generate(&m, &prompt, &cfg, &mut |_| {}).unwrap();
+    let dt = t0.elapsed();
+    println!(
+        "prefill + {} greedy tokens: {dt:.2?} ({:.1} tokens/s)",
+        out.tokens.len(),
+        out.tokens.len() as f64 / dt.as_secs_f64()
+    );
+    // With OSUM_PROFILE=trace.json: the per-op table on stderr.
+    osum::engine::profiler::finish().unwrap();
+}

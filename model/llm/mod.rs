@@ -8,6 +8,7 @@
 //! - [`cache`]: the per-layer key/value cache, with beam reordering.
 //! - [`model`]: [`Llm`]: loading by HF tensor names, forward with or without a cache.
 //! - [`generate`]: greedy, sampling, beam search, repetition penalty, stop ids, streaming.
+//! - [`peft`]: reading a prefixed, PEFT-wrapped checkpoint (OSUM `infer.pt`) and its adapters.
 //! - [`random`]: seeded random weights in memory, for tests without files.
 
 pub mod cache;
@@ -16,6 +17,7 @@ pub mod generate;
 pub mod layers;
 pub mod lora;
 pub mod model;
+pub mod peft;
 pub mod random;
 
 pub use cache::LlmCache;

@@ -281,11 +281,9 @@ pub fn decode_one(
         seen.insert(tok);
         on_token(tok);
         if step + 1 < cfg.max_new_tokens {
-            logits = stepper
-                .step(&[0], &[tok])?
-                .into_iter()
-                .next()
-                .unwrap_or_default();
+            let rows = stepper.step(&[0], &[tok])?;
+            check_rows(&rows, 1, seen.mask.len())?;
+            logits = rows.into_iter().next().unwrap_or_default();
         }
     }
     Ok(Generation {
@@ -293,6 +291,18 @@ pub fn decode_one(
         eos: None,
         score: None,
     })
+}
+
+/// Error unless a stepper returned `n` rows of `vocab` logits.
+fn check_rows(rows: &[Vec<f32>], n: usize, vocab: usize) -> Result<()> {
+    if rows.len() != n || rows.iter().any(|r| r.len() != vocab) {
+        return Err(LlmError::Invalid(format!(
+            "a decoding step returned {} rows of lengths {:?}, expected {n} of {vocab}",
+            rows.len(),
+            rows.iter().map(Vec::len).collect::<Vec<_>>()
+        )));
+    }
+    Ok(())
 }
 
 /// The distinct ids seen so far, in first-seen order (the penalty touches each once).
@@ -479,6 +489,9 @@ pub fn beam_search(
     length_penalty: f32,
 ) -> Result<Generation> {
     let vocab = first.len();
+    if vocab == 0 {
+        return Err(LlmError::Invalid("beam search: empty logits".into()));
+    }
     let mut fin = Finished {
         n: num_beams,
         length_penalty: length_penalty as f64,
@@ -551,6 +564,7 @@ pub fn beam_search(
             .map(|(b, _)| b.tokens[b.tokens.len() - 1])
             .collect();
         logits = stepper.step(&parents, &toks)?;
+        check_rows(&logits, num_beams, vocab)?;
         beams = next.into_iter().map(|(b, _)| b).collect();
     }
     Ok(best(fin))

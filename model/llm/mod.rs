@@ -22,7 +22,7 @@ pub mod random;
 
 pub use cache::LlmCache;
 pub use config::LlmConfig;
-pub use generate::{generate, generate_from_embeds, GenerationConfig, Strategy};
+pub use generate::{generate, generate_from_embeds, Generation, GenerationConfig, Strategy};
 pub use layers::{Linear, RmsNorm};
 pub use lora::{Lora, LoraTarget};
 pub use model::Llm;

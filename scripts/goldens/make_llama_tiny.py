@@ -92,7 +92,7 @@ def greedy(model, ids, n, **kw):
     return out.sequences[0, len(ids):].tolist(), min(gaps)
 
 
-def beam(model, ids, n, beams, eos):
+def beam(model, ids, n, beams, eos, **kw):
     with torch.no_grad():
         out = model.generate(
             torch.tensor([ids]),
@@ -106,6 +106,7 @@ def beam(model, ids, n, beams, eos):
             synced_gpus=False,  # torch 1.13's torch.distributed import fails on Python 3.11
             output_scores=True,
             return_dict_in_generate=True,
+            **kw,
         )
     seq = out.sequences[0, len(ids):].tolist()
     while seq and seq[-1] == 0 and eos is not None and eos != 0:  # drop padding after eos
@@ -178,6 +179,10 @@ def main():
     golden["llama"]["beam3_eos"] = eos
     golden["llama"]["beam3_with_eos"] = seq
     golden["llama"]["beam3_with_eos_score"] = score
+    # HF applies the repetition penalty to log-probabilities in beam search.
+    seq, score = beam(llama, ids[:6], 8, 3, None, repetition_penalty=1.3)
+    golden["llama"]["beam3_rep1.3"] = seq
+    golden["llama"]["beam3_rep1.3_score"] = score
 
     # bf16 storage: the same model with every tensor rounded to bf16, run in f32.
     bf = {k: v.to(torch.bfloat16) for k, v in state.items()}

@@ -470,3 +470,39 @@ fn timing_smollm2_shaped_bf16() {
     // With OSUM_PROFILE=trace.json: the per-op table on stderr.
     osum::engine::profiler::finish().unwrap();
 }
+
+/// A cloned cache continues independently; reordering rows swaps whole histories.
+#[test]
+fn cache_clone_and_reorder() {
+    let m = llama();
+    let (a, b) = ([5u32, 9, 44, 17], [120u32, 3, 250, 61]);
+    let step = |cache: &mut osum::model::llm::LlmCache, toks: &[u32]| {
+        let t = Tensor::from_vec(toks.to_vec(), &[toks.len(), 1], &dev()).unwrap();
+        m.forward(&t, Some(cache)).unwrap().to_vec::<f32>().unwrap()
+    };
+    no_grad(|| {
+        let mut c1 = m.new_cache(1, 8).unwrap();
+        m.forward(&ids_tensor(&a), Some(&mut c1)).unwrap();
+        let mut c2 = c1.try_clone().unwrap();
+        let x1 = step(&mut c1, &[7]);
+        let _ = step(&mut c1, &[8]); // c1 moves on; c2 must not see it
+        let x2 = step(&mut c2, &[7]);
+        assert_eq!(x1, x2);
+        assert_eq!((c1.len(), c2.len()), (6, 5));
+
+        let both: Vec<u32> = a.iter().chain(&b).copied().collect();
+        let mut c = m.new_cache(2, 8).unwrap();
+        m.forward(
+            &Tensor::from_vec(both, &[2, 4], &dev()).unwrap(),
+            Some(&mut c),
+        )
+        .unwrap();
+        let plain = step(&mut c.try_clone().unwrap(), &[7, 7]);
+        c.reorder(&[1, 0]).unwrap();
+        let swapped = step(&mut c, &[7, 7]);
+        let v = m.config.vocab;
+        assert_eq!(&swapped[..v], &plain[v..]);
+        assert_eq!(&swapped[v..], &plain[..v]);
+        assert!(c.reorder(&[0, 2]).is_err(), "row out of range");
+    });
+}

@@ -506,3 +506,43 @@ fn cache_clone_and_reorder() {
         assert!(c.reorder(&[0, 2]).is_err(), "row out of range");
     });
 }
+
+/// LoRA dropout acts only while gradients are recorded: two training passes differ, inference
+/// (`no_grad`) equals the model without dropout, and gradients still reach A and B.
+#[test]
+fn lora_dropout_only_in_training() {
+    let g = golden();
+    let ids = ids_of(&g["ids"]);
+    let mut m = llama();
+    let mut rng = osum::engine::Rng::new(4);
+    m.add_lora(&[LoraTarget::Q, LoraTarget::Down], 0..2, 4, 8.0, &mut rng)
+        .unwrap();
+    // Non-zero B so the adapter path matters.
+    no_grad(|| {
+        for (_, p) in m
+            .lora_parameters()
+            .iter()
+            .filter(|(n, _)| n.contains("lora_B"))
+        {
+            let r = Tensor::randn(p.shape(), 0.0, 0.1, &mut rng, &dev()).unwrap();
+            p.write_slice(0, 0, &r).unwrap();
+        }
+    });
+    let trained_view = |m: &Llm| m.forward(&ids_tensor(&ids), None).unwrap();
+    let eval = full_logits(&m, &ids);
+    let no_dropout = trained_view(&m).to_vec::<f32>().unwrap();
+    assert!(max_diff(&no_dropout, &eval) <= TOL_CACHE);
+    m.set_lora_dropout(0.1, 7).unwrap();
+    assert_eq!(m.blocks[0].attn.q.lora().unwrap().dropout(), 0.1);
+    assert!(
+        max_diff(&full_logits(&m, &ids), &eval) <= TOL_CACHE,
+        "no dropout in eval"
+    );
+    let (y1, y2) = (trained_view(&m), trained_view(&m));
+    let (v1, v2) = (y1.to_vec::<f32>().unwrap(), y2.to_vec::<f32>().unwrap());
+    assert!(max_diff(&v1, &v2) > 1e-4, "fresh masks each pass");
+    assert!(max_diff(&v1, &eval) > 1e-4);
+    let grads = y1.mean_all().unwrap().backward().unwrap();
+    assert_eq!(grads.len(), 8, "A and B of 2 targets × 2 layers");
+    assert!(m.set_lora_dropout(1.0, 0).is_err());
+}

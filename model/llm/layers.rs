@@ -124,11 +124,29 @@ impl Linear {
     }
 
     /// `x·Wᵀ + b`, plus the LoRA path when one is attached and not merged. `x` is f32 `[…, in]`.
+    /// With LoRA dropout active (training), the adapter reads a dropped-out copy of `x`, so the
+    /// fused `lora_linear` (one input for both paths) gives way to two products.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(match (&self.lora, self.merged) {
-            (Some(l), false) => x.lora_linear(&self.w, self.b.as_ref(), l.a(), l.b(), l.scale())?,
-            _ => x.linear(&self.w, self.b.as_ref())?,
-        })
+        let l = match (&self.lora, self.merged) {
+            (Some(l), false) => l,
+            _ => return Ok(x.linear(&self.w, self.b.as_ref())?),
+        };
+        match l.dropout_mask(x)? {
+            None => Ok(x.lora_linear(&self.w, self.b.as_ref(), l.a(), l.b(), l.scale())?),
+            Some(mask) => {
+                let base = x.linear(&self.w, self.b.as_ref())?;
+                let low = x.mul(&mask)?.linear(l.a(), None)?.linear(l.b(), None)?;
+                Ok(base.add(&low.scale(l.scale())?)?)
+            }
+        }
+    }
+
+    /// Set the dropout of the attached LoRA (see [`Lora::with_dropout`]); no-op without one.
+    pub fn set_lora_dropout(&mut self, p: f32, seed: u64) -> Result<()> {
+        if let Some(l) = self.lora.take() {
+            self.lora = Some(l.with_dropout(p, seed)?);
+        }
+        Ok(())
     }
 }
 

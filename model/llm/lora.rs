@@ -4,8 +4,8 @@
 //! U(−1/√in, 1/√in)).
 
 use super::{LlmError, Result};
-use crate::engine::{Device, Rng, Tensor};
-use std::sync::Arc;
+use crate::engine::{autograd, Device, Rng, Tensor};
+use std::sync::{Arc, Mutex};
 
 /// Which projection of a block an adapter goes on (HF module names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -51,12 +51,21 @@ impl LoraTarget {
     }
 }
 
-/// One adapter: A `[r, in]`, B `[out, r]` and the scale `α/r`.
+/// One adapter: A `[r, in]`, B `[out, r]`, the scale `α/r` and an optional dropout on the
+/// adapter's input (PEFT's `lora_dropout`: the base path sees the undropped input).
 #[derive(Debug, Clone)]
 pub struct Lora {
     a: Tensor,
     b: Tensor,
     alpha: f32,
+    dropout: Option<Dropout>,
+}
+
+/// Inverted dropout with its own seeded generator (shared by clones of the adapter).
+#[derive(Debug, Clone)]
+struct Dropout {
+    p: f32,
+    rng: Arc<Mutex<Rng>>,
 }
 
 impl Lora {
@@ -97,7 +106,53 @@ impl Lora {
                 "LoRA alpha {alpha} is not finite"
             )));
         }
-        Ok(Lora { a, b, alpha })
+        Ok(Lora {
+            a,
+            b,
+            alpha,
+            dropout: None,
+        })
+    }
+
+    /// Drop each input element of the adapter path with probability `p` (scaling the rest by
+    /// `1/(1−p)`) while gradients are recorded, i.e. in training; under `no_grad` (inference,
+    /// evaluation) the adapter sees the whole input. Masks come from a generator seeded with
+    /// `seed`. `p` = 0 removes the dropout.
+    pub fn with_dropout(mut self, p: f32, seed: u64) -> Result<Lora> {
+        if !(0.0..1.0).contains(&p) {
+            return Err(LlmError::Invalid(format!(
+                "LoRA dropout {p} must be in [0, 1)"
+            )));
+        }
+        self.dropout = (p > 0.0).then(|| Dropout {
+            p,
+            rng: Arc::new(Mutex::new(Rng::new(seed))),
+        });
+        Ok(self)
+    }
+
+    /// The dropout probability (0 when off).
+    pub fn dropout(&self) -> f32 {
+        self.dropout.as_ref().map_or(0.0, |d| d.p)
+    }
+
+    /// A fresh dropout mask (0 or `1/(1−p)`) shaped like `x`, or `None` when dropout is off or
+    /// gradients are not being recorded.
+    pub(crate) fn dropout_mask(&self, x: &Tensor) -> Result<Option<Tensor>> {
+        let Some(d) = &self.dropout else {
+            return Ok(None);
+        };
+        if !autograd::is_grad_enabled() {
+            return Ok(None);
+        }
+        let keep = 1.0 / (1.0 - d.p);
+        // A poisoned lock only means another thread panicked mid-draw; the state is still a
+        // valid generator state.
+        let mut rng = d.rng.lock().unwrap_or_else(|e| e.into_inner());
+        let mask: Vec<f32> = (0..x.elem_count())
+            .map(|_| if rng.uniform() < d.p { 0.0 } else { keep })
+            .collect();
+        Ok(Some(Tensor::from_vec(mask, x.shape(), x.device())?))
     }
 
     /// A `[r, in]`.

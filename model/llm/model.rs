@@ -273,6 +273,19 @@ impl Llm {
         out
     }
 
+    /// Set the dropout of every attached adapter to `p` (REFERENCE §7: 0.1), each with its own
+    /// generator seeded from `seed` and its position; active only while gradients are recorded.
+    pub fn set_lora_dropout(&mut self, p: f32, seed: u64) -> Result<()> {
+        let mut i = 0u64;
+        for block in &mut self.blocks {
+            for (_, lin) in block.linears_mut() {
+                lin.set_lora_dropout(p, seed.wrapping_add(i))?;
+                i += 1;
+            }
+        }
+        Ok(())
+    }
+
     /// Fold every adapter into its weight (faster inference); see [`Linear::merge_lora`].
     pub fn merge_lora(&mut self) -> Result<()> {
         for block in &mut self.blocks {

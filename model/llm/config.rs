@@ -115,7 +115,7 @@ impl LlmConfig {
             qkv_bias: false,
             o_bias: false,
             tied_embeddings: true,
-            bos_id: None,
+            bos_id: Some(1),
             add_bos: false,
             eos_ids: vec![2],
             max_positions: 8192,

@@ -10,6 +10,10 @@
 //! - [`generate`]: greedy, sampling, beam search, repetition penalty, stop ids, streaming.
 //! - [`peft`]: reading a prefixed, PEFT-wrapped checkpoint (OSUM `infer.pt`) and its adapters.
 //! - [`random`]: seeded random weights in memory, for tests without files.
+//!
+//! Batches run without an attention mask: sequences of one batch must share their length, or be
+//! right-padded for training (causal attention never lets a real token see the padding after
+//! it; mask the padded targets in the loss). The KV cache is for inference (`no_grad`).
 
 pub mod cache;
 pub mod config;

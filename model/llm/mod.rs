@@ -7,7 +7,8 @@
 //! - [`lora`]: LoRA adapters (REFERENCE §7): creation, merge/unmerge.
 //! - [`cache`]: the per-layer key/value cache, with beam reordering.
 //! - [`model`]: [`Llm`]: loading by HF tensor names, forward with or without a cache.
-//! - [`generate`]: greedy, sampling, beam search, repetition penalty, stop ids, streaming.
+//! - [`generate`]: the generation loop: greedy, sampling, beam search, stop ids, streaming;
+//!   [`sampling`] (penalty, top-k/top-p, draws) and [`beam`] (beam search) are its parts.
 //! - [`peft`]: reading a prefixed, PEFT-wrapped checkpoint (OSUM `infer.pt`) and its adapters.
 //! - [`random`]: seeded random weights in memory, for tests without files.
 //!
@@ -15,6 +16,7 @@
 //! right-padded for training (causal attention never lets a real token see the padding after
 //! it; mask the padded targets in the loss). The KV cache is for inference (`no_grad`).
 
+pub mod beam;
 pub mod cache;
 pub mod config;
 pub mod generate;
@@ -23,6 +25,7 @@ pub mod lora;
 pub mod model;
 pub mod peft;
 pub mod random;
+pub mod sampling;
 
 pub use cache::LlmCache;
 pub use config::LlmConfig;

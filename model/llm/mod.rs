@@ -7,7 +7,7 @@
 //! - [`lora`]: LoRA adapters (REFERENCE §7): creation, merge/unmerge.
 //! - [`cache`]: the per-layer key/value cache, with beam reordering.
 //! - [`model`]: [`Llm`]: loading by HF tensor names, forward with or without a cache.
-//! - [`generate`]: the generation loop: greedy, sampling, beam search, stop ids, streaming;
+//! - [`mod@generate`]: the generation loop: greedy, sampling, beam search, stop ids, streaming;
 //!   [`sampling`] (penalty, top-k/top-p, draws) and [`beam`] (beam search) are its parts.
 //! - [`peft`]: reading a prefixed, PEFT-wrapped checkpoint (OSUM `infer.pt`) and its adapters.
 //! - [`random`]: seeded random weights in memory, for tests without files.

@@ -1,5 +1,5 @@
 //! [`Llm`]: a Llama-family decoder loaded by HF tensor names from any
-//! [`TensorSource`](crate::model::weights::TensorSource), run with or without a KV cache.
+//! [`TensorSource`], run with or without a KV cache.
 
 use super::cache::LlmCache;
 use super::config::LlmConfig;

@@ -1,7 +1,10 @@
-//! The speech model built on the engine: audio front end, weight formats, Whisper.
-//! Prompt templates ([`prompt`]) and the task/label tags of answers ([`tags`]).
+//! The speech model built on the engine: audio front end ([`audio`]), weight formats
+//! ([`weights`]), Whisper ([`whisper`]), the Llama-family LLM with LoRA and generation ([`llm`]),
+//! tokenizers ([`tokenizer`]), prompt templates ([`prompt`]) and the task/label tags of answers
+//! ([`tags`]).
 
 pub mod audio;
+pub mod llm;
 pub mod prompt;
 pub mod tags;
 pub mod tokenizer;

@@ -138,6 +138,7 @@ fn with_buf<R>(
 }
 
 /// `C (+)= A·B` through packed panels; see the module doc. Bounds were checked by the caller.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn gemm(
     isa: Isa,
     precision: Precision,

@@ -16,16 +16,16 @@ impl Device for MemoryOnlyDevice {
         "memory-only".into()
     }
     fn from_host(&self, data: HostBuffer) -> Result<Buffer> {
-        CpuDevice.from_host(data)
+        CpuDevice::default().from_host(data)
     }
     fn to_host(&self, src: View) -> Result<HostBuffer> {
-        CpuDevice.to_host(src)
+        CpuDevice::default().to_host(src)
     }
     fn zeros(&self, dtype: DType, len: usize) -> Result<Buffer> {
-        CpuDevice.zeros(dtype, len)
+        CpuDevice::default().zeros(dtype, len)
     }
     fn copy_strided(&self, src: View) -> Result<Buffer> {
-        CpuDevice.copy_strided(src)
+        CpuDevice::default().copy_strided(src)
     }
 }
 

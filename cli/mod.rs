@@ -2,6 +2,7 @@
 //! Binary-only: the library never includes this folder.
 
 mod bench;
+mod chat;
 mod demo;
 mod setup;
 mod transcribe;
@@ -41,6 +42,12 @@ pub enum Command {
     ///
     /// Example: osum demo --steps 600 --seed 1
     Demo(demo::DemoArgs),
+    /// Send a text prompt to a preset's LLM and stream the reply (greedy by default): the text is
+    /// continued as written, or with --chat answered as a user turn of the chat template.
+    ///
+    /// Example: osum chat --preset smollm2 "The capital of France is"
+    ///          osum chat --chat --system "You are a helpful assistant." "What is the capital of France?"
+    Chat(chat::ChatArgs),
     /// Measure the CPU kernels against a reference in the same process (GFLOP/s, GB/s).
     Bench(bench::BenchArgs),
     /// Fetch and verify the small real weights (Whisper tiny.en) into $OSUM_HOME (default ./models)
@@ -59,7 +66,9 @@ impl Cli {
     pub fn validate(&self) -> Result<(), clap::Error> {
         let problem = match &self.command {
             Command::Bench(b) => b.usage_problem(),
-            Command::Demo(_) | Command::Setup(_) | Command::Transcribe(_) => None,
+            Command::Demo(_) | Command::Setup(_) | Command::Transcribe(_) | Command::Chat(_) => {
+                None
+            }
         };
         match problem {
             Some((kind, msg)) => Err(Cli::command().error(kind, msg)),
@@ -75,6 +84,7 @@ pub fn run(cmd: Command, device: &str) -> Result<(), String> {
     match cmd {
         Command::Demo(args) => demo::run(args, &dev()?).map_err(|e| e.to_string()),
         Command::Bench(args) => bench::run(args, dev),
+        Command::Chat(args) => chat::run(args, &dev()?),
         Command::Setup(args) => setup::run(args),
         Command::Transcribe(args) => transcribe::run(args, &dev()?),
     }

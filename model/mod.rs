@@ -5,8 +5,10 @@
 
 pub mod audio;
 pub mod llm;
+pub mod preset;
 pub mod prompt;
 pub mod tags;
+pub mod text;
 pub mod tokenizer;
 pub mod weights;
 pub mod whisper;

@@ -28,6 +28,7 @@ pub enum Template {
     /// Original OSUM: no template, `instruction [speech]`.
     Osum,
     /// SmolLM2's ChatML (the same text form as OSUM-Pangu's, with its own default system prompt).
+    #[serde(rename = "smollm2")]
     SmolLm2,
 }
 

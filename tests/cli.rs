@@ -218,3 +218,31 @@ fn bench_encoder_quick_reports_a_30_second_window() {
     assert_eq!(rows[0]["seconds_audio"], 30);
     assert_eq!(rows[0]["model"], "tiny-shaped");
 }
+
+#[test]
+fn chat_continues_the_capital_of_france_with_paris() {
+    let gguf = osum::model::home().join("smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf");
+    if !gguf.exists() {
+        eprintln!(
+            "skipped: {} not installed (run `osum setup`)",
+            gguf.display()
+        );
+        return;
+    }
+    let o = osum(
+        &[
+            "chat",
+            "--preset",
+            "smollm2",
+            "--max-new-tokens",
+            "4",
+            "The capital of France is",
+        ],
+        &[],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert!(text(&o.stdout).starts_with(" Paris"), "{}", text(&o.stdout));
+    let bad = osum(&["chat", "--preset", "nope", "hi"], &[]);
+    assert_eq!(code(&bad), 1);
+    assert!(text(&bad.stderr).contains("unknown preset `nope`"));
+}

@@ -127,6 +127,42 @@ impl LlmConfig {
         self.heads / self.kv_heads.max(1)
     }
 
+    /// The configuration a GGUF file records (llama.cpp's `llama.*` keys, read by
+    /// [`LlamaParams`](crate::model::weights::gguf::llama::LlamaParams)). Weights read through
+    /// `GgufLlama` are already back in HF order, so RoPE is rotate-half.
+    pub fn from_gguf(p: &crate::model::weights::gguf::llama::LlamaParams) -> Result<LlmConfig> {
+        if p.rope_dim != p.head_dim {
+            return Err(LlmError::Config {
+                source_name: "gguf".into(),
+                msg: format!(
+                    "partial RoPE (rope.dimension_count {} < head_dim {}) is not supported",
+                    p.rope_dim, p.head_dim
+                ),
+            });
+        }
+        let c = LlmConfig {
+            hidden: p.hidden,
+            ffn: p.ffn,
+            layers: p.layers,
+            heads: p.heads,
+            kv_heads: p.kv_heads,
+            head_dim: p.head_dim,
+            vocab: p.vocab,
+            rope_theta: p.rope_theta,
+            rope_style: RopeStyle::RotateHalf,
+            rms_eps: p.rms_eps,
+            qkv_bias: false,
+            o_bias: false,
+            tied_embeddings: p.tied_embeddings,
+            bos_id: p.bos,
+            add_bos: p.add_bos,
+            eos_ids: p.eos.into_iter().collect(),
+            max_positions: p.context_length,
+        };
+        c.validate("gguf")?;
+        Ok(c)
+    }
+
     /// Read and parse an HF `config.json`.
     pub fn from_hf_file(path: impl AsRef<Path>) -> Result<LlmConfig> {
         let path = path.as_ref();

@@ -1,0 +1,134 @@
+//! `osum chat`: a text-only prompt to a preset's LLM, the reply streamed to stdout. By default
+//! the text is continued as written (`"The capital of France is"` → `" Paris."`); `--chat` wraps
+//! it in the preset's chat template as a user turn.
+
+use clap::Args;
+use osum::engine::Device;
+use osum::model::llm::{GenerationConfig, Strategy};
+use osum::model::preset::{LlmSource, Preset};
+use osum::model::prompt::Segment;
+use osum::model::text::TextModel;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Options of `osum chat`.
+#[derive(Args)]
+pub struct ChatArgs {
+    /// A built-in preset (smollm2) or a path to a preset .json file.
+    #[arg(long, default_value = "smollm2")]
+    preset: String,
+    /// Wrap the text in the preset's chat template as a user turn (default: continue the text
+    /// as written).
+    #[arg(long)]
+    chat: bool,
+    /// With --chat: system prompt instead of the template's default.
+    #[arg(long, requires = "chat")]
+    system: Option<String>,
+    /// At most this many new tokens (default: the preset's).
+    #[arg(long)]
+    max_new_tokens: Option<usize>,
+    /// Sample at this temperature instead of greedy decoding.
+    #[arg(long)]
+    temperature: Option<f32>,
+    /// With --temperature: keep the k most likely tokens (0 = all).
+    #[arg(long, default_value_t = 0)]
+    top_k: usize,
+    /// With --temperature: nucleus sampling threshold.
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f32,
+    /// With --temperature: the seed (same seed, same reply).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Beam search with this many beams instead of greedy decoding.
+    #[arg(long, conflicts_with = "temperature")]
+    beams: Option<usize>,
+    /// Repetition penalty (default: the preset's).
+    #[arg(long)]
+    repetition_penalty: Option<f32>,
+    /// Print one JSON object (prompt ids, reply, tokens, timings) instead of streaming text.
+    #[arg(long)]
+    json: bool,
+    /// The prompt.
+    #[arg(value_name = "TEXT")]
+    text: String,
+}
+
+/// Load the preset's LLM, build the prompt, stream the reply.
+pub fn run(a: ChatArgs, dev: &Arc<dyn Device>) -> Result<(), String> {
+    let preset = Preset::find(&a.preset).map_err(|e| e.to_string())?;
+    let t0 = Instant::now();
+    let model = match &preset.llm {
+        LlmSource::Gguf(rel) => {
+            let path = osum::model::home().join(rel);
+            if !path.exists() {
+                return Err(format!("{} not found (run `osum setup`)", path.display()));
+            }
+            TextModel::open_gguf(&path, preset.template, dev).map_err(|e| e.to_string())?
+        }
+    };
+    let load_s = t0.elapsed().as_secs_f64();
+    let segs = if a.chat {
+        let system = a.system.as_deref().or(preset.system.as_deref());
+        preset.template.build(system, &a.text, false, false)
+    } else {
+        vec![Segment::Text(a.text.clone())]
+    };
+    let prompt: Vec<u32> = model
+        .encode_segments(&segs)
+        .map_err(|e| e.to_string())?
+        .concat();
+    if prompt.is_empty() {
+        return Err("the prompt is empty".into());
+    }
+    let strategy = match (a.temperature, a.beams) {
+        (Some(temperature), _) => Strategy::Sample {
+            temperature,
+            top_k: a.top_k,
+            top_p: a.top_p,
+            seed: a.seed,
+        },
+        (None, Some(num_beams)) => Strategy::Beam {
+            num_beams,
+            length_penalty: 1.0,
+        },
+        (None, None) => Strategy::Greedy,
+    };
+    let cfg = GenerationConfig {
+        max_new_tokens: a.max_new_tokens.unwrap_or(preset.generation.max_new_tokens),
+        eos_ids: model.stop_ids(),
+        repetition_penalty: a
+            .repetition_penalty
+            .unwrap_or(preset.generation.repetition_penalty),
+        strategy,
+    };
+    let t1 = Instant::now();
+    let mut stdout = std::io::stdout();
+    let json = a.json;
+    let (gen, text) = model
+        .generate_text(&prompt, None, &cfg, &mut |piece| {
+            if !json {
+                let _ = stdout.write_all(piece.as_bytes());
+                let _ = stdout.flush();
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    let gen_s = t1.elapsed().as_secs_f64();
+    let tps = gen.tokens.len() as f64 / gen_s.max(1e-9);
+    if json {
+        let v = serde_json::json!({
+            "preset": preset.name, "device": dev.name(), "prompt_ids": prompt, "reply": text,
+            "tokens": gen.tokens, "stopped_at_eos": gen.eos.is_some(),
+            "load_s": load_s, "generate_s": gen_s, "tokens_per_s": tps,
+        });
+        println!("{v}");
+    } else {
+        println!();
+        eprintln!(
+            "[{} tokens in {gen_s:.2} s, {tps:.1} tokens/s; load {load_s:.2} s; device {}]",
+            gen.tokens.len(),
+            dev.name()
+        );
+    }
+    Ok(())
+}

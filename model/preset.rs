@@ -1,0 +1,142 @@
+//! Presets: plain JSON files (`presets/*.json`, built into the binary and overridable by a path)
+//! naming the weights, template and generation defaults of a model.
+//!
+//! `--preset NAME` looks for a built-in preset; `--preset path/to/file.json` reads that file, so
+//! a user edits a copy rather than the program.
+
+use crate::model::prompt::Template;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Where an LLM's weights come from (paths relative to `osum::model::home()`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LlmSource {
+    /// A llama.cpp GGUF file (weights, hyper-parameters and tokenizer in one).
+    Gguf(PathBuf),
+}
+
+/// Generation defaults (REFERENCE §6: OSUM-Pangu decodes greedily with penalty 1.05).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenerationDefaults {
+    /// At most this many new tokens.
+    pub max_new_tokens: usize,
+    /// HF repetition penalty (1.0 = off).
+    #[serde(default = "one")]
+    pub repetition_penalty: f32,
+}
+
+fn one() -> f32 {
+    1.0
+}
+
+/// A model preset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Preset {
+    /// Short name (`--preset NAME`).
+    pub name: String,
+    /// One line for `--help` and logs.
+    pub description: String,
+    /// The LLM weights.
+    pub llm: LlmSource,
+    /// Prompt layout.
+    pub template: Template,
+    /// System prompt replacing the template's default.
+    #[serde(default)]
+    pub system: Option<String>,
+    /// Generation defaults.
+    pub generation: GenerationDefaults,
+}
+
+/// The built-in presets, as the files in `presets/`.
+const BUILT_IN: &[(&str, &str)] = &[("smollm2", include_str!("../presets/smollm2.json"))];
+
+/// What went wrong finding or reading a preset.
+#[derive(Debug, thiserror::Error)]
+pub enum PresetError {
+    /// Neither a built-in name nor a readable file.
+    #[error("unknown preset `{0}` (built in: {1}; or give a path to a .json preset file)")]
+    Unknown(String, String),
+    /// The file could not be read.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The reason.
+        source: std::io::Error,
+    },
+    /// The JSON does not describe a preset.
+    #[error("preset {origin}: {source}")]
+    Parse {
+        /// The file or built-in name.
+        origin: String,
+        /// The reason (names the field and line).
+        source: serde_json::Error,
+    },
+}
+
+impl Preset {
+    /// The names of the built-in presets.
+    pub fn built_in_names() -> Vec<&'static str> {
+        BUILT_IN.iter().map(|(n, _)| *n).collect()
+    }
+
+    /// A built-in preset by name, or a preset file by path (anything ending in `.json` or
+    /// containing a path separator).
+    pub fn find(name_or_path: &str) -> Result<Preset, PresetError> {
+        if let Some((_, text)) = BUILT_IN.iter().find(|(n, _)| *n == name_or_path) {
+            return Self::parse(text, name_or_path);
+        }
+        let looks_like_path = name_or_path.ends_with(".json") || name_or_path.contains('/');
+        if !looks_like_path {
+            return Err(PresetError::Unknown(
+                name_or_path.into(),
+                Self::built_in_names().join(", "),
+            ));
+        }
+        let path = Path::new(name_or_path);
+        let text = std::fs::read_to_string(path).map_err(|source| PresetError::Io {
+            path: path.into(),
+            source,
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    fn parse(text: &str, origin: &str) -> Result<Preset, PresetError> {
+        serde_json::from_str(text).map_err(|source| PresetError::Parse {
+            origin: origin.into(),
+            source,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_built_in_preset_parses() {
+        for name in Preset::built_in_names() {
+            let p = Preset::find(name).unwrap();
+            assert_eq!(p.name, name);
+        }
+    }
+
+    #[test]
+    fn unknown_names_and_bad_files_are_clear_errors() {
+        let e = Preset::find("nope").unwrap_err().to_string();
+        assert!(
+            e.contains("unknown preset `nope`") && e.contains("smollm2"),
+            "{e}"
+        );
+        let e = Preset::find("/does/not/exist.json")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/does/not/exist.json"), "{e}");
+        let e = Preset::parse(r#"{"name": "x"}"#, "t")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("missing field"), "{e}");
+    }
+}

@@ -1,0 +1,178 @@
+//! A text LLM ready to talk: the [`Llm`], its tokenizer and its prompt template. `osum chat`
+//! runs on this; the OSUM model adds the speech path on top of the same pieces.
+
+use crate::engine::{no_grad, Device, Tensor};
+use crate::model::llm::{self, generate_from_embeds, Generation, GenerationConfig, Llm, LlmConfig};
+use crate::model::prompt::{Segment, Template};
+use crate::model::tokenizer::gguf_bpe;
+use crate::model::tokenizer::sentencepiece::SentencePiece;
+use crate::model::weights::GgufLlama;
+use std::path::Path;
+use std::sync::Arc;
+
+/// What can go wrong opening or running a text model.
+#[derive(Debug, thiserror::Error)]
+pub enum TextError {
+    /// The LLM (config, weights, generation).
+    #[error(transparent)]
+    Llm(#[from] llm::LlmError),
+    /// An engine op.
+    #[error(transparent)]
+    Engine(#[from] crate::engine::Error),
+    /// The weights file.
+    #[error(transparent)]
+    Weights(#[from] crate::model::weights::WeightsError),
+    /// The tokenizer (named file and problem).
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+}
+
+/// Result alias for this module.
+pub type Result<T> = std::result::Result<T, TextError>;
+
+/// The tokenizers the presets use.
+pub enum TextTokenizer {
+    /// A `tokenizers`-crate tokenizer (HF `tokenizer.json`, or GGUF-embedded byte-level BPE).
+    Hf(Box<tokenizers::Tokenizer>),
+    /// SentencePiece `tokenizer.model` (openPangu).
+    SentencePiece(Box<SentencePiece>),
+}
+
+impl TextTokenizer {
+    /// Token ids of `text`; special tokens written in the text (`<|im_start|>`, `[unused9]`) map
+    /// to their ids. No BOS/EOS is added here.
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        match self {
+            TextTokenizer::Hf(t) => t
+                .encode(text, false)
+                .map(|e| e.get_ids().to_vec())
+                .map_err(|e| TextError::Tokenizer(e.to_string())),
+            TextTokenizer::SentencePiece(s) => Ok(s.encode(text)),
+        }
+    }
+
+    /// The text of `ids`, special tokens left out.
+    pub fn decode(&self, ids: &[u32]) -> Result<String> {
+        match self {
+            TextTokenizer::Hf(t) => t
+                .decode(ids, true)
+                .map_err(|e| TextError::Tokenizer(e.to_string())),
+            TextTokenizer::SentencePiece(s) => s
+                .decode(ids)
+                .map_err(|e| TextError::Tokenizer(e.to_string())),
+        }
+    }
+
+    /// The id of a single (special) token, if the vocabulary has it.
+    pub fn token_id(&self, token: &str) -> Option<u32> {
+        match self {
+            TextTokenizer::Hf(t) => t.token_to_id(token),
+            TextTokenizer::SentencePiece(s) => s.get_piece_id(token),
+        }
+    }
+}
+
+/// An LLM with its tokenizer and template.
+pub struct TextModel {
+    /// The decoder.
+    pub llm: Llm,
+    /// Its tokenizer.
+    pub tokenizer: TextTokenizer,
+    /// How prompts are laid out.
+    pub template: Template,
+}
+
+impl TextModel {
+    /// Open a llama.cpp GGUF file (weights, hyper-parameters and embedded tokenizer).
+    pub fn open_gguf(path: &Path, template: Template, device: &Arc<dyn Device>) -> Result<Self> {
+        let src = GgufLlama::open(path)?;
+        let config = LlmConfig::from_gguf(src.params())?;
+        let tok =
+            gguf_bpe::from_gguf(src.file()).map_err(|e| TextError::Tokenizer(e.to_string()))?;
+        let llm = Llm::load(&src, config, device)?;
+        Ok(TextModel {
+            llm,
+            tokenizer: TextTokenizer::Hf(Box::new(tok.tokenizer)),
+            template,
+        })
+    }
+
+    /// Ids of the text segments and BOS (when the model adds one); `speech` is where a speech
+    /// segment sits (index into the returned pieces), for the OSUM model to splice.
+    pub fn encode_segments(&self, segs: &[Segment]) -> Result<Vec<Vec<u32>>> {
+        let mut out = Vec::with_capacity(segs.len());
+        for (i, s) in segs.iter().enumerate() {
+            let mut ids = match s {
+                Segment::Text(t) => self.tokenizer.encode(t)?,
+                Segment::Speech => Vec::new(),
+            };
+            if i == 0 && self.llm.config.add_bos {
+                if let Some(b) = self.llm.config.bos_id {
+                    ids.insert(0, b);
+                }
+            }
+            out.push(ids);
+        }
+        Ok(out)
+    }
+
+    /// Stop ids: the model's EOS ids plus the template's end-of-turn token.
+    pub fn stop_ids(&self) -> Vec<u32> {
+        let mut ids = self.llm.config.eos_ids.clone();
+        if let Some(t) = self
+            .template
+            .end_of_turn()
+            .and_then(|t| self.tokenizer.token_id(t))
+        {
+            if !ids.contains(&t) {
+                ids.push(t);
+            }
+        }
+        ids
+    }
+
+    /// Generate after `prompt` (text ids) with `cfg`, calling `on_text` with each new piece of
+    /// decoded text as tokens arrive.
+    pub fn generate_text(
+        &self,
+        prompt: &[u32],
+        embeds: Option<&Tensor>,
+        cfg: &GenerationConfig,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<(Generation, String)> {
+        let own;
+        let embeds = match embeds {
+            Some(e) => e,
+            None => {
+                own = no_grad(|| self.llm.embed_ids(prompt))?;
+                &own
+            }
+        };
+        // Decode the whole output each time and emit the new suffix: byte-level BPE pieces can
+        // be partial UTF-8, so token-by-token decoding would print broken characters.
+        let mut toks = Vec::new();
+        let mut shown = String::new();
+        let mut failed = None;
+        let gen = generate_from_embeds(&self.llm, embeds, prompt, cfg, &mut |t| {
+            toks.push(t);
+            match self.tokenizer.decode(&toks) {
+                Ok(text) if !text.ends_with('\u{FFFD}') => {
+                    if let Some(new) = text.strip_prefix(shown.as_str()) {
+                        on_text(new);
+                    }
+                    shown = text;
+                }
+                Ok(_) => {}
+                Err(e) => failed = Some(e),
+            }
+        })?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        let text = self.tokenizer.decode(&gen.tokens)?;
+        if let Some(rest) = text.strip_prefix(shown.as_str()) {
+            on_text(rest);
+        }
+        Ok((gen, text))
+    }
+}

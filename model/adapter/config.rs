@@ -197,7 +197,8 @@ impl AdapterConfig {
             ));
         }
         let largest = [
-            self.dim.checked_mul(self.conv_channels() * self.conv_freq_bins()),
+            self.dim
+                .checked_mul(self.conv_channels() * self.conv_freq_bins()),
             self.n_speech_tokens.checked_mul(self.llm_dim),
             self.ffn.checked_mul(self.dim),
             self.max_positions.checked_mul(self.dim),
@@ -221,8 +222,7 @@ impl AdapterConfig {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path)
             .map_err(|e| AdapterError::Config(format!("{}: {e}", path.display())))?;
-        Self::from_json(&text)
-            .map_err(|e| AdapterError::Config(format!("{}: {e}", path.display())))
+        Self::from_json(&text).map_err(|e| AdapterError::Config(format!("{}: {e}", path.display())))
     }
 
     /// Pretty JSON of this config (the format [`AdapterConfig::from_json`] reads).
@@ -244,7 +244,17 @@ mod tests {
     #[test]
     fn released_lengths_are_nested_ceilings() {
         let c = AdapterConfig::osum_tiny();
-        let cases = [(1, 1), (2, 1), (3, 1), (4, 1), (5, 2), (7, 2), (8, 2), (9, 3), (100, 25)];
+        let cases = [
+            (1, 1),
+            (2, 1),
+            (3, 1),
+            (4, 1),
+            (5, 2),
+            (7, 2),
+            (8, 2),
+            (9, 3),
+            (100, 25),
+        ];
         for (t, want) in cases {
             assert_eq!(c.downsampled_len(t), Some(want), "t = {t}");
             assert_eq!(c.item_len(t), want, "t = {t}");
@@ -293,7 +303,9 @@ mod tests {
         let typo = text.replace("\"ffn\"", "\"fnn\"");
         assert!(AdapterConfig::from_json(&typo).is_err());
         let odd_heads = text.replace("\"heads\":2", "\"heads\":3");
-        let msg = AdapterConfig::from_json(&odd_heads).unwrap_err().to_string();
+        let msg = AdapterConfig::from_json(&odd_heads)
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("heads"), "{msg}");
         let huge = text.replace("\"dim\":8", "\"dim\":99999999999");
         assert!(AdapterConfig::from_json(&huge).is_err());

@@ -155,5 +155,9 @@ pub fn row_mask(lengths: &[usize], t: usize, device: &Arc<dyn Device>) -> Result
         .iter()
         .flat_map(|&l| (0..t).map(move |j| if j < l { 1.0 } else { 0.0 }))
         .collect();
-    Ok(Tensor::from_vec::<f32>(data, &[lengths.len(), t, 1], device)?)
+    Ok(Tensor::from_vec::<f32>(
+        data,
+        &[lengths.len(), t, 1],
+        device,
+    )?)
 }

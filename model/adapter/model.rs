@@ -62,7 +62,10 @@ impl Adapter {
     }
 
     /// From tensors already in memory, keyed by OSUM names (extra keys are ignored).
-    pub fn from_tensors(config: &AdapterConfig, tensors: HashMap<String, Tensor>) -> Result<Adapter> {
+    pub fn from_tensors(
+        config: &AdapterConfig,
+        tensors: HashMap<String, Tensor>,
+    ) -> Result<Adapter> {
         Self::build(config, params_from_map(config, tensors)?, None)
     }
 
@@ -210,10 +213,7 @@ impl Adapter {
             return bad("empty batch".into());
         }
         if lengths.len() != b {
-            return bad(format!(
-                "{} lengths for a batch of {b}",
-                lengths.len()
-            ));
+            return bad(format!("{} lengths for a batch of {b}", lengths.len()));
         }
         if let Some(l) = lengths.iter().find(|&&l| l > t) {
             return bad(format!("length {l} exceeds the {t} frames of the batch"));

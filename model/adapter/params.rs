@@ -111,7 +111,11 @@ pub fn param_specs(c: &AdapterConfig) -> Vec<ParamSpec> {
 pub type NamedParams = Vec<(String, Tensor)>;
 
 /// Seeded random parameters for `c` (PyTorch's default init), drawn in [`param_specs`] order.
-pub fn random_params(c: &AdapterConfig, seed: u64, device: &Arc<dyn Device>) -> Result<NamedParams> {
+pub fn random_params(
+    c: &AdapterConfig,
+    seed: u64,
+    device: &Arc<dyn Device>,
+) -> Result<NamedParams> {
     c.validate()?;
     let mut rng = Rng::new(seed);
     let mut out = Vec::new();
@@ -175,10 +179,7 @@ pub fn load_params<S: TensorSource + ?Sized>(
 
 /// Check an in-memory set against [`param_specs`] (names and shapes; extra names are
 /// ignored) and return it in spec order as f32.
-pub fn params_from_map(
-    c: &AdapterConfig,
-    mut map: HashMap<String, Tensor>,
-) -> Result<NamedParams> {
+pub fn params_from_map(c: &AdapterConfig, mut map: HashMap<String, Tensor>) -> Result<NamedParams> {
     c.validate()?;
     let mut out = Vec::new();
     for s in param_specs(c) {
@@ -229,7 +230,10 @@ mod tests {
     #[test]
     fn released_table_matches_the_osum_checkpoint_sizes() {
         let specs = param_specs(&AdapterConfig::osum_pangu());
-        let count: usize = specs.iter().map(|s| s.shape.iter().product::<usize>()).sum();
+        let count: usize = specs
+            .iter()
+            .map(|s| s.shape.iter().product::<usize>())
+            .sum();
         // 3 convs (3·(1024·1024·3 + 1024)) + embed.out (1024² + 1024 + 2·1024)
         // + 4 blocks (4·(1024² + 1024) + 2·1024·2560 + 2560 + 1024 + 4·1024)
         // + after_norm + proj (4096·1024 + 4096) + speech embeddings 4099·4096.

@@ -13,7 +13,9 @@ use std::sync::Arc;
 pub fn sinusoid_rows(len: usize, dim: usize) -> Vec<f32> {
     // `-(math.log(10000.0) / d_model)` is a Python float; it meets the f32 arange as an f32.
     let step = (-(10000f64.ln() / dim as f64)) as f32;
-    let freqs: Vec<f32> = (0..dim / 2).map(|i| ((2 * i) as f32 * step).exp()).collect();
+    let freqs: Vec<f32> = (0..dim / 2)
+        .map(|i| ((2 * i) as f32 * step).exp())
+        .collect();
     let mut out = Vec::with_capacity(len * dim);
     for t in 0..len {
         for &w in &freqs {
@@ -54,7 +56,11 @@ impl PositionTable {
                 if len > *max {
                     return Err(too_long(*max));
                 }
-                Ok(Tensor::from_vec(sinusoid_rows(len, *dim), &[len, *dim], device)?)
+                Ok(Tensor::from_vec(
+                    sinusoid_rows(len, *dim),
+                    &[len, *dim],
+                    device,
+                )?)
             }
             PositionTable::Loaded(t) => {
                 let max = t.shape()[0];

@@ -50,3 +50,57 @@ impl CausalDownsampler {
         Ok(h.transpose(1, 2)?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{cpu_device, Rng};
+    use crate::model::adapter::params::random_params;
+    use crate::model::adapter::AdapterConfig;
+
+    /// Output `j` reads frames `4j − 8 ..= 4j`: perturbing frame `t` leaves every output before
+    /// `⌈t/4⌉` bit-identical and changes output `⌈t/4⌉` (when it exists).
+    #[test]
+    fn downsampler_is_causal() {
+        let dev = cpu_device();
+        let c = AdapterConfig {
+            enc_dim: 8,
+            dim: 8,
+            heads: 2,
+            ..AdapterConfig::osum_tiny()
+        };
+        let params = random_params(&c, 4, &dev).unwrap();
+        let down = CausalDownsampler::take(&mut Take::new(&params)).unwrap();
+        let frames = 23;
+        let mut rng = Rng::new(9);
+        let base: Vec<f32> = (0..frames * 8).map(|_| rng.normal()).collect();
+        let run = |v: Vec<f32>| {
+            let x = Tensor::from_vec(v, &[1, frames, 8], &dev).unwrap();
+            down.forward(&x).unwrap().to_vec::<f32>().unwrap()
+        };
+        let y0 = run(base.clone());
+        let outs = frames.div_ceil(4);
+        assert_eq!(y0.len(), outs * 8);
+        for t in 0..frames {
+            let mut v = base.clone();
+            for ch in 0..8 {
+                v[t * 8 + ch] += 1.0;
+            }
+            let y = run(v);
+            let first = t.div_ceil(4);
+            assert_eq!(
+                &y[..first * 8],
+                &y0[..first * 8],
+                "frame {t} reached an earlier output"
+            );
+            if first < outs {
+                let row = first * 8..(first + 1) * 8;
+                assert_ne!(
+                    &y[row.clone()],
+                    &y0[row],
+                    "frame {t} did not reach output {first}"
+                );
+            }
+        }
+    }
+}

@@ -13,7 +13,10 @@ fn bytes_of(h: HostBuffer) -> (Dtype, Vec<u8>) {
     match h {
         HostBuffer::F32(v) => (Dtype::F32, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
         HostBuffer::F16(v) => (Dtype::F16, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
-        HostBuffer::BF16(v) => (Dtype::BF16, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
+        HostBuffer::BF16(v) => (
+            Dtype::BF16,
+            v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        ),
         HostBuffer::U32(v) => (Dtype::U32, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
         HostBuffer::I64(v) => (Dtype::I64, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
     }
@@ -28,7 +31,10 @@ pub fn save_safetensors(path: impl AsRef<Path>, tensors: &[(String, Tensor)]) ->
     };
     let mut data = Vec::with_capacity(tensors.len());
     for (name, t) in tensors {
-        if data.iter().any(|(n, _, _, _): &(String, _, _, _)| n == name) {
+        if data
+            .iter()
+            .any(|(n, _, _, _): &(String, _, _, _)| n == name)
+        {
             return Err(fail(format!("tensor name `{name}` appears twice")));
         }
         let (dtype, bytes) = bytes_of(t.to_host()?);

@@ -225,6 +225,29 @@ fn padded_batch_equals_items_run_alone() {
 }
 
 #[test]
+fn items_wrapped_in_speech_bos_and_eos() {
+    let c = small(AdapterVariant::Released);
+    let a = Adapter::random(&c, 3, &dev()).unwrap().frozen().unwrap();
+    let out = a.forward(&noise(&[2, 13, 16], 5), &[13, 6]).unwrap();
+    let item = out.item(1).unwrap();
+    assert_eq!(item.shape(), &[2, 12]);
+    assert!(out.item(2).is_err());
+    let span = a.wrap_speech(&item).unwrap();
+    assert_eq!(span.shape(), &[4, 12]);
+    let v = span.to_vec::<f32>().unwrap();
+    assert_eq!(
+        &v[..12],
+        a.bos().unwrap().to_vec::<f32>().unwrap().as_slice()
+    );
+    assert_eq!(&v[12..36], item.to_vec::<f32>().unwrap().as_slice());
+    assert_eq!(
+        &v[36..],
+        a.eos().unwrap().to_vec::<f32>().unwrap().as_slice()
+    );
+    assert!(a.wrap_speech(&noise(&[2, 11], 1)).is_err());
+}
+
+#[test]
 fn an_empty_item_in_a_batch_gives_zero_rows() {
     let c = small(AdapterVariant::Released);
     let adapter = Adapter::random(&c, 2, &dev()).unwrap().frozen().unwrap();
@@ -343,12 +366,71 @@ fn load_errors_name_the_tensor_or_file() {
         msg.contains("feed_forward.w_1.weight") && msg.contains("[32, 16]"),
         "{msg}"
     );
+    // A position buffer of the wrong width.
+    let with_pe = dir.join("pe.safetensors");
+    let mut params_pe = a.named_parameters().to_vec();
+    params_pe.push((
+        "speech_transformer.embed.pos_enc.pe".into(),
+        noise(&[1, 10, 8], 1),
+    ));
+    save_safetensors(&with_pe, &params_pe).unwrap();
+    let src_pe = SafeTensors::open(&with_pe).unwrap();
+    let msg = Adapter::load(&c, &src_pe, "", &dev())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        msg.contains("pos_enc.pe") && msg.contains("[1, 10, 8]"),
+        "{msg}"
+    );
     // The other variant's names are absent.
     let paper = small(AdapterVariant::Conv2dPaper);
     assert!(Adapter::load(&paper, &src, "", &dev()).is_err());
     // Duplicate names are refused on save.
     let twice = vec![params[0].clone(), params[0].clone()];
     assert!(save_safetensors(dir.join("twice.safetensors"), &twice).is_err());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_short_checkpoint_position_table_bounds_the_input() {
+    let c = small(AdapterVariant::Released);
+    let a = Adapter::random(&c, 1, &dev()).unwrap();
+    let dir = tmp_dir();
+    let path = dir.join("pe.safetensors");
+    let mut params = a.named_parameters().to_vec();
+    let rows = osum::model::adapter::positions::sinusoid_rows(10, 16);
+    params.push((
+        "speech_transformer.embed.pos_enc.pe".into(),
+        Tensor::from_vec(rows, &[1, 10, 16], &dev()).unwrap(),
+    ));
+    save_safetensors(&path, &params).unwrap();
+    let src = SafeTensors::open(&path).unwrap();
+    let b = Adapter::load(&c, &src, "", &dev()).unwrap();
+    // 40 frames → 10 positions: the stored table, same as computing it.
+    let x = noise(&[1, 40, 16], 3);
+    let got = b
+        .forward(&x, &[40])
+        .unwrap()
+        .embeddings
+        .to_vec::<f32>()
+        .unwrap();
+    let want = a
+        .forward(&x, &[40])
+        .unwrap()
+        .embeddings
+        .to_vec::<f32>()
+        .unwrap();
+    assert!(max_abs_diff(&got, &want) < 1e-6);
+    let msg = b
+        .forward(&noise(&[1, 41, 16], 3), &[41])
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        msg.contains("11 downsampled positions exceed the 10"),
+        "{msg}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

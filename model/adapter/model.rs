@@ -34,6 +34,20 @@ pub struct AdapterOutput {
     pub lengths: Vec<usize>,
 }
 
+impl AdapterOutput {
+    /// The valid rows of item `b`, `[lengths[b], llm_dim]` (a view).
+    pub fn item(&self, b: usize) -> Result<Tensor> {
+        let len = *self.lengths.get(b).ok_or_else(|| {
+            AdapterError::Input(format!("item {b} of a batch of {}", self.lengths.len()))
+        })?;
+        Ok(self
+            .embeddings
+            .narrow(0, b, 1)?
+            .squeeze(0)?
+            .narrow(0, 0, len)?)
+    }
+}
+
 /// The speech adapter (REFERENCE §4).
 pub struct Adapter {
     config: AdapterConfig,
@@ -110,7 +124,12 @@ impl Adapter {
             AdapterVariant::Conv2dPaper => Front::Conv2d(Conv2dSubsampler::take(&mut p)?),
         };
         let positions = match &pos {
-            Some(t) => PositionTable::Loaded(t.clone()),
+            // The checkpoint's own rows, capped at the config's limit so both tables refuse
+            // the same lengths.
+            Some(t) => {
+                let rows = t.shape()[0].min(config.max_positions);
+                PositionTable::Loaded(t.narrow(0, 0, rows)?)
+            }
             None => PositionTable::Computed {
                 dim: config.dim,
                 max: config.max_positions,
@@ -161,6 +180,22 @@ impl Adapter {
     /// The speech EOS embedding `[llm_dim]` (row `n_speech_tokens − 1`).
     pub fn eos(&self) -> Result<Tensor> {
         self.speech_token(self.config.eos_id())
+    }
+
+    /// `[BOS; rows; EOS]`: speech rows `[n, llm_dim]` (e.g. [`AdapterOutput::item`]) between
+    /// the speech BOS and EOS embeddings, `[n + 2, llm_dim]`, ready to splice into a prompt
+    /// (REFERENCE §6).
+    pub fn wrap_speech(&self, rows: &Tensor) -> Result<Tensor> {
+        let d = self.config.llm_dim;
+        if rows.rank() != 2 || rows.shape()[1] != d {
+            return Err(AdapterError::Input(format!(
+                "speech rows must be [n, {d}], got {:?}",
+                rows.shape()
+            )));
+        }
+        let bos = self.bos()?.unsqueeze(0)?;
+        let eos = self.eos()?.unsqueeze(0)?;
+        Ok(Tensor::cat(&[bos, rows.clone(), eos], 0)?)
     }
 
     fn speech_token(&self, row: usize) -> Result<Tensor> {

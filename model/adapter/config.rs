@@ -1,6 +1,7 @@
 //! Adapter sizes and the downsampler variant (REFERENCE §4), with presets for the released
 //! OSUM-Pangu adapter and for the small `osum-tiny` model, readable from / writable to JSON so a
-//! preset can be kept as an editable file.
+//! preset can be kept as an editable file (`model/adapter/presets/*.json` hold both presets;
+//! a test keeps them equal to the constructors).
 
 use super::{AdapterError, Result};
 use serde::{Deserialize, Serialize};
@@ -292,6 +293,23 @@ mod tests {
         }
         let c = AdapterConfig::osum_pangu();
         assert_eq!((c.bos_id(), c.eos_id()), (4097, 4098));
+    }
+
+    #[test]
+    fn committed_preset_files_equal_the_constructors() {
+        let files = [
+            (
+                include_str!("presets/osum_pangu.json"),
+                AdapterConfig::osum_pangu(),
+            ),
+            (
+                include_str!("presets/osum_tiny.json"),
+                AdapterConfig::osum_tiny(),
+            ),
+        ];
+        for (text, want) in files {
+            assert_eq!(AdapterConfig::from_json(text).unwrap(), want);
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! tokenizers ([`tokenizer`]), prompt templates ([`prompt`]) and the task/label tags of answers
 //! ([`tags`]).
 
+pub mod adapter;
 pub mod audio;
 pub mod llm;
 pub mod preset;

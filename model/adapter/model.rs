@@ -1,0 +1,268 @@
+//! [`Adapter`]: Whisper encoder output → LLM-width speech embeddings, over padded batches.
+
+use super::config::{AdapterConfig, AdapterVariant};
+use super::conv2d::Conv2dSubsampler;
+use super::layers::{is_padded, key_mask, row_mask, Linear, Norm};
+use super::params::{load_params, params_from_map, random_params, NamedParams, Take};
+use super::positions::PositionTable;
+use super::released::CausalDownsampler;
+use super::transformer::SpeechTransformer;
+use super::{AdapterError, Result};
+use crate::engine::{DType, Device, Tensor};
+use crate::model::weights::TensorSource;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// The downsampler and the transformer's embed layer, per variant.
+enum Front {
+    /// `down_sample_2`, then `embed.out.0` (Linear) and `embed.out.1` (LayerNorm).
+    Released {
+        down: CausalDownsampler,
+        linear: Linear,
+        norm: Norm,
+    },
+    /// `embed.conv.{0,2}` and `embed.out.0`.
+    Conv2d(Conv2dSubsampler),
+}
+
+/// The adapter's output for a batch.
+#[derive(Debug, Clone)]
+pub struct AdapterOutput {
+    /// `[B, T'', llm_dim]`; rows at and after `lengths[b]` are zero.
+    pub embeddings: Tensor,
+    /// Valid rows per item (OSUM's mask counts; see [`AdapterConfig::item_len`]).
+    pub lengths: Vec<usize>,
+}
+
+impl AdapterOutput {
+    /// The valid rows of item `b`, `[lengths[b], llm_dim]` (a view).
+    pub fn item(&self, b: usize) -> Result<Tensor> {
+        let len = *self.lengths.get(b).ok_or_else(|| {
+            AdapterError::Input(format!("item {b} of a batch of {}", self.lengths.len()))
+        })?;
+        Ok(self
+            .embeddings
+            .narrow(0, b, 1)?
+            .squeeze(0)?
+            .narrow(0, 0, len)?)
+    }
+}
+
+/// The speech adapter (REFERENCE §4).
+pub struct Adapter {
+    config: AdapterConfig,
+    front: Front,
+    transformer: SpeechTransformer,
+    proj: Linear,
+    speech_embed: Tensor,
+    params: NamedParams,
+    /// The checkpoint's position buffer, kept so a trainable copy uses the same table.
+    pos_table: Option<Tensor>,
+}
+
+impl Adapter {
+    /// Load from a weight file (any [`TensorSource`]: safetensors, the OSUM `.pt`, …) where
+    /// every key is `prefix + OSUM name` (prefix `""` for the released checkpoint). Shapes are
+    /// checked against `config` before reading; the parameters are constants (see
+    /// [`Adapter::trainable`]).
+    pub fn load<S: TensorSource + ?Sized>(
+        config: &AdapterConfig,
+        src: &S,
+        prefix: &str,
+        device: &Arc<dyn Device>,
+    ) -> Result<Adapter> {
+        let (params, table) = load_params(config, src, prefix, device)?;
+        Self::build(config, params, table)
+    }
+
+    /// From tensors already in memory, keyed by OSUM names (extra keys are ignored).
+    pub fn from_tensors(
+        config: &AdapterConfig,
+        tensors: HashMap<String, Tensor>,
+    ) -> Result<Adapter> {
+        Self::build(config, params_from_map(config, tensors)?, None)
+    }
+
+    /// Seeded random init as PyTorch would give it (Linear/Conv `U(±1/√fan_in)`, LayerNorm
+    /// 1/0, embeddings `N(0, 1)`), as trainable variables, for training from scratch.
+    pub fn random(config: &AdapterConfig, seed: u64, device: &Arc<dyn Device>) -> Result<Adapter> {
+        let params = random_params(config, seed, device)?;
+        Self::build(config, params, None)?.trainable()
+    }
+
+    /// The same adapter with every parameter a trainable variable (sharing storage, so an
+    /// optimizer's in-place update is seen by both).
+    pub fn trainable(self) -> Result<Adapter> {
+        let params = self
+            .params
+            .into_iter()
+            .map(|(n, t)| (n, t.variable()))
+            .collect();
+        Self::build(&self.config, params, self.pos_table)
+    }
+
+    /// The same adapter with every parameter a constant (inference; no gradients recorded).
+    pub fn frozen(self) -> Result<Adapter> {
+        let params = self
+            .params
+            .into_iter()
+            .map(|(n, t)| (n, t.detach()))
+            .collect();
+        Self::build(&self.config, params, self.pos_table)
+    }
+
+    fn build(config: &AdapterConfig, params: NamedParams, pos: Option<Tensor>) -> Result<Adapter> {
+        config.validate()?;
+        let mut p = Take::new(&params);
+        let eps = config.norm_eps;
+        let front = match config.variant {
+            AdapterVariant::Released => Front::Released {
+                down: CausalDownsampler::take(&mut p)?,
+                linear: Linear::take(&mut p, "speech_transformer.embed.out.0")?,
+                norm: Norm::take(&mut p, "speech_transformer.embed.out.1", eps)?,
+            },
+            AdapterVariant::Conv2dPaper => Front::Conv2d(Conv2dSubsampler::take(&mut p)?),
+        };
+        let positions = match &pos {
+            // The checkpoint's own rows, capped at the config's limit so both tables refuse
+            // the same lengths.
+            Some(t) => {
+                let rows = t.shape()[0].min(config.max_positions);
+                PositionTable::Loaded(t.narrow(0, 0, rows)?)
+            }
+            None => PositionTable::Computed {
+                dim: config.dim,
+                max: config.max_positions,
+            },
+        };
+        let transformer = SpeechTransformer::take(
+            &mut p,
+            config.layers,
+            config.heads,
+            eps,
+            config.dim,
+            positions,
+        )?;
+        Ok(Adapter {
+            front,
+            transformer,
+            proj: Linear::take(&mut p, "speech_llama_proj")?,
+            speech_embed: p.get("speech_token_emded.weight")?,
+            config: config.clone(),
+            params,
+            pos_table: pos,
+        })
+    }
+
+    /// The sizes this adapter was built with.
+    pub fn config(&self) -> &AdapterConfig {
+        &self.config
+    }
+
+    /// Every parameter with its OSUM name, in a fixed order (for the optimizer, and for saving
+    /// with [`super::save_safetensors`]; [`Adapter::load`] with prefix `""` reads such a file).
+    /// The position buffer is not a parameter and is not listed.
+    pub fn named_parameters(&self) -> &[(String, Tensor)] {
+        &self.params
+    }
+
+    /// The parameter tensors alone, in [`Adapter::named_parameters`] order.
+    pub fn parameters(&self) -> Vec<Tensor> {
+        self.params.iter().map(|(_, t)| t.clone()).collect()
+    }
+
+    /// The speech BOS embedding `[llm_dim]` (row `n_speech_tokens − 2`; a view, so gradients
+    /// reach the table).
+    pub fn bos(&self) -> Result<Tensor> {
+        self.speech_token(self.config.bos_id())
+    }
+
+    /// The speech EOS embedding `[llm_dim]` (row `n_speech_tokens − 1`).
+    pub fn eos(&self) -> Result<Tensor> {
+        self.speech_token(self.config.eos_id())
+    }
+
+    /// `[BOS; rows; EOS]`: speech rows `[n, llm_dim]` (e.g. [`AdapterOutput::item`]) between
+    /// the speech BOS and EOS embeddings, `[n + 2, llm_dim]`, ready to splice into a prompt
+    /// (REFERENCE §6).
+    pub fn wrap_speech(&self, rows: &Tensor) -> Result<Tensor> {
+        let d = self.config.llm_dim;
+        if rows.rank() != 2 || rows.shape()[1] != d {
+            return Err(AdapterError::Input(format!(
+                "speech rows must be [n, {d}], got {:?}",
+                rows.shape()
+            )));
+        }
+        let bos = self.bos()?.unsqueeze(0)?;
+        let eos = self.eos()?.unsqueeze(0)?;
+        Ok(Tensor::cat(&[bos, rows.clone(), eos], 0)?)
+    }
+
+    fn speech_token(&self, row: usize) -> Result<Tensor> {
+        Ok(self.speech_embed.narrow(0, row, 1)?.squeeze(0)?)
+    }
+
+    /// Embed a padded batch of encoder outputs `x` `[B, T, enc_dim]` (f32) whose item `b` has
+    /// `lengths[b] ≤ T` valid frames. Each item's valid rows equal a run of that item alone.
+    /// Refuses empty batches, lengths over `T`, inputs too short for the downsampler
+    /// (T = 0; T < 7 for the paper variant) and outputs longer than the position table.
+    pub fn forward(&self, x: &Tensor, lengths: &[usize]) -> Result<AdapterOutput> {
+        let t_out = self.check_input(x, lengths)?;
+        let out_lens: Vec<usize> = lengths.iter().map(|&l| self.config.item_len(l)).collect();
+        let h = match &self.front {
+            Front::Released { down, linear, norm } => {
+                norm.forward(&linear.forward(&down.forward(x)?)?)?
+            }
+            Front::Conv2d(sub) => sub.forward(x)?,
+        };
+        debug_assert_eq!(h.shape()[1], t_out);
+        let dev = x.device();
+        let padded = is_padded(&out_lens, t_out);
+        let mask = padded
+            .then(|| key_mask(&out_lens, t_out, dev))
+            .transpose()?;
+        let h = self.transformer.forward(&h, mask.as_ref())?;
+        let mut e = self.proj.forward(&h)?;
+        if padded {
+            e = e.mul(&row_mask(&out_lens, t_out, dev)?)?;
+        }
+        Ok(AdapterOutput {
+            embeddings: e,
+            lengths: out_lens,
+        })
+    }
+
+    /// Shape, dtype and lengths of a batch; the downsampled length on success.
+    fn check_input(&self, x: &Tensor, lengths: &[usize]) -> Result<usize> {
+        let bad = |msg: String| Err(AdapterError::Input(msg));
+        let s = x.shape();
+        if s.len() != 3 || s[2] != self.config.enc_dim || x.dtype() != DType::F32 {
+            return bad(format!(
+                "expected f32 [batch, frames, {}], got {:?} {s:?}",
+                self.config.enc_dim,
+                x.dtype()
+            ));
+        }
+        let (b, t) = (s[0], s[1]);
+        if b == 0 {
+            return bad("empty batch".into());
+        }
+        if lengths.len() != b {
+            return bad(format!("{} lengths for a batch of {b}", lengths.len()));
+        }
+        if let Some(l) = lengths.iter().find(|&&l| l > t) {
+            return bad(format!("length {l} exceeds the {t} frames of the batch"));
+        }
+        let Some(t_out) = self.config.downsampled_len(t) else {
+            let min = match self.config.variant {
+                AdapterVariant::Released => 1,
+                AdapterVariant::Conv2dPaper => 7,
+            };
+            return bad(format!(
+                "{t} frames are too few for the {:?} downsampler (needs ≥ {min})",
+                self.config.variant
+            ));
+        };
+        Ok(t_out)
+    }
+}

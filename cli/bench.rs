@@ -11,6 +11,7 @@
 mod attention;
 mod bandwidth;
 mod conv;
+mod decode;
 mod encoder;
 mod gemm;
 mod gemv;
@@ -66,6 +67,8 @@ enum Kind {
     Attention,
     Conv,
     Encoder,
+    /// LLM decode tokens/s vs memory bandwidth: SmolLM2 and a 7B-shaped bf16 model.
+    Decode,
 }
 
 impl BenchArgs {
@@ -124,6 +127,7 @@ pub fn run(
         Kind::Attention => attention::run(&a, &mut out),
         Kind::Conv => conv::run(&a, threads, &mut out),
         Kind::Encoder => encoder::run(&a, &device()?, &mut out),
+        Kind::Decode => decode::run(&a, &device()?, &mut out),
     }
 }
 

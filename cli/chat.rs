@@ -5,7 +5,7 @@
 use clap::Args;
 use osum::engine::Device;
 use osum::model::llm::{GenerationConfig, Strategy};
-use osum::model::preset::{LlmSource, Preset};
+use osum::model::preset::Preset;
 use osum::model::prompt::Segment;
 use osum::model::text::TextModel;
 use std::io::Write;
@@ -15,7 +15,7 @@ use std::time::Instant;
 /// Options of `osum chat`.
 #[derive(Args)]
 pub struct ChatArgs {
-    /// A built-in preset (smollm2) or a path to a preset .json file.
+    /// A built-in preset (smollm2, openpangu-7b, qwen2-7b) or a path to a preset .json file.
     #[arg(long, default_value = "smollm2")]
     preset: String,
     /// Wrap the text in the preset's chat template as a user turn (default: continue the text
@@ -58,15 +58,8 @@ pub struct ChatArgs {
 pub fn run(a: ChatArgs, dev: &Arc<dyn Device>) -> Result<(), String> {
     let preset = Preset::find(&a.preset).map_err(|e| e.to_string())?;
     let t0 = Instant::now();
-    let model = match &preset.llm {
-        LlmSource::Gguf(rel) => {
-            let path = osum::model::home().join(rel);
-            if !path.exists() {
-                return Err(format!("{} not found (run `osum setup`)", path.display()));
-            }
-            TextModel::open_gguf(&path, preset.template, dev).map_err(|e| e.to_string())?
-        }
-    };
+    let model = TextModel::open_source(&preset.llm, &osum::model::home(), preset.template, dev)
+        .map_err(|e| e.to_string())?;
     let load_s = t0.elapsed().as_secs_f64();
     let segs = if a.chat {
         let system = a.system.as_deref().or(preset.system.as_deref());

@@ -6,7 +6,7 @@ use crate::engine::{no_grad, Device, Rng, Tensor};
 use crate::model::adapter::{Adapter, AdapterConfig};
 use crate::model::audio::{log_mel, MelMode};
 use crate::model::llm::{peft::attach_peft_lora, GenerationConfig, LoraTarget};
-use crate::model::preset::{LlmSource, Preset};
+use crate::model::preset::Preset;
 use crate::model::prompt::Segment;
 use crate::model::tags::{parse, Parsed};
 use crate::model::text::TextModel;
@@ -79,12 +79,8 @@ impl OsumModel {
             return Err(format!("{} not found (run `osum setup`)", bin.display()));
         }
         let whisper = Whisper::load(&CtModel::open(&bin).map_err(msg)?, device).map_err(msg)?;
-        let LlmSource::Gguf(rel) = &preset.llm;
-        let gguf = home.join(rel);
-        if !gguf.exists() {
-            return Err(format!("{} not found (run `osum setup`)", gguf.display()));
-        }
-        let mut text = TextModel::open_gguf(&gguf, preset.template, device).map_err(msg)?;
+        let mut text =
+            TextModel::open_source(&preset.llm, &home, preset.template, device).map_err(msg)?;
         let (adapter, trained) = match checkpoint {
             Some(dir) => {
                 let src = SafeTensors::open(dir.join(ADAPTER_FILE)).map_err(msg)?;

@@ -15,6 +15,18 @@ use std::path::{Path, PathBuf};
 pub enum LlmSource {
     /// A llama.cpp GGUF file (weights, hyper-parameters and tokenizer in one).
     Gguf(PathBuf),
+    /// A Hugging Face model folder (`config.json`, safetensors, `tokenizer.json` or
+    /// `tokenizer.model`), as openPangu-Embedded-7B and Qwen2-7B are released.
+    HfDir(PathBuf),
+}
+
+impl LlmSource {
+    /// The path under `home`.
+    pub fn path(&self, home: &Path) -> PathBuf {
+        match self {
+            LlmSource::Gguf(p) | LlmSource::HfDir(p) => home.join(p),
+        }
+    }
 }
 
 /// Generation defaults (REFERENCE §6: OSUM-Pangu decodes greedily with penalty 1.05).
@@ -77,6 +89,8 @@ pub struct LoraSpec {
 /// The built-in presets, as the files in `presets/`.
 const BUILT_IN: &[(&str, &str)] = &[
     ("smollm2", include_str!("../presets/smollm2.json")),
+    ("openpangu-7b", include_str!("../presets/openpangu-7b.json")),
+    ("qwen2-7b", include_str!("../presets/qwen2-7b.json")),
     ("osum-tiny", include_str!("../presets/osum-tiny.json")),
 ];
 

@@ -6,7 +6,7 @@ use crate::model::llm::{self, generate_from_embeds, Generation, GenerationConfig
 use crate::model::prompt::{Segment, Template};
 use crate::model::tokenizer::gguf_bpe;
 use crate::model::tokenizer::sentencepiece::SentencePiece;
-use crate::model::weights::GgufLlama;
+use crate::model::weights::{GgufLlama, SafeTensors};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -22,6 +22,9 @@ pub enum TextError {
     /// The weights file.
     #[error(transparent)]
     Weights(#[from] crate::model::weights::WeightsError),
+    /// The model's files are not where the preset says.
+    #[error("{0}")]
+    Missing(String),
     /// The tokenizer (named file and problem).
     #[error("tokenizer: {0}")]
     Tokenizer(String),
@@ -93,6 +96,62 @@ impl TextModel {
         Ok(TextModel {
             llm,
             tokenizer: TextTokenizer::Hf(Box::new(tok.tokenizer)),
+            template,
+        })
+    }
+
+    /// Open the LLM a preset names (`source` resolved under `home`).
+    pub fn open_source(
+        source: &crate::model::preset::LlmSource,
+        home: &Path,
+        template: Template,
+        device: &Arc<dyn Device>,
+    ) -> Result<Self> {
+        use crate::model::preset::LlmSource;
+        let path = source.path(home);
+        if !path.exists() {
+            return Err(TextError::Missing(format!(
+                "{} not found (`osum setup` installs the small models; large ones are placed there by hand)",
+                path.display()
+            )));
+        }
+        match source {
+            LlmSource::Gguf(_) => Self::open_gguf(&path, template, device),
+            LlmSource::HfDir(_) => Self::open_hf_dir(&path, template, device),
+        }
+    }
+
+    /// Open a Hugging Face model folder as the openPangu and Qwen2 releases ship them:
+    /// `config.json`, `model.safetensors.index.json` + shards (or one `model.safetensors`), and
+    /// `tokenizer.json` or, failing that, a SentencePiece `tokenizer.model`. Weights keep their
+    /// stored type (bf16 stays bf16).
+    pub fn open_hf_dir(dir: &Path, template: Template, device: &Arc<dyn Device>) -> Result<Self> {
+        let config = LlmConfig::from_hf_file(dir.join("config.json"))?;
+        let index = dir.join("model.safetensors.index.json");
+        let weights = if index.exists() {
+            index
+        } else {
+            dir.join("model.safetensors")
+        };
+        let src = SafeTensors::open(&weights)?;
+        let (tj, tm) = (dir.join("tokenizer.json"), dir.join("tokenizer.model"));
+        let tokenizer = if tj.exists() {
+            let t = tokenizers::Tokenizer::from_file(&tj)
+                .map_err(|e| TextError::Tokenizer(format!("{}: {e}", tj.display())))?;
+            TextTokenizer::Hf(Box::new(t))
+        } else if tm.exists() {
+            let s = SentencePiece::load(&tm).map_err(|e| TextError::Tokenizer(e.to_string()))?;
+            TextTokenizer::SentencePiece(Box::new(s))
+        } else {
+            return Err(TextError::Tokenizer(format!(
+                "{}: neither tokenizer.json nor tokenizer.model",
+                dir.display()
+            )));
+        };
+        let llm = Llm::load(&src, config, device)?;
+        Ok(TextModel {
+            llm,
+            tokenizer,
             template,
         })
     }
@@ -174,5 +233,58 @@ impl TextModel {
             on_text(rest);
         }
         Ok((gen, text))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A folder laid out like an HF release, from the committed tiny Llama (openPangu-shaped,
+    /// q/k/v/o biases) and the committed SentencePiece model.
+    fn hf_dir(with_tokenizer: bool) -> std::path::PathBuf {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+        let dir = std::env::temp_dir().join(format!(
+            "osum-hf-dir-{}-{with_tokenizer}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (from, to) in [
+            ("llama_tiny/config.json", "config.json"),
+            ("llama_tiny/model.safetensors", "model.safetensors"),
+        ] {
+            std::fs::copy(root.join(from), dir.join(to)).unwrap();
+        }
+        if with_tokenizer {
+            std::fs::copy(root.join("spm/unigram.model"), dir.join("tokenizer.model")).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn an_hf_folder_with_a_sentencepiece_tokenizer_opens() {
+        let dev = crate::engine::cpu_device();
+        let dir = hf_dir(true);
+        let m = TextModel::open_hf_dir(&dir, Template::PanguNative, &dev).unwrap();
+        assert_eq!(m.llm.config.hidden, 64);
+        assert!(m.llm.config.qkv_bias && m.llm.config.o_bias);
+        assert!(matches!(m.tokenizer, TextTokenizer::SentencePiece(_)));
+        assert!(m.tokenizer.token_id("[unused9]").is_some());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_hf_folder_without_a_tokenizer_is_an_error_naming_it() {
+        let dev = crate::engine::cpu_device();
+        let dir = hf_dir(false);
+        let e = TextModel::open_hf_dir(&dir, Template::OsumPangu, &dev)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("neither tokenizer.json nor tokenizer.model"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -122,7 +122,7 @@ pub fn run(
     let threads = rayon::current_num_threads();
     let mut out = Output::new(a.json);
     match a.kind {
-        Kind::Gemm => gemm::run(&a, threads, &mut out),
+        Kind::Gemm => gemm::run(&a, threads, &device()?, &mut out),
         Kind::Gemv => gemv::run(&a, threads, &mut out),
         Kind::Attention => attention::run(&a, &mut out),
         Kind::Conv => conv::run(&a, threads, &mut out),
@@ -210,7 +210,16 @@ fn err(e: osum::engine::Error) -> String {
 }
 
 fn uniform(shape: &[usize], rng: &mut Rng) -> Result<Tensor, String> {
-    Tensor::rand_uniform(shape, -1.0, 1.0, rng, &cpu_device()).map_err(err)
+    uniform_on(shape, rng, &cpu_device())
+}
+
+/// [`uniform`] on a given device.
+fn uniform_on(
+    shape: &[usize],
+    rng: &mut Rng,
+    dev: &std::sync::Arc<dyn osum::engine::Device>,
+) -> Result<Tensor, String> {
+    Tensor::rand_uniform(shape, -1.0, 1.0, rng, dev).map_err(err)
 }
 
 /// max |ours − ref| / max |ref| — a sanity check that both computed the same product.
@@ -250,6 +259,7 @@ fn report_pair(
     diff: f64,
     label: (&str, &str),
     threads: usize,
+    device: &str,
 ) {
     let (ours_s, ref_s) = (measure::median(&s.a), measure::median(&s.b));
     let (og, rg) = (gflops(flops, ours_s), gflops(flops, ref_s));
@@ -258,7 +268,7 @@ fn report_pair(
         "bench": bench, "shape": shape, "dtype": "f32",
         "ours_gflops": r(og), "ref_gflops": r(rg), "ratio": r(ratio),
         "ours_ms": r(ours_s * 1e3), "ref_ms": r(ref_s * 1e3),
-        "reps": s.reps(), "threads": threads, "max_rel_diff": r(diff),
+        "reps": s.reps(), "threads": threads, "max_rel_diff": r(diff), "device": device,
     });
     obj[label.0] = json!(label.1);
     out.row(

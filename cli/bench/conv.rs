@@ -74,6 +74,7 @@ pub fn run(a: &BenchArgs, threads: usize, out: &mut Output) -> Result<(), String
             diff,
             ("name", name),
             threads,
+            "cpu",
         );
     }
     Ok(())

@@ -2,9 +2,11 @@
 //! attention, auto-vectorized loops (compiled per ISA) for the rest.
 //! Each op family's kernel lives in its own file; this file only dispatches.
 //!
-//! Two devices share these kernels: `cpu` (f32 arithmetic) and `cpu-bf16`, whose packed matrix
-//! products round their operands to bf16 and multiply with AVX512_BF16 (f32 accumulation) —
-//! twice the arithmetic rate, at bf16 operand precision (see [`gemm::Precision`]).
+//! Two devices share these kernels: `cpu` (f32 arithmetic) and `cpu-bf16`, whose `matmul` (and
+//! so `linear`) products with more than a few rows round their operands to bf16 and multiply with
+//! AVX512_BF16 (f32 accumulation) — up to twice the arithmetic rate, at bf16 operand precision
+//! (see [`gemm::Precision`]). Every other op — attention, conv, GEMV-shaped products — is the
+//! same f32 kernel on both.
 
 pub mod attention;
 pub mod conv;

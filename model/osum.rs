@@ -188,19 +188,9 @@ pub fn lora_targets(names: &[String]) -> Result<Vec<LoraTarget>> {
     names
         .iter()
         .map(|n| {
-            [
-                LoraTarget::Q,
-                LoraTarget::K,
-                LoraTarget::V,
-                LoraTarget::O,
-                LoraTarget::Gate,
-                LoraTarget::Up,
-                LoraTarget::Down,
-            ]
-            .into_iter()
-            .find(|t| t.module() == n)
-            .ok_or_else(|| {
-                format!("unknown LoRA target `{n}` (q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj)")
+            LoraTarget::from_module(n).ok_or_else(|| {
+                let known: Vec<_> = LoraTarget::ALL.iter().map(|t| t.module()).collect();
+                format!("unknown LoRA target `{n}` (known: {})", known.join(", "))
             })
         })
         .collect()

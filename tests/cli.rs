@@ -220,6 +220,21 @@ fn bench_encoder_quick_reports_a_30_second_window() {
 }
 
 #[test]
+fn bench_decode_quick_reports_tokens_per_second_and_bandwidth() {
+    let rows = bench_json("decode");
+    positive(
+        &rows[0],
+        &[
+            "tokens_per_s",
+            "bytes_per_token",
+            "bandwidth_gbps",
+            "fraction",
+        ],
+    );
+    assert_eq!(rows[0]["model"], "pangu-shaped-tiny");
+}
+
+#[test]
 fn chat_continues_the_capital_of_france_with_paris() {
     let gguf = osum::model::home().join("smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf");
     if !gguf.exists() {

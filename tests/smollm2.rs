@@ -5,6 +5,7 @@
 //! not installed.
 
 use osum::engine::{cpu_device, no_grad};
+use osum::model::llm::sampling::argmax;
 use osum::model::llm::GenerationConfig;
 use osum::model::prompt::{Segment, Template};
 use osum::model::text::TextModel;
@@ -73,10 +74,7 @@ fn smollm2_matches_transformers_on_ids_logits_and_greedy_tokens() {
         }
         println!("{text:?}: max |logit − transformers| = {worst:.2e}");
         assert!(worst <= 1e-2, "{text:?}: logits differ by {worst}");
-        let best = (0..logits.len())
-            .max_by(|&a, &b| logits[a].total_cmp(&logits[b]))
-            .unwrap();
-        assert_eq!(best as u32, u32s(&case["top_ids"])[0]);
+        assert_eq!(argmax(&logits), u32s(&case["top_ids"])[0]);
         let cfg = GenerationConfig::greedy(8, vec![]);
         let (gen, _) = m.generate_text(&ids, None, &cfg, &mut |_| {}).unwrap();
         assert_eq!(

@@ -16,7 +16,8 @@ fn es(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 use osum::engine::{no_grad, DType, Device, HostBuffer, Tensor};
-use osum::model::llm::random::MemSource;
+use osum::model::llm::random::{parameter_specs, MemSource, ParamRole};
+use osum::model::llm::sampling::argmax;
 use osum::model::llm::{Llm, LlmConfig};
 use osum::model::weights::GgufLlama;
 use rayon::prelude::*;
@@ -65,6 +66,8 @@ pub fn run(a: &BenchArgs, dev: &Arc<dyn Device>, out: &mut Output) -> Result<(),
         cfg.head_dim = 64;
         cfg.vocab = 4096;
         cfg.layers = 2;
+        cfg.bos_id = Some(1);
+        cfg.eos_ids = vec![2];
         name = "pangu-shaped-tiny".to_string();
     } else {
         cfg.layers = PANGU_LAYERS;
@@ -133,7 +136,8 @@ fn measure_model(
     let fraction = gbps / bw;
     out.row(
         json!({
-            "bench": "decode", "model": name, "weights": dtype, "layers": c.layers,
+            "bench": "decode", "model": name, "weights": dtype, "dtype": dtype, "layers": c.layers,
+            "shape": format!("{}x{}x{}", c.layers, c.hidden, c.ffn),
             "tokens_per_s": r(1.0 / tok_s), "ms_per_token": r(tok_s * 1e3),
             "bytes_per_token": bytes as u64, "weights_gbps": r(gbps),
             "bandwidth_gbps": r(bw), "fraction": r(fraction),
@@ -160,10 +164,7 @@ fn argmax_last(llm: &Llm, h: &Tensor) -> Result<u32, String> {
         .map_err(es)?
         .to_vec::<f32>()
         .map_err(es)?;
-    let best = (0..logits.len())
-        .max_by(|&a, &b| logits[a].total_cmp(&logits[b]))
-        .unwrap_or(0);
-    Ok(best as u32)
+    Ok(argmax(&logits))
 }
 
 /// Every tensor of `c` with uniform random values in ±0.02 (norms 1 ± 0.02), bf16, filled in
@@ -194,40 +195,12 @@ fn random_bf16(c: &LlmConfig, seed: u64, dev: &Arc<dyn Device>) -> Result<MemSou
         src.tensors.insert(name, t);
         Ok(())
     };
-    let (h, q, kv) = (c.hidden, c.heads * c.head_dim, c.kv_heads * c.head_dim);
-    put(
-        "model.embed_tokens.weight".into(),
-        &[c.vocab, h],
-        0.0,
-        DType::BF16,
-    )?;
-    for i in 0..c.layers {
-        let p = format!("model.layers.{i}");
-        put(format!("{p}.input_layernorm.weight"), &[h], 1.0, DType::F32)?;
-        put(
-            format!("{p}.post_attention_layernorm.weight"),
-            &[h],
-            1.0,
-            DType::F32,
-        )?;
-        for (n, o, inp, bias) in [
-            ("self_attn.q_proj", q, h, c.qkv_bias),
-            ("self_attn.k_proj", kv, h, c.qkv_bias),
-            ("self_attn.v_proj", kv, h, c.qkv_bias),
-            ("self_attn.o_proj", h, q, c.o_bias),
-            ("mlp.gate_proj", c.ffn, h, false),
-            ("mlp.up_proj", c.ffn, h, false),
-            ("mlp.down_proj", h, c.ffn, false),
-        ] {
-            put(format!("{p}.{n}.weight"), &[o, inp], 0.0, DType::BF16)?;
-            if bias {
-                put(format!("{p}.{n}.bias"), &[o], 0.0, DType::F32)?;
-            }
+    for (name, shape, role) in parameter_specs(c) {
+        match role {
+            ParamRole::Matrix => put(name, &shape, 0.0, DType::BF16)?,
+            ParamRole::Norm => put(name, &shape, 1.0, DType::F32)?,
+            ParamRole::Bias => put(name, &shape, 0.0, DType::F32)?,
         }
-    }
-    put("model.norm.weight".into(), &[h], 1.0, DType::F32)?;
-    if !c.tied_embeddings {
-        put("lm_head.weight".into(), &[c.vocab, h], 0.0, DType::BF16)?;
     }
     Ok(src)
 }

@@ -37,6 +37,22 @@ impl LoraTarget {
         LoraTarget::Down,
     ];
 
+    /// Every target.
+    pub const ALL: [LoraTarget; 7] = [
+        LoraTarget::Q,
+        LoraTarget::K,
+        LoraTarget::V,
+        LoraTarget::O,
+        LoraTarget::Gate,
+        LoraTarget::Up,
+        LoraTarget::Down,
+    ];
+
+    /// The target whose HF module name is `name` (`q_proj`, …).
+    pub fn from_module(name: &str) -> Option<LoraTarget> {
+        Self::ALL.into_iter().find(|t| t.module() == name)
+    }
+
     /// The HF module name (`q_proj`, …, `down_proj`).
     pub fn module(self) -> &'static str {
         match self {

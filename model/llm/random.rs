@@ -63,6 +63,63 @@ impl TensorSource for MemSource {
     }
 }
 
+/// What a parameter is, for initialisation and storage choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamRole {
+    /// A projection or embedding matrix.
+    Matrix,
+    /// An RMSNorm weight (initialised around 1).
+    Norm,
+    /// A projection bias.
+    Bias,
+}
+
+/// Every tensor `config` implies, in load order: HF name, shape, role.
+pub fn parameter_specs(c: &LlmConfig) -> Vec<(String, Vec<usize>, ParamRole)> {
+    let (h, q_out, kv_out) = (c.hidden, c.heads * c.head_dim, c.kv_heads * c.head_dim);
+    let mut out = vec![(
+        "model.embed_tokens.weight".to_string(),
+        vec![c.vocab, h],
+        ParamRole::Matrix,
+    )];
+    for i in 0..c.layers {
+        let p = format!("model.layers.{i}");
+        out.push((
+            format!("{p}.input_layernorm.weight"),
+            vec![h],
+            ParamRole::Norm,
+        ));
+        out.push((
+            format!("{p}.post_attention_layernorm.weight"),
+            vec![h],
+            ParamRole::Norm,
+        ));
+        for (name, o, inp, bias) in [
+            ("self_attn.q_proj", q_out, h, c.qkv_bias),
+            ("self_attn.k_proj", kv_out, h, c.qkv_bias),
+            ("self_attn.v_proj", kv_out, h, c.qkv_bias),
+            ("self_attn.o_proj", h, q_out, c.o_bias),
+            ("mlp.gate_proj", c.ffn, h, false),
+            ("mlp.up_proj", c.ffn, h, false),
+            ("mlp.down_proj", h, c.ffn, false),
+        ] {
+            out.push((
+                format!("{p}.{name}.weight"),
+                vec![o, inp],
+                ParamRole::Matrix,
+            ));
+            if bias {
+                out.push((format!("{p}.{name}.bias"), vec![o], ParamRole::Bias));
+            }
+        }
+    }
+    out.push(("model.norm.weight".into(), vec![h], ParamRole::Norm));
+    if !c.tied_embeddings {
+        out.push(("lm_head.weight".into(), vec![c.vocab, h], ParamRole::Matrix));
+    }
+    out
+}
+
 /// Every tensor `config` implies, N(0, `std`²) (norm weights 1 + N(0, `std`²)), from `seed`,
 /// stored as `dtype`.
 pub fn random_weights(
@@ -76,35 +133,10 @@ pub fn random_weights(
     let c = config;
     let mut rng = Rng::new(seed);
     let mut src = MemSource::default();
-    let mut put = |name: String, shape: &[usize], mean: f32| -> Result<()> {
-        let t = Tensor::randn(shape, mean, std, &mut rng, device)?.to_dtype(dtype)?;
+    for (name, shape, role) in parameter_specs(c) {
+        let mean = if role == ParamRole::Norm { 1.0 } else { 0.0 };
+        let t = Tensor::randn(&shape, mean, std, &mut rng, device)?.to_dtype(dtype)?;
         src.tensors.insert(name, t);
-        Ok(())
-    };
-    let (h, q_out, kv_out) = (c.hidden, c.heads * c.head_dim, c.kv_heads * c.head_dim);
-    put("model.embed_tokens.weight".into(), &[c.vocab, h], 0.0)?;
-    for i in 0..c.layers {
-        let p = format!("model.layers.{i}");
-        put(format!("{p}.input_layernorm.weight"), &[h], 1.0)?;
-        put(format!("{p}.post_attention_layernorm.weight"), &[h], 1.0)?;
-        for (name, out, inp, bias) in [
-            ("self_attn.q_proj", q_out, h, c.qkv_bias),
-            ("self_attn.k_proj", kv_out, h, c.qkv_bias),
-            ("self_attn.v_proj", kv_out, h, c.qkv_bias),
-            ("self_attn.o_proj", h, q_out, c.o_bias),
-            ("mlp.gate_proj", c.ffn, h, false),
-            ("mlp.up_proj", c.ffn, h, false),
-            ("mlp.down_proj", h, c.ffn, false),
-        ] {
-            put(format!("{p}.{name}.weight"), &[out, inp], 0.0)?;
-            if bias {
-                put(format!("{p}.{name}.bias"), &[out], 0.0)?;
-            }
-        }
-    }
-    put("model.norm.weight".into(), &[h], 1.0)?;
-    if !c.tied_embeddings {
-        put("lm_head.weight".into(), &[c.vocab, h], 0.0)?;
     }
     Ok(src)
 }

@@ -8,7 +8,7 @@
 //! many small ones). Products with few rows and a transposed weight take the GEMM's streamed
 //! GEMV path.
 
-use super::gemm::{gemm_mixed, gemm_precision, sgemm, Precision, Rhs, Weights};
+use super::gemm::{gemm_precision, sgemm, Precision, Rhs, Weights};
 use super::memory::{boxed, host};
 use crate::engine::device::{Buffer, View};
 use crate::engine::dtype::DType;
@@ -428,7 +428,20 @@ pub fn matmul_into(a: &[f32], rows: usize, b: &Matrix, c: &mut [f32]) {
     if rows == 0 || k == 0 || n == 0 {
         return;
     }
-    gemm_mixed(rows, k, n, a, k, 1, b.rhs(), c, n, true, true);
+    gemm_precision(
+        Precision::F32,
+        rows,
+        k,
+        n,
+        a,
+        k,
+        1,
+        b.rhs(),
+        c,
+        n,
+        true,
+        true,
+    );
 }
 
 /// C[m×n] += A[m×k]·B[k×n], all contiguous row-major f32. Parallel when large.

@@ -128,24 +128,6 @@ pub fn sgemm(
         rs: b_rs,
         cs: b_cs,
     };
-    gemm_mixed(m, k, n, a, a_rs, a_cs, rhs, c, c_rs, accumulate, parallel);
-}
-
-/// [`sgemm`] with a rhs of any [`Weights`] type (f16/bf16 are widened to f32 exactly).
-#[allow(clippy::too_many_arguments)]
-pub fn gemm_mixed(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: &[f32],
-    a_rs: usize,
-    a_cs: usize,
-    b: Rhs,
-    c: &mut [f32],
-    c_rs: usize,
-    accumulate: bool,
-    parallel: bool,
-) {
     gemm_precision(
         Precision::F32,
         m,
@@ -154,7 +136,7 @@ pub fn gemm_mixed(
         a,
         a_rs,
         a_cs,
-        b,
+        rhs,
         c,
         c_rs,
         accumulate,
@@ -162,7 +144,8 @@ pub fn gemm_mixed(
     );
 }
 
-/// [`gemm_mixed`] in a chosen [`Precision`].
+/// [`sgemm`] with a rhs of any [`Weights`] type (f16/bf16 are widened to f32 exactly), in a
+/// chosen [`Precision`].
 ///
 /// # Panics
 /// When `precision` is not [`supported`](Precision::supported) on this CPU (callers check once,
@@ -212,7 +195,7 @@ fn extent(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
     }
 }
 
-/// [`gemm_mixed`] on a given instruction set (tests force each one in turn).
+/// [`gemm_precision`] on a given instruction set (tests force each one in turn).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm_with(
     isa: Isa,

@@ -30,16 +30,7 @@ pub unsafe fn kernel(
 ) {
     use std::arch::x86_64::*;
     let mut acc = [[_mm512_setzero_ps(); NV]; MR];
-    // Fetch the C tile into L1 while the FMAs run: its rows are a whole row of C apart, often a
-    // multiple of 4 KiB, so they would otherwise miss one after another at the end.
-    for i in 0..MR {
-        // SAFETY: prefetches never fault; the addresses lie inside the tile anyway.
-        unsafe {
-            for v in 0..NV {
-                _mm_prefetch::<_MM_HINT_T0>(c.add(i * ldc + 16 * v) as *const i8);
-            }
-        }
-    }
+    prefetch_tile(c, ldc);
     let (mut a, mut b) = (ap, bp);
     // One k step: NV B vectors, MR broadcasts of A, NV·MR FMAs.
     macro_rules! step {
@@ -72,6 +63,40 @@ pub unsafe fn kernel(
     for _ in 0..kc % 4 {
         step!();
     }
+    // SAFETY: the caller's contract on `c` and `ldc`.
+    unsafe { store_tile(&acc, c, ldc, load) };
+}
+
+/// Fetch a 6 × 64 tile of C into L1 while the arithmetic runs: its rows are a whole row of C
+/// apart, often a multiple of 4 KiB, so they would otherwise miss one after another at the end.
+/// Shared with the BF16 kernel, which has the same tile.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub fn prefetch_tile(c: *const f32, ldc: usize) {
+    use std::arch::x86_64::*;
+    for i in 0..MR {
+        for v in 0..NV {
+            // A prefetch never faults; wrapping_add keeps the address arithmetic defined.
+            _mm_prefetch::<_MM_HINT_T0>(c.wrapping_add(i * ldc + 16 * v) as *const i8);
+        }
+    }
+}
+
+/// `C (+)= acc` for a 6 × 64 tile (added to C's values when `load`).
+///
+/// # Safety
+/// `c` points to a 6 × 64 tile writable with row stride `ldc`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub unsafe fn store_tile(
+    acc: &[[std::arch::x86_64::__m512; NV]; MR],
+    c: *mut f32,
+    ldc: usize,
+    load: bool,
+) {
+    use std::arch::x86_64::*;
     for (i, acc) in acc.iter().enumerate() {
         // SAFETY: row i of the tile is NR writable f32 at c + i·ldc (caller's contract).
         unsafe {

@@ -8,10 +8,7 @@
 //! (8 significant bits). On Zen 4 `vdpbf16ps` issues at the rate of `vfmadd231ps`, so this
 //! kernel's arithmetic peak is twice the f32 kernel's.
 
-/// Tile rows.
-pub const MR: usize = 6;
-/// Tile columns.
-pub const NR: usize = 64;
+pub use super::kernel_avx512::{MR, NR};
 /// zmm vectors per tile row.
 const NV: usize = NR / 16;
 
@@ -32,14 +29,7 @@ pub unsafe fn kernel(
 ) {
     use std::arch::x86_64::*;
     let mut acc = [[_mm512_setzero_ps(); NV]; MR];
-    for i in 0..MR {
-        // SAFETY: prefetches never fault; the addresses lie inside the tile anyway.
-        unsafe {
-            for v in 0..NV {
-                _mm_prefetch::<_MM_HINT_T0>(c.add(i * ldc + 16 * v) as *const i8);
-            }
-        }
-    }
+    super::kernel_avx512::prefetch_tile(c, ldc);
     let (mut a, mut b) = (ap as *const i32, bp);
     // One pair step: NV B vectors, MR broadcast A pairs, NV·MR dot-product-accumulates.
     macro_rules! step {
@@ -72,19 +62,6 @@ pub unsafe fn kernel(
     for _ in 0..steps % 4 {
         step!();
     }
-    for (i, acc) in acc.iter().enumerate() {
-        // SAFETY: row i of the tile is NR writable f32 at c + i·ldc (caller's contract).
-        unsafe {
-            let ci = c.add(i * ldc);
-            for (v, &r) in acc.iter().enumerate() {
-                let cv = ci.add(16 * v);
-                let r = if load {
-                    _mm512_add_ps(r, _mm512_loadu_ps(cv))
-                } else {
-                    r
-                };
-                _mm512_storeu_ps(cv, r);
-            }
-        }
-    }
+    // SAFETY: the caller's contract on `c` and `ldc`.
+    unsafe { super::kernel_avx512::store_tile(&acc, c, ldc, load) };
 }

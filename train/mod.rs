@@ -1,5 +1,7 @@
-//! Training: the optimizer and learning-rate schedule, and (for now) the engine's training demo.
-//! The three OSUM stages, data and checkpoints arrive with issue "three-stage trainer".
+//! Training: data manifests ([`data`]), the optimizer and learning-rate schedule ([`optim`]),
+//! atomic file writes for checkpoints and manifests ([`atomic`]), and the engine's training demo.
 
+pub mod atomic;
+pub mod data;
 pub mod demo;
 pub mod optim;

@@ -1,0 +1,6 @@
+//! Training and evaluation data: the JSONL manifest format shared by `osum synth`, `osum train`
+//! and `osum eval`.
+
+pub mod manifest;
+
+pub use manifest::{Item, Manifest};

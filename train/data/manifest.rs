@@ -141,7 +141,7 @@ impl Item {
     pub fn target(&self) -> Result<String, String> {
         let tasks = self.task_list()?;
         if self.audio.is_none() {
-            return Ok(format_answer(&tasks, "", &[]));
+            return Ok(fixed_instruction(&tasks));
         }
         let labels: Vec<(Task, &str)> = tasks
             .iter()
@@ -149,6 +149,12 @@ impl Item {
             .collect();
         Ok(format_answer(&tasks, self.reference_text(&tasks), &labels))
     }
+}
+
+/// The fixed instruction of stage I (REFERENCE §7: "fixed task tags as prompts") and of eval's
+/// `--compare-fixed`: the intent tags of the requested tasks, e.g. `<asr><gender>`.
+pub fn fixed_instruction(tasks: &[Task]) -> String {
+    format_answer(tasks, "", &[])
 }
 
 /// A loaded manifest: its items and the folder relative audio paths start from.

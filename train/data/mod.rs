@@ -3,4 +3,4 @@
 
 pub mod manifest;
 
-pub use manifest::{Item, Manifest};
+pub use manifest::{fixed_instruction, Item, Manifest};

@@ -111,6 +111,9 @@ impl Device for CpuDevice {
     fn matmul(&self, lhs: View, rhs: View) -> Result<Buffer> {
         matmul::matmul(lhs, rhs, self.precision)
     }
+    fn linear(&self, x: View, w: View, b: Option<View>) -> Result<Buffer> {
+        matmul::linear(x, w, b, self.precision)
+    }
     fn lora_linear(
         &self,
         x: View,
@@ -120,7 +123,7 @@ impl Device for CpuDevice {
         bm: View,
         scale: f32,
     ) -> Result<Buffer> {
-        lora::lora_linear(x, w, b, a, bm, scale)
+        lora::lora_linear(x, w, b, (a, bm, scale), self.precision)
     }
 
     fn index_select(&self, src: View, ids: View, dim: usize) -> Result<Buffer> {

@@ -181,7 +181,7 @@ impl Device for CpuDevice {
         mask: Option<View>,
         p: &AttentionParams,
     ) -> Result<Buffer> {
-        attention::attention(q, k, v, mask, p)
+        attention::attention(q, k, v, mask, p, self.precision)
     }
     fn attention_backward(
         &self,

@@ -158,7 +158,7 @@ impl Device for CpuDevice {
         rope::rope(x, cos, sin, style)
     }
     fn conv2d(&self, x: View, w: View, b: Option<View>, p: &Conv2dParams) -> Result<Buffer> {
-        conv::conv2d(x, w, b, p)
+        conv::conv2d(x, w, b, p, self.precision)
     }
     fn im2col(&self, x: View, kernel: (usize, usize), p: &Conv2dParams) -> Result<Buffer> {
         conv::im2col(x, kernel, p)

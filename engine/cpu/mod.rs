@@ -12,6 +12,7 @@ pub mod attention;
 pub mod conv;
 pub mod elementwise;
 pub mod gemm;
+pub mod heap;
 pub mod index;
 pub mod isa;
 pub mod lora;

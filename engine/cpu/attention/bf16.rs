@@ -2,7 +2,9 @@
 //! `forward.rs`, with both products on AVX512_BF16 (`avx512_bf16.rs`): `S = Q·Kᵀ` and
 //! `O += P·V` read bf16 *pairs*, so each instruction does two steps of the reduction. Q, K, V
 //! and the probabilities P are rounded to bf16 (8 significant bits) as they are packed; scores,
-//! the softmax statistics and the output accumulate in f32, exactly as in the f32 path.
+//! the softmax statistics and the output accumulate in f32, as in the f32 path. The softmax
+//! step writes P straight as pairs, with an `exp` accurate to 2.6e-6 (relative) instead of 1 ulp:
+//! P is rounded to 2⁻⁹ right after, and with bf16 products the `exp` is most of a tile's work.
 //!
 //! Packing, once per call and kv head (shared by every query block and every query head of the
 //! group): keys in tiles of [`BK`] as `[D/2][BK]` pair words — word `(q, j)` holds dimensions
@@ -106,23 +108,17 @@ impl Inputs<'_> {
             unsafe { kern::scores(rows, d2, &qp, k_tile, &mut s, self.p.scale) };
             let vis = self.visible_in_tile(bi, &who[..rows], &lim[..rows], t0, kn, &mut s);
             let mut corr = [1f32; BQ];
-            kernels::online_softmax(
-                &vis[..rows],
-                &mut s,
-                &mut m[..rows],
-                &mut l[..rows],
-                &mut corr[..rows],
-            );
-            // Hidden entries are exactly 0 after the softmax step, so the pair past an odd kn
-            // (and keys past Tk, zero in the packed tile) add nothing.
-            for (src, dst) in s
-                .chunks_exact(BK)
-                .zip(pp.chunks_exact_mut(BK / 2))
-                .take(rows)
-            {
-                // SAFETY: as above; dst holds BK/2 words.
-                unsafe { kern::to_pairs(src, dst) };
-            }
+            // SAFETY: as above; s holds rows·BK, pp rows·BK/2, every vis ≤ kn ≤ BK.
+            unsafe {
+                kern::softmax_pairs(
+                    &vis[..rows],
+                    &s,
+                    &mut m[..rows],
+                    &mut l[..rows],
+                    &mut corr[..rows],
+                    &mut pp,
+                )
+            };
             let v_tile = &vth[tile * (BK / 2) * d..][..(BK / 2) * d];
             // SAFETY: as above; pp rows·BK/2, the tile (BK/2)·d ≥ ⌈kn/2⌉·d, out rows·d.
             unsafe { kern::pv(rows, kn.div_ceil(2), d, &pp, v_tile, &corr[..rows], out) };

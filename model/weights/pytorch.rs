@@ -844,8 +844,10 @@ fn check_tensor(
 /// The part of the OSUM model a checkpoint tensor belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Component {
-    /// The Whisper encoder (WeNet names, REFERENCE.md §3). Canonical name: the key after the
-    /// encoder prefix, e.g. `encoders.0.self_attn.linear_q.weight`, `embed.conv.0.weight`.
+    /// The Whisper encoder (REFERENCE.md §3). Canonical name: the WeNet name, i.e. the key with
+    /// the layout's encoder prefix replaced by `encoder.` (e.g.
+    /// `encoder.encoders.0.self_attn.linear_q.weight`, `encoder.embed.conv.0.weight`), which is
+    /// what [`crate::model::whisper::Convention::Wenet`] looks up.
     Encoder,
     /// The adapter (REFERENCE.md §4). Canonical name: the full key, e.g.
     /// `down_sample_2.conv.1.weight`, `speech_llama_proj.weight`, `speech_token_emded.weight`.
@@ -876,11 +878,15 @@ pub struct NormalizedKey {
     pub adapter: Option<String>,
 }
 
+/// The prefix of WeNet encoder names, which canonical [`Component::Encoder`] names carry
+/// whatever the checkpoint's own encoder prefix.
+pub const WENET_ENCODER_PREFIX: &str = "encoder.";
+
 /// The top-level module names of an OSUM state dict. The defaults are those of the released
 /// OSUM / OSUM-Pangu code (REFERENCE.md §3, §4, §7).
 #[derive(Debug, Clone)]
 pub struct KeyLayout {
-    /// Prefix of encoder keys, stripped from canonical names.
+    /// Prefix of encoder keys, replaced by `encoder.` in canonical names.
     pub encoder_prefix: String,
     /// Prefix of the LLM keys, stripped (with PEFT's `base_model.model.`).
     pub llm_prefix: String,
@@ -925,7 +931,7 @@ pub fn normalize_key(raw: &str, layout: &KeyLayout) -> NormalizedKey {
         adapter: None,
     };
     if let Some(rest) = key.strip_prefix(layout.encoder_prefix.as_str()) {
-        return plain(Component::Encoder, rest);
+        return plain(Component::Encoder, &format!("{WENET_ENCODER_PREFIX}{rest}"));
     }
     let first = key.split('.').next().unwrap_or("");
     if layout.adapter_modules.iter().any(|m| m == first) {

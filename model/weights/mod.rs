@@ -43,6 +43,7 @@ pub trait TensorSource {
     fn shape(&self, name: &str) -> Result<&[usize], WeightsError>;
     /// The stored element type of `name`.
     fn dtype(&self, name: &str) -> Result<StoredDType, WeightsError>;
-    /// Load `name` onto `dev` (copied out of the file: f32, f16, bf16 keep their type).
+    /// Load `name` onto `dev` (f32, f16, bf16 keep their type; borrowed from the file's map
+    /// where the format allows, see [`stored::tensor_from_map`]).
     fn tensor(&self, name: &str, dev: &Arc<dyn Device>) -> Result<Tensor, WeightsError>;
 }

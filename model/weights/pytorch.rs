@@ -19,7 +19,7 @@
 //! encoder / adapter / LLM base / LoRA A / LoRA B with canonical names (see [`normalize_key`]).
 
 use super::pickle::{Id, Pickle, PickleError, TensorRef, Value};
-use super::stored::{byte_size, map_file, to_host_buffer, StoredDType};
+use super::stored::{byte_size, map_file, tensor_from_map, to_host_buffer, StoredDType};
 use super::{TensorSource, WeightsError};
 use crate::engine::{Device, HostBuffer, Tensor};
 use memmap2::Mmap;
@@ -409,8 +409,24 @@ impl PtCheckpoint {
 
     /// Load `name` onto `dev`: f32, f16, bf16 keep their type, i64 loads as i64; other types
     /// are [`WeightsError::Unsupported`], non-contiguous views [`WeightsError::WrongKind`].
+    /// Float tensors of stored (uncompressed) entries borrow the map ([`tensor_from_map`]);
+    /// compressed entries are inflated into owned memory.
     pub fn tensor(&self, name: &str, dev: &Arc<dyn Device>) -> Result<Tensor, WeightsError> {
         let t = self.info(name)?;
+        let e = &self.storages[&t.storage];
+        if e.stored && t.is_contiguous() {
+            let es = t.dtype.size_in_bytes();
+            // Both bounds were checked against the entry size at open.
+            let begin = e.data_start as usize + t.offset * es;
+            let end = begin + t.numel() * es;
+            if let Some(loaded) = tensor_from_map(&self.map, begin, end, t.dtype, &t.shape, dev) {
+                return loaded.map_err(|source| WeightsError::Engine {
+                    path: self.path.clone(),
+                    name: name.to_string(),
+                    source,
+                });
+            }
+        }
         let bytes = self.bytes(name)?;
         let host = match t.dtype {
             StoredDType::I64 => Some(HostBuffer::I64(

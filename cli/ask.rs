@@ -59,7 +59,7 @@ pub fn run(a: AskArgs, dev: &Arc<dyn Device>) -> Result<(), String> {
     let load_s = t0.elapsed().as_secs_f64();
     let cfg = GenerationConfig {
         max_new_tokens: max_new,
-        eos_ids: model.text.stop_ids(),
+        eos_ids: model.stop_ids(),
         repetition_penalty: penalty,
         strategy: match a.beams {
             Some(num_beams) => Strategy::Beam {

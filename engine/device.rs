@@ -10,7 +10,7 @@
 use super::dtype::DType;
 use super::error::{Error, Result};
 use super::layout::Layout;
-use super::storage::{DeviceBuffer, HostBuffer};
+use super::storage::{DeviceBuffer, HostBuffer, MappedHost};
 
 /// A buffer seen through a layout.
 #[derive(Clone, Copy, Debug)]
@@ -291,6 +291,13 @@ pub trait Device: Send + Sync + std::fmt::Debug {
     #[allow(clippy::wrong_self_convention)] // a device method that uploads, not a constructor
     fn from_host(&self, data: HostBuffer) -> Result<Buffer> {
         Err(self.unsupported("from_host"))
+    }
+    /// Take host data borrowed from a read-only memory map (weights). A device that computes on
+    /// host memory keeps the borrow (the CPU: zero-copy); the default uploads a copy, which is
+    /// what any device with its own memory has to do.
+    #[allow(clippy::wrong_self_convention)] // a device method that uploads, not a constructor
+    fn from_mapped(&self, data: MappedHost) -> Result<Buffer> {
+        self.from_host(data.to_host())
     }
     /// Download the view as a contiguous host buffer.
     fn to_host(&self, src: View) -> Result<HostBuffer> {

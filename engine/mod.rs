@@ -29,7 +29,9 @@ pub use error::{Error, Result};
 pub use layout::Layout;
 pub use ops::attention::KvCache;
 pub use rng::Rng;
-pub use storage::{DeviceBuffer, HostBuffer, HostElem};
+pub use storage::{
+    DeviceBuffer, HostBuffer, HostElem, HostSlice, MappedHost, MappedRegion, SharedBytes,
+};
 pub use tensor::{Tensor, TensorId};
 
 /// The process-wide CPU device; with profiling on ([`profiler`]), the one profiled wrapper

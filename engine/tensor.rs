@@ -8,7 +8,7 @@ use super::dtype::DType;
 use super::error::{Error, Result};
 use super::layout::{checked_elem_count, Layout};
 use super::rng::Rng;
-use super::storage::{DeviceBuffer, HostBuffer, HostElem, Storage};
+use super::storage::{DeviceBuffer, HostBuffer, HostElem, MappedHost, MappedRegion, Storage};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLockReadGuard};
 
@@ -198,6 +198,31 @@ impl Tensor {
         }
         let buf = device.from_host(data)?;
         Self::from_buffer(buf, shape, device)
+    }
+
+    /// Data borrowed from a read-only memory map (a weight file) with the given shape: the CPU
+    /// device keeps the borrow (no copy; writes to the tensor are refused), other devices upload
+    /// a copy.
+    pub fn from_mapped(
+        data: MappedHost,
+        shape: &[usize],
+        device: &Arc<dyn Device>,
+    ) -> Result<Tensor> {
+        let n = checked_elem_count("from_mapped", shape)?;
+        if data.len() != n {
+            return Err(Error::ElementCount {
+                op: "from_mapped",
+                len: data.len(),
+                shape: shape.to_vec(),
+            });
+        }
+        let buf = device.from_mapped(data)?;
+        Self::from_buffer(buf, shape, device)
+    }
+
+    /// The memory-mapped file region this tensor's storage borrows, if it does.
+    pub fn mapped_region(&self) -> Option<MappedRegion> {
+        self.0.storage.read().mapped()
     }
 
     /// Upload a typed vector with the given shape.

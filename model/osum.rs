@@ -6,12 +6,14 @@ use crate::engine::{no_grad, Device, Rng, Tensor};
 use crate::model::adapter::{Adapter, AdapterConfig};
 use crate::model::audio::{log_mel, MelMode};
 use crate::model::llm::{peft::attach_peft_lora, GenerationConfig, LoraTarget};
-use crate::model::preset::Preset;
+use crate::model::preset::{LlmSource, LoraSpec, Preset};
 use crate::model::prompt::Segment;
 use crate::model::tags::{parse, Parsed};
 use crate::model::text::TextModel;
-use crate::model::weights::{CtModel, SafeTensors};
-use crate::model::whisper::Whisper;
+use crate::model::weights::{
+    Component, CtModel, OsumMapping, PartSource, PtCheckpoint, SafeTensors,
+};
+use crate::model::whisper::{Convention, Whisper};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -59,12 +61,25 @@ pub struct Answer {
 
 impl OsumModel {
     /// Load the preset's encoder, adapter and LLM; adapter and LoRA from `checkpoint` (a folder
-    /// with [`ADAPTER_FILE`] and optionally [`LORA_FILE`]) or, without one, untrained.
+    /// with [`ADAPTER_FILE`] and optionally [`LORA_FILE`]) or, without one, untrained. A preset
+    /// naming a released checkpoint ([`Preset::checkpoint`]) loads everything from it
+    /// ([`OsumModel::open_released`]).
     pub fn open(
         preset: Preset,
         checkpoint: Option<&Path>,
         device: &Arc<dyn Device>,
     ) -> Result<OsumModel> {
+        if preset.checkpoint.is_some() {
+            if let Some(dir) = checkpoint {
+                return Err(format!(
+                    "preset {} loads the released checkpoint; --checkpoint {} (a trained adapter \
+                     and LoRA on top of it) is not supported for such presets yet",
+                    preset.name,
+                    dir.display()
+                ));
+            }
+            return Self::open_released(preset, device);
+        }
         let home = crate::model::home();
         let enc_name = preset
             .encoder
@@ -114,6 +129,128 @@ impl OsumModel {
         })
     }
 
+    /// Load a preset whose weights all come from a released OSUM / OSUM-Pangu checkpoint
+    /// ([`Preset::checkpoint`], REFERENCE §7): the Whisper encoder (WeNet names, checked against
+    /// [`Preset::encoder_dims`]), the adapter ([`Preset::adapter`]), the LLM's base weights
+    /// (with `config.json` and the tokenizer from the [`Preset::llm`] folder) and its unmerged
+    /// LoRA ([`Preset::lora`]: rank and targets checked, α applied). Every tensor of the
+    /// checkpoint must be used, except those of [`UNUSED_RELEASED_KEYS`]; a missing or
+    /// mis-shaped tensor is an error naming it with the expected and found shape.
+    pub fn open_released(preset: Preset, device: &Arc<dyn Device>) -> Result<OsumModel> {
+        let home = crate::model::home();
+        let name = &preset.name;
+        let ck_path = match &preset.checkpoint {
+            Some(p) => home.join(p),
+            None => return Err(format!("preset {name} names no released checkpoint")),
+        };
+        if preset.encoder.is_some() {
+            return Err(format!(
+                "preset {name} names both `encoder` and `checkpoint`; the encoder of a released \
+                 checkpoint is inside it: remove `encoder`"
+            ));
+        }
+        let dims = preset.encoder_dims.ok_or_else(|| {
+            format!("preset {name} names a checkpoint but no `encoder_dims` (the Whisper sizes)")
+        })?;
+        let acfg = preset
+            .adapter
+            .clone()
+            .ok_or_else(|| format!("preset {name} has no adapter"))?;
+        let llm_dir = match &preset.llm {
+            LlmSource::HfDir(p) => home.join(p),
+            LlmSource::Gguf(p) => {
+                return Err(format!(
+                    "preset {name}: with a released checkpoint, `llm` must be the LLM's release \
+                     folder (hf_dir: config.json and tokenizer), not the GGUF file {}",
+                    p.display()
+                ))
+            }
+        };
+        let obtain = || {
+            preset
+                .obtain
+                .as_deref()
+                .map(|o| format!("; to obtain it, {o}"))
+                .unwrap_or_default()
+        };
+        for (path, what) in [
+            (&ck_path, "the released checkpoint"),
+            (&llm_dir.join("config.json"), "the LLM's config"),
+        ] {
+            if !path.exists() {
+                return Err(format!(
+                    "{} not found: preset {name} needs {what} there{}",
+                    path.display(),
+                    obtain()
+                ));
+            }
+        }
+
+        let ck = PtCheckpoint::open(&ck_path).map_err(msg)?;
+        let map = ck.osum_mapping().map_err(msg)?;
+        let enc = PartSource::new(&ck, &map, &[Component::Encoder]);
+        let whisper = Whisper::load_with(&enc, Convention::Wenet, dims.whisper_config(), device)
+            .map_err(msg)?;
+        let ada = PartSource::new(&ck, &map, &[Component::Adapter]);
+        let adapter = Adapter::load(&acfg, &ada, "", device).map_err(msg)?;
+        let base = PartSource::new(&ck, &map, &[Component::LlmBase]);
+        let mut text =
+            TextModel::open_hf_dir_with_weights(&llm_dir, &base, preset.template, device)
+                .map_err(msg)?;
+        let lora = PartSource::new(&ck, &map, &[Component::LoraA, Component::LoraB]);
+        if !lora.is_empty() {
+            let spec = preset.lora.as_ref().ok_or_else(|| {
+                format!(
+                    "{}: holds LoRA tensors but preset {name} has no `lora` (rank, α, targets)",
+                    ck_path.display()
+                )
+            })?;
+            check_lora(&ck, &map, spec)?;
+            attach_peft_lora(&mut text.llm, &lora, "", spec.alpha, false).map_err(msg)?;
+        }
+
+        let mut unused: Vec<String> = [&enc, &ada, &base, &lora]
+            .iter()
+            .flat_map(|p| p.unused())
+            .chain(
+                map.component(Component::Other)
+                    .map(|(_, raw)| raw.to_string()),
+            )
+            .filter(|raw| !is_unused_released_key(raw))
+            .collect();
+        if !unused.is_empty() {
+            unused.sort();
+            let n = unused.len();
+            unused.truncate(12);
+            return Err(format!(
+                "{}: {n} tensors are not used by the model of preset {name} (a different model, \
+                 or sizes that do not match the preset?): {}{}",
+                ck_path.display(),
+                unused.join(", "),
+                if n > 12 { ", …" } else { "" }
+            ));
+        }
+        Ok(OsumModel {
+            preset,
+            whisper,
+            adapter,
+            text,
+            trained: true,
+        })
+    }
+
+    /// Ids that end an answer: the LLM's and template's ([`TextModel::stop_ids`]) and the
+    /// preset's extra `stop_ids`.
+    pub fn stop_ids(&self) -> Vec<u32> {
+        let mut ids = self.text.stop_ids();
+        for &t in &self.preset.generation.stop_ids {
+            if !ids.contains(&t) {
+                ids.push(t);
+            }
+        }
+        ids
+    }
+
     /// Speech embeddings `[1, n + 2, llm_dim]` (BOS, speech, EOS) of 16 kHz mono `samples`.
     pub fn speech_embeddings(&self, samples: &[f32]) -> Result<Tensor> {
         let secs = samples.len() as f32 / 16_000.0;
@@ -129,10 +266,15 @@ impl OsumModel {
                 "the audio is too short ({secs:.3} s): at least 20 ms of speech is needed"
             ));
         }
-        let dev = self.whisper.encoder_device();
+        let mel =
+            Tensor::from_vec(mel, &[1, 80, frames], &self.whisper.encoder_device()).map_err(msg)?;
+        self.speech_embeddings_of_mel(&mel)
+    }
+
+    /// Speech embeddings `[1, n + 2, llm_dim]` (BOS, speech, EOS) of a log-mel `[1, 80, T]`.
+    pub fn speech_embeddings_of_mel(&self, mel: &Tensor) -> Result<Tensor> {
         no_grad(|| {
-            let mel = Tensor::from_vec(mel, &[1, 80, frames], &dev).map_err(msg)?;
-            let enc = self.whisper.encoder.forward(&mel).map_err(msg)?;
+            let enc = self.whisper.encoder.forward(mel).map_err(msg)?;
             let t = enc.shape()[1];
             let out = self.adapter.forward(&enc, &[t]).map_err(msg)?;
             let rows = out.item(0).map_err(msg)?;
@@ -181,6 +323,60 @@ impl OsumModel {
             speech_positions: speech.shape()[1],
         })
     }
+}
+
+/// Keys of the released checkpoints that the model does not use, with why (REFERENCE §7 and the
+/// released `LLMASR_Model`): `ln_speech`, a LayerNorm it builds but never applies;
+/// `speaker_head`, the speech-token output head, used only when training speech output; and
+/// each layer's `rotary_emb.inv_freq`, which the RoPE tables recompute from θ.
+pub const UNUSED_RELEASED_KEYS: &[&str] = &["ln_speech.", "speaker_head.", "rotary_emb.inv_freq"];
+
+fn is_unused_released_key(raw: &str) -> bool {
+    let mut key = raw;
+    while let Some(rest) = key.strip_prefix("module.") {
+        key = rest;
+    }
+    UNUSED_RELEASED_KEYS.iter().any(|k| {
+        if k.ends_with('.') {
+            key.starts_with(k)
+        } else {
+            key.ends_with(k)
+        }
+    })
+}
+
+/// The checkpoint's LoRA against the preset: every adapted module is one of `spec.targets`,
+/// A is `[rank, in]` and B is `[out, rank]` (the in/out sides are checked against the layer
+/// when attached).
+fn check_lora(ck: &PtCheckpoint, map: &OsumMapping, spec: &LoraSpec) -> Result<()> {
+    for (component, (module, raw)) in [Component::LoraA, Component::LoraB]
+        .into_iter()
+        .flat_map(|c| map.component(c).map(move |e| (c, e)))
+    {
+        let target = module.rsplit('.').next().unwrap_or(module);
+        if !spec.targets.iter().any(|t| t == target) {
+            return Err(format!(
+                "{}: tensor {raw} adapts {target}, which is not among the preset's LoRA \
+                 targets {:?}",
+                ck.path().display(),
+                spec.targets
+            ));
+        }
+        let shape = ck.shape(raw).map_err(msg)?;
+        let (dim, side) = match component {
+            Component::LoraA => (0, "[rank, in]"),
+            _ => (1, "[out, rank]"),
+        };
+        if shape.len() != 2 || shape[dim] != spec.rank {
+            return Err(format!(
+                "{}: tensor {raw} has shape {shape:?}, expected {side} with rank {} (the preset's \
+                 LoRA rank)",
+                ck.path().display(),
+                spec.rank
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Preset target names → LoRA targets.

@@ -6,6 +6,7 @@
 
 use crate::model::adapter::AdapterConfig;
 use crate::model::prompt::Template;
+use crate::model::whisper::WhisperConfig;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -37,6 +38,10 @@ pub struct GenerationDefaults {
     /// HF repetition penalty (1.0 = off).
     #[serde(default = "one")]
     pub repetition_penalty: f32,
+    /// Token ids that also end generation, beside the model's EOS and the template's end of
+    /// turn (original OSUM stops on Qwen2's `<|endoftext|>` 151643, REFERENCE §5).
+    #[serde(default)]
+    pub stop_ids: Vec<u32>,
 }
 
 fn one() -> f32 {
@@ -61,8 +66,22 @@ pub struct Preset {
     /// Generation defaults.
     pub generation: GenerationDefaults,
     /// Speech models only: the Whisper encoder, a model folder under `osum::model::home()`.
+    /// Absent when the encoder comes from [`Preset::checkpoint`].
     #[serde(default)]
     pub encoder: Option<String>,
+    /// Speech models only: a released OSUM / OSUM-Pangu checkpoint (`infer.pt`, REFERENCE §7)
+    /// holding the Whisper encoder, the adapter, the LLM's base weights and its unmerged LoRA;
+    /// a path under `osum::model::home()` or absolute. The LLM's `config.json` and tokenizer
+    /// still come from [`Preset::llm`] (its release folder; its weights are not read).
+    #[serde(default)]
+    pub checkpoint: Option<PathBuf>,
+    /// The sizes of the Whisper encoder inside [`Preset::checkpoint`]: every encoder tensor is
+    /// checked against them.
+    #[serde(default)]
+    pub encoder_dims: Option<EncoderDims>,
+    /// Where to get the files `osum setup` does not install, shown when they are missing.
+    #[serde(default)]
+    pub obtain: Option<String>,
     /// Speech models only: the adapter between encoder and LLM.
     #[serde(default)]
     pub adapter: Option<AdapterConfig>,
@@ -86,12 +105,67 @@ pub struct LoraSpec {
     pub targets: Vec<String>,
 }
 
+/// The sizes of a Whisper encoder (REFERENCE §3: medium is 1024 wide, 24 layers, 16 heads,
+/// FFN 4096).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncoderDims {
+    /// Mel bins of the input.
+    #[serde(default = "eighty")]
+    pub n_mels: usize,
+    /// Residual width.
+    pub d_model: usize,
+    /// Encoder blocks.
+    pub layers: usize,
+    /// Attention heads.
+    pub heads: usize,
+    /// Feed-forward width.
+    pub ffn: usize,
+    /// Encoder positions (1500 = 30 s); the checkpoint's table may hold more rows.
+    #[serde(default = "fifteen_hundred")]
+    pub positions: usize,
+}
+
+fn eighty() -> usize {
+    80
+}
+
+fn fifteen_hundred() -> usize {
+    1500
+}
+
+impl EncoderDims {
+    /// The encoder-only Whisper config of these sizes (no decoder).
+    pub fn whisper_config(&self) -> WhisperConfig {
+        WhisperConfig {
+            n_mels: self.n_mels,
+            n_audio_ctx: self.positions,
+            d_model: self.d_model,
+            n_audio_head: self.heads,
+            n_audio_layer: self.layers,
+            ffn: self.ffn,
+            n_vocab: 0,
+            n_text_ctx: 0,
+            n_text_head: 0,
+            n_text_layer: 0,
+        }
+    }
+}
+
 /// The built-in presets, as the files in `presets/`.
 const BUILT_IN: &[(&str, &str)] = &[
     ("smollm2", include_str!("../presets/smollm2.json")),
     ("openpangu-7b", include_str!("../presets/openpangu-7b.json")),
     ("qwen2-7b", include_str!("../presets/qwen2-7b.json")),
     ("osum-tiny", include_str!("../presets/osum-tiny.json")),
+    (
+        "osum-pangu-7b",
+        include_str!("../presets/osum-pangu-7b.json"),
+    ),
+    (
+        "osum-qwen2-7b",
+        include_str!("../presets/osum-qwen2-7b.json"),
+    ),
 ];
 
 /// What went wrong finding or reading a preset.

@@ -6,7 +6,7 @@ use crate::model::llm::{self, generate_from_embeds, Generation, GenerationConfig
 use crate::model::prompt::{Segment, Template};
 use crate::model::tokenizer::gguf_bpe;
 use crate::model::tokenizer::sentencepiece::SentencePiece;
-use crate::model::weights::{GgufLlama, SafeTensors};
+use crate::model::weights::{GgufLlama, SafeTensors, TensorSource};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -126,7 +126,6 @@ impl TextModel {
     /// `tokenizer.json` or, failing that, a SentencePiece `tokenizer.model`. Weights keep their
     /// stored type (bf16 stays bf16).
     pub fn open_hf_dir(dir: &Path, template: Template, device: &Arc<dyn Device>) -> Result<Self> {
-        let config = LlmConfig::from_hf_file(dir.join("config.json"))?;
         let index = dir.join("model.safetensors.index.json");
         let weights = if index.exists() {
             index
@@ -134,6 +133,19 @@ impl TextModel {
             dir.join("model.safetensors")
         };
         let src = SafeTensors::open(&weights)?;
+        Self::open_hf_dir_with_weights(dir, &src, template, device)
+    }
+
+    /// `config.json` and the tokenizer from an HF release folder `dir`, as
+    /// [`TextModel::open_hf_dir`], but the weights from `weights` under HF names (the LLM part
+    /// of a released OSUM checkpoint, which stores its own copy of the LLM).
+    pub fn open_hf_dir_with_weights(
+        dir: &Path,
+        weights: &dyn TensorSource,
+        template: Template,
+        device: &Arc<dyn Device>,
+    ) -> Result<Self> {
+        let config = LlmConfig::from_hf_file(dir.join("config.json"))?;
         let (tj, tm) = (dir.join("tokenizer.json"), dir.join("tokenizer.model"));
         let tokenizer = if tj.exists() {
             let t = tokenizers::Tokenizer::from_file(&tj)
@@ -148,7 +160,7 @@ impl TextModel {
                 dir.display()
             )));
         };
-        let llm = Llm::load(&src, config, device)?;
+        let llm = Llm::load(weights, config, device)?;
         Ok(TextModel {
             llm,
             tokenizer,

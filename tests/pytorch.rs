@@ -228,9 +228,9 @@ fn osum_mapping_sorts_peft_keys() {
     // Tied weights stay two entries (the model wants both names); loading dedupes them.
     assert!(get(Component::LlmBase, "lm_head.weight").is_some());
     assert!(get(Component::LlmBase, "model.embed_tokens.weight").is_some());
-    // Encoder names lose the prefix; the `module.` alias collapses into one entry.
+    // Encoder names are WeNet names; the `module.` alias collapses into one entry.
     assert_eq!(
-        get(Component::Encoder, "after_norm.weight"),
+        get(Component::Encoder, "encoder.after_norm.weight"),
         Some("encoder.after_norm.weight".into())
     );
     assert_eq!(m.component(Component::Encoder).count(), 4);

@@ -7,13 +7,13 @@
 //! return the destination's float dtype; selection kernels copy elements of any dtype.
 
 use super::elementwise::PAR_THRESHOLD;
-use super::memory::{boxed, contiguous, f32_values, host, id_values};
+use super::memory::{boxed, contiguous, f32_values, host_slice, id_values};
 use crate::engine::device::{Buffer, View};
 use crate::engine::dtype::DType;
 use crate::engine::error::{Error, Result};
 use crate::engine::layout::{contiguous_strides, Layout};
 use crate::engine::storage::{HostBuffer, HostElem};
-use crate::with_host_buffer;
+use crate::with_host_slice;
 use half::{bf16, f16};
 use rayon::prelude::*;
 
@@ -133,8 +133,8 @@ pub fn index_select(src: View, ids: View, dim: usize) -> Result<Buffer> {
         }
         out
     }
-    let h = host(&src)?;
-    let out = with_host_buffer!(h, x => {
+    let h = host_slice(&src)?;
+    let out = with_host_slice!(h, x => {
         HostBuffer::from_vec(select(&contiguous(x, src.layout), (outer, size, inner), &idv))
     });
     Ok(boxed(out))
@@ -227,8 +227,8 @@ pub fn gather(src: View, index: View, dim: usize) -> Result<Buffer> {
             .map(|(&b, &i)| src[b + i as usize * step])
             .collect()
     }
-    let h = host(&src)?;
-    let out = with_host_buffer!(h, x => {
+    let h = host_slice(&src)?;
+    let out = with_host_slice!(h, x => {
         HostBuffer::from_vec(pick(&contiguous(x, src.layout), &base, &idv, step))
     });
     Ok(boxed(out))
@@ -279,7 +279,7 @@ pub fn concat(parts: &[View], dim: usize) -> Result<Buffer> {
         let (outer, _, inner) = around(parts[0].shape(), dim);
         let mut blocks = Vec::with_capacity(parts.len());
         for p in parts {
-            let x = host(p)?.as_slice::<T>().ok_or(Error::DTypeMismatch {
+            let x = host_slice(p)?.as_slice::<T>().ok_or(Error::DTypeMismatch {
                 op: OP,
                 lhs: T::DTYPE,
                 rhs: p.dtype(),

@@ -9,12 +9,12 @@
 //! GEMV path.
 
 use super::gemm::{gemm_precision, sgemm, Precision, Rhs, Start, Weights};
-use super::memory::{boxed, f32_values, host};
+use super::memory::{boxed, f32_values, host, host_slice};
 use crate::engine::device::{Buffer, View};
 use crate::engine::dtype::DType;
 use crate::engine::error::{Error, Result};
 use crate::engine::layout::Layout;
-use crate::engine::storage::HostBuffer;
+use crate::engine::storage::{HostBuffer, HostSlice};
 use half::{bf16, f16, slice::HalfFloatSliceExt};
 use rayon::prelude::*;
 use std::borrow::Cow;
@@ -44,10 +44,11 @@ pub enum Elems<'a> {
 impl<'a> Elems<'a> {
     /// The float elements of a CPU view's buffer; id dtypes are refused, naming `op`.
     pub fn of(op: &'static str, v: &View<'a>) -> Result<Self> {
-        match host(v)? {
-            HostBuffer::F32(x) => Ok(Elems::F32(x)),
-            HostBuffer::F16(x) => Ok(Elems::F16(x)),
-            HostBuffer::BF16(x) => Ok(Elems::BF16(x)),
+        // Weights may be borrowed from a memory-mapped file: read them in place.
+        match host_slice(v)? {
+            HostSlice::F32(x) => Ok(Elems::F32(x)),
+            HostSlice::F16(x) => Ok(Elems::F16(x)),
+            HostSlice::BF16(x) => Ok(Elems::BF16(x)),
             other => Err(Error::UnsupportedDType {
                 op,
                 dtype: other.dtype(),

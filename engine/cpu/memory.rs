@@ -1,21 +1,94 @@
-//! Host memory plumbing for the CPU device: downcasts, strided copies, casts, and the accessors
-//! every CPU kernel uses to read its inputs.
+//! Host memory plumbing for the CPU device: its two buffer kinds, downcasts, strided copies,
+//! casts, and the accessors every CPU kernel uses to read its inputs.
+//!
+//! A CPU buffer is either a [`HostBuffer`] (owned vectors) or a [`MappedBuffer`] (weights
+//! borrowed from a memory-mapped file, zero-copy). [`host_slice`] reads both without copying;
+//! the accessors below ([`f32_values`], [`contiguous`] users, casts, copies) and the kernels
+//! that see weights (matmul's operands, index_select / gather, cat) go through it. [`host`]
+//! serves kernels that match on owned vectors: for a mapped buffer it makes one private copy,
+//! kept with the buffer and reported by [`DeviceBuffer::mapped`] (`copied`), so a test can
+//! check that the weights of a model never take that path.
 
 use crate::engine::device::{Buffer, View};
 use crate::engine::dtype::{DType, WithDType};
 use crate::engine::error::{Error, Result};
 use crate::engine::layout::Layout;
-use crate::engine::storage::{DeviceBuffer, HostBuffer};
-use crate::with_host_buffer;
+use crate::engine::storage::{DeviceBuffer, HostBuffer, HostSlice, MappedHost, MappedRegion};
+use crate::with_host_slice;
 use half::{bf16, f16};
+use std::any::Any;
 use std::borrow::Cow;
+use std::sync::OnceLock;
 
-/// The CPU buffer behind a view (error if the buffer belongs to another device).
+/// A CPU buffer borrowing its elements from a read-only memory map. It cannot be written:
+/// in-place ops downcast to [`HostBuffer`] and refuse it.
+#[derive(Debug)]
+pub struct MappedBuffer {
+    data: MappedHost,
+    /// The owned copy made for a kernel that reads owned vectors ([`host`]), if one asked.
+    owned: OnceLock<HostBuffer>,
+}
+
+impl MappedBuffer {
+    /// Wrap borrowed data.
+    pub fn new(data: MappedHost) -> MappedBuffer {
+        MappedBuffer {
+            data,
+            owned: OnceLock::new(),
+        }
+    }
+}
+
+impl DeviceBuffer for MappedBuffer {
+    fn dtype(&self) -> DType {
+        self.data.dtype()
+    }
+    fn len(&self) -> usize {
+        self.data.len()
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+    fn mapped(&self) -> Option<MappedRegion> {
+        let b = self.data.bytes();
+        Some(MappedRegion {
+            addr: b.as_ptr() as usize,
+            bytes: b.len(),
+            copied: self.owned.get().is_some(),
+        })
+    }
+}
+
+fn foreign() -> Error {
+    Error::invalid("cpu", "buffer does not belong to the cpu device")
+}
+
+/// The CPU buffer behind a view as owned vectors (error if the buffer belongs to another
+/// device). A mapped buffer is copied once for this (see the module docs); prefer
+/// [`host_slice`].
 pub fn host<'a>(v: &View<'a>) -> Result<&'a HostBuffer> {
-    v.buf
-        .as_any()
-        .downcast_ref::<HostBuffer>()
-        .ok_or_else(|| Error::invalid("cpu", "buffer does not belong to the cpu device"))
+    let any = v.buf.as_any();
+    if let Some(h) = any.downcast_ref::<HostBuffer>() {
+        return Ok(h);
+    }
+    let m = any.downcast_ref::<MappedBuffer>().ok_or_else(foreign)?;
+    Ok(m.owned.get_or_init(|| m.data.to_host()))
+}
+
+/// The elements of the CPU buffer behind a view, owned or mapped, borrowed without copying.
+pub fn host_slice<'a>(v: &View<'a>) -> Result<HostSlice<'a>> {
+    let any = v.buf.as_any();
+    if let Some(h) = any.downcast_ref::<HostBuffer>() {
+        return Ok(h.slice());
+    }
+    let m = any.downcast_ref::<MappedBuffer>().ok_or_else(foreign)?;
+    Ok(match m.owned.get() {
+        Some(h) => h.slice(),
+        None => m.data.slice(),
+    })
 }
 
 /// Box a host buffer as a device buffer.
@@ -56,11 +129,11 @@ pub fn contiguous<'a, T: Copy>(src: &'a [T], layout: &Layout) -> Cow<'a, [T]> {
 
 /// The view's values as contiguous f32, widening f16/bf16. Errors for id dtypes.
 pub fn f32_values<'a>(op: &'static str, v: &View<'a>) -> Result<Cow<'a, [f32]>> {
-    let h = host(v)?;
+    let h = host_slice(v)?;
     Ok(match h {
-        HostBuffer::F32(x) => contiguous(x, v.layout),
-        HostBuffer::F16(x) => Cow::Owned(widen(&contiguous(x, v.layout))),
-        HostBuffer::BF16(x) => Cow::Owned(widen(&contiguous(x, v.layout))),
+        HostSlice::F32(x) => contiguous(x, v.layout),
+        HostSlice::F16(x) => Cow::Owned(widen(&contiguous(x, v.layout))),
+        HostSlice::BF16(x) => Cow::Owned(widen(&contiguous(x, v.layout))),
         _ => {
             return Err(Error::UnsupportedDType {
                 op,
@@ -73,8 +146,8 @@ pub fn f32_values<'a>(op: &'static str, v: &View<'a>) -> Result<Cow<'a, [f32]>> 
 
 /// The view's f32 values, refusing any other dtype (for kernels whose inputs must be f32).
 pub fn f32_only<'a>(op: &'static str, v: &View<'a>) -> Result<Cow<'a, [f32]>> {
-    match host(v)? {
-        HostBuffer::F32(x) => Ok(contiguous(x, v.layout)),
+    match host_slice(v)? {
+        HostSlice::F32(x) => Ok(contiguous(x, v.layout)),
         other => Err(Error::UnsupportedDType {
             op,
             dtype: other.dtype(),
@@ -85,9 +158,9 @@ pub fn f32_only<'a>(op: &'static str, v: &View<'a>) -> Result<Cow<'a, [f32]>> {
 
 /// The view's ids (u32 or i64) as contiguous i64. Errors for float dtypes.
 pub fn id_values(op: &'static str, v: &View) -> Result<Vec<i64>> {
-    match host(v)? {
-        HostBuffer::U32(x) => Ok(contiguous(x, v.layout).iter().map(|&i| i as i64).collect()),
-        HostBuffer::I64(x) => Ok(contiguous(x, v.layout).into_owned()),
+    match host_slice(v)? {
+        HostSlice::U32(x) => Ok(contiguous(x, v.layout).iter().map(|&i| i as i64).collect()),
+        HostSlice::I64(x) => Ok(contiguous(x, v.layout).into_owned()),
         other => Err(Error::UnsupportedDType {
             op,
             dtype: other.dtype(),
@@ -103,15 +176,21 @@ fn widen<T: WithDType>(x: &[T]) -> Vec<f32> {
 
 /// Contiguous copy of a view, same dtype.
 pub fn copy_strided(v: View) -> Result<Buffer> {
-    let h = host(&v)?;
+    let h = host_slice(&v)?;
     Ok(boxed(
-        with_host_buffer!(h, x => HostBuffer::from_vec(strided_copy(x, v.layout))),
+        with_host_slice!(h, x => HostBuffer::from_vec(strided_copy(x, v.layout))),
     ))
 }
 
 /// Write `src` into the elements of `dst` that `dst_layout` selects.
 pub fn copy_into(dst: &mut dyn DeviceBuffer, dst_layout: &Layout, src: View) -> Result<()> {
-    let s = host(&src)?;
+    let s = host_slice(&src)?;
+    if dst.mapped().is_some() {
+        return Err(Error::invalid(
+            "copy_into",
+            "the destination borrows a read-only memory-mapped weight file; copy the tensor first",
+        ));
+    }
     let d = dst
         .as_any_mut()
         .downcast_mut::<HostBuffer>()
@@ -127,7 +206,7 @@ pub fn copy_into(dst: &mut dyn DeviceBuffer, dst_layout: &Layout, src: View) -> 
         lhs: d.dtype(),
         rhs: s.dtype(),
     };
-    with_host_buffer!(s, x => {
+    with_host_slice!(s, x => {
         let values = contiguous(x, src.layout);
         let out = d.as_mut_slice().ok_or(mismatch)?;
         for (o, &v) in dst_layout.offsets().zip(values.iter()) {
@@ -139,14 +218,14 @@ pub fn copy_into(dst: &mut dyn DeviceBuffer, dst_layout: &Layout, src: View) -> 
 
 /// Contiguous copy converted to `dtype` (floats round to nearest; float→int truncates).
 pub fn cast(v: View, dtype: DType) -> Result<Buffer> {
-    let h = host(&v)?;
+    let h = host_slice(&v)?;
     if h.dtype() == dtype {
         return copy_strided(v);
     }
     fn conv<S: WithDType, D: WithDType>(x: &[S]) -> Vec<D> {
         x.iter().map(|&s| D::from_f64(s.to_f64())).collect()
     }
-    let out = with_host_buffer!(h, x => {
+    let out = with_host_slice!(h, x => {
         let x = contiguous(x, v.layout);
         match dtype {
             // f32 ↔ half goes straight through half's converters (correct rounding, fast).

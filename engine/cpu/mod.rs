@@ -32,7 +32,7 @@ use crate::engine::device::{
 use crate::engine::dtype::DType;
 use crate::engine::error::Result;
 use crate::engine::layout::Layout;
-use crate::engine::storage::{DeviceBuffer, HostBuffer};
+use crate::engine::storage::{DeviceBuffer, HostBuffer, MappedHost};
 use std::sync::{Arc, OnceLock};
 
 /// The CPU device: one shared instance per matrix-product precision.
@@ -77,6 +77,9 @@ impl Device for CpuDevice {
 
     fn from_host(&self, data: HostBuffer) -> Result<Buffer> {
         Ok(memory::boxed(data))
+    }
+    fn from_mapped(&self, data: MappedHost) -> Result<Buffer> {
+        Ok(Box::new(memory::MappedBuffer::new(data)))
     }
     fn to_host(&self, src: View) -> Result<HostBuffer> {
         let buf = memory::copy_strided(src)?;

@@ -11,7 +11,7 @@ use crate::engine::device::{
 use crate::engine::dtype::DType;
 use crate::engine::error::{Error, Result};
 use crate::engine::layout::Layout;
-use crate::engine::storage::{DeviceBuffer, HostBuffer};
+use crate::engine::storage::{DeviceBuffer, HostBuffer, MappedHost};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -161,6 +161,13 @@ impl Device for ProfiledDevice {
         let (n, dt) = (data.len(), data.dtype());
         let ins = Inputs::of(&[]).with_buffers(&[(n, dt)]);
         self.one("from_host", ins, vec![n], 0, || self.inner.from_host(data))
+    }
+    fn from_mapped(&self, data: MappedHost) -> Result<Buffer> {
+        let (n, dt) = (data.len(), data.dtype());
+        let ins = Inputs::of(&[]).with_buffers(&[(n, dt)]);
+        self.one("from_mapped", ins, vec![n], 0, || {
+            self.inner.from_mapped(data)
+        })
     }
     fn to_host(&self, src: View) -> Result<HostBuffer> {
         let shape = src.shape().to_vec();

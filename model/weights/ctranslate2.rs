@@ -9,7 +9,7 @@
 //! left before it is used, and nothing is allocated from a count the file states (lists grow as
 //! entries are actually read), so a corrupt or hostile file gives an error, never a huge allocation.
 
-use super::stored::{byte_size, map_file, to_host_buffer, StoredDType};
+use super::stored::{byte_size, map_file, tensor_from_map, StoredDType};
 use super::{TensorSource, WeightsError};
 use crate::engine::{Device, Tensor};
 use memmap2::Mmap;
@@ -34,7 +34,7 @@ struct Var {
 #[derive(Debug)]
 pub struct CtModel {
     path: PathBuf,
-    map: Mmap,
+    map: Arc<Mmap>,
     spec: String,
     revision: u32,
     vars: Vec<Var>,
@@ -48,7 +48,7 @@ impl CtModel {
     /// Map and parse `path`. Fails on any structural problem, naming the byte offset.
     pub fn open(path: impl AsRef<Path>) -> Result<CtModel, WeightsError> {
         let path = path.as_ref().to_path_buf();
-        let map = map_file(&path)?;
+        let map = Arc::new(map_file(&path)?);
         let parsed = parse(&path, &map)?;
         Ok(CtModel {
             path,
@@ -115,13 +115,16 @@ impl CtModel {
     /// types (quantized models) are refused with [`WeightsError::Unsupported`].
     pub fn tensor(&self, name: &str, dev: &Arc<dyn Device>) -> Result<Tensor, WeightsError> {
         let v = self.var(name)?;
-        let bytes = &self.map[v.offset..v.offset + v.nbytes];
-        let host = to_host_buffer(bytes, v.dtype).ok_or_else(|| WeightsError::Unsupported {
-            path: self.path.clone(),
-            name: name.to_string(),
-            dtype: v.dtype.to_string(),
-        })?;
-        Tensor::from_host(host, &v.shape, dev).map_err(|source| WeightsError::Engine {
+        let (begin, end) = (v.offset, v.offset + v.nbytes);
+        let loaded =
+            tensor_from_map(&self.map, begin, end, v.dtype, &v.shape, dev).ok_or_else(|| {
+                WeightsError::Unsupported {
+                    path: self.path.clone(),
+                    name: name.to_string(),
+                    dtype: v.dtype.to_string(),
+                }
+            })?;
+        loaded.map_err(|source| WeightsError::Engine {
             path: self.path.clone(),
             name: name.to_string(),
             source,

@@ -31,7 +31,7 @@ pub use llama::{GgufLlama, LlamaParams};
 pub use quant::GgmlType;
 pub use value::{GgufArray, GgufValue, GgufValueType};
 
-use super::stored::{map_file, to_host_buffer, StoredDType};
+use super::stored::{map_file, tensor_from_map, to_host_buffer, StoredDType};
 use super::{TensorSource, WeightsError};
 use crate::engine::{Device, HostBuffer, Tensor};
 use memmap2::Mmap;
@@ -77,7 +77,7 @@ impl GgufTensorInfo {
 #[derive(Debug)]
 pub struct GgufFile {
     path: PathBuf,
-    map: Mmap,
+    map: Arc<Mmap>,
     metadata: Vec<(String, GgufValue)>,
     meta_index: HashMap<String, usize>,
     tensors: Vec<GgufTensorInfo>,
@@ -90,7 +90,7 @@ impl GgufFile {
     /// Map and check `path`. Fails on any structural problem, naming the byte offset.
     pub fn open(path: impl AsRef<Path>) -> Result<GgufFile, WeightsError> {
         let path = path.as_ref().to_path_buf();
-        let map = map_file(&path)?;
+        let map = Arc::new(map_file(&path)?);
         let parsed = parse::parse(&path, &map)?;
         Ok(GgufFile {
             path,
@@ -335,11 +335,29 @@ impl GgufFile {
         })
     }
 
-    /// Load `name` onto `dev` with its engine shape (see [`GgufFile::host`] for the dtype).
+    /// Load `name` onto `dev` with its engine shape (see [`GgufFile::host`] for the dtype):
+    /// F32/F16/BF16 borrow the map ([`tensor_from_map`]), block types are dequantized.
     pub fn tensor(&self, name: &str, dev: &Arc<dyn Device>) -> Result<Tensor, WeightsError> {
+        let t = self.info(name)?;
+        // Only the plain float types are stored as the engine keeps them.
+        let plain = match t.ggml_type {
+            GgmlType::F32 => Some(StoredDType::F32),
+            GgmlType::F16 => Some(StoredDType::F16),
+            GgmlType::BF16 => Some(StoredDType::BF16),
+            _ => None,
+        };
+        if let Some(stored) = plain {
+            let (begin, end) = (t.offset, t.offset + t.size);
+            if let Some(loaded) = tensor_from_map(&self.map, begin, end, stored, &t.shape, dev) {
+                return loaded.map_err(|source| WeightsError::Engine {
+                    path: self.path.clone(),
+                    name: name.to_string(),
+                    source,
+                });
+            }
+        }
         let host = self.host(name)?;
-        let shape = &self.info(name)?.shape;
-        self.upload(name, host, shape, dev)
+        self.upload(name, host, &t.shape, dev)
     }
 
     /// Upload `host` as tensor `name` (errors name the file and tensor).

@@ -225,6 +225,15 @@ fn reads_tensors_of_every_supported_type() {
     let t = f.tensor("b", &dev).unwrap();
     assert_eq!((t.shape(), t.dtype()), (&[1usize, 2][..], DType::BF16));
     assert_eq!(t.to_vec::<bf16>().unwrap()[1], bf16::from_f32(8.0));
+    // Plain float types borrow the map (data is aligned to 32 bytes); block types are
+    // dequantized into owned memory.
+    for name in ["w", "h", "b"] {
+        assert!(
+            f.tensor(name, &dev).unwrap().mapped_region().is_some(),
+            "{name}"
+        );
+    }
+    assert!(f.tensor("q8", &dev).unwrap().mapped_region().is_none());
 
     for (name, want) in [
         ("q8", q8_0_block().1),

@@ -6,6 +6,8 @@
 //! - [`pytorch`]: PyTorch `torch.save` zips (the released OSUM checkpoints), read through
 //!   [`pickle`], a restricted unpickler that never runs code; plus the OSUM key normalizer.
 //! - [`gguf`]: GGUF v3 (llama.cpp; SmolLM2), dequantized on load; [`GgufLlama`] gives it HF names.
+//! - [`osum_parts`]: one [`TensorSource`] per part (encoder, adapter, LLM, LoRA) of an OSUM
+//!   checkpoint.
 //! - [`install`]: fetching and verifying the real weights of DATA.md (`osum setup`).
 //! - [`stored`]: the stored element types and the byte → host buffer conversion they share.
 //! - [`error`]: the error type, [`WeightsError`].
@@ -16,6 +18,7 @@ pub mod ctranslate2;
 pub mod error;
 pub mod gguf;
 pub mod install;
+pub mod osum_parts;
 pub mod pickle;
 pub mod pytorch;
 pub mod safetensors;
@@ -24,6 +27,7 @@ pub mod stored;
 pub use ctranslate2::CtModel;
 pub use error::WeightsError;
 pub use gguf::{GgufFile, GgufLlama};
+pub use osum_parts::PartSource;
 pub use pytorch::{normalize_key, Component, KeyLayout, OsumMapping, PtCheckpoint, PtTensorInfo};
 pub use safetensors::{SafeFile, SafeTensors};
 pub use stored::StoredDType;
@@ -39,6 +43,7 @@ pub trait TensorSource {
     fn shape(&self, name: &str) -> Result<&[usize], WeightsError>;
     /// The stored element type of `name`.
     fn dtype(&self, name: &str) -> Result<StoredDType, WeightsError>;
-    /// Load `name` onto `dev` (copied out of the file: f32, f16, bf16 keep their type).
+    /// Load `name` onto `dev` (f32, f16, bf16 keep their type; borrowed from the file's map
+    /// where the format allows, see [`stored::tensor_from_map`]).
     fn tensor(&self, name: &str, dev: &Arc<dyn Device>) -> Result<Tensor, WeightsError>;
 }

@@ -19,7 +19,7 @@
 //! encoder / adapter / LLM base / LoRA A / LoRA B with canonical names (see [`normalize_key`]).
 
 use super::pickle::{Id, Pickle, PickleError, TensorRef, Value};
-use super::stored::{byte_size, map_file, to_host_buffer, StoredDType};
+use super::stored::{byte_size, map_file, tensor_from_map, to_host_buffer, StoredDType};
 use super::{TensorSource, WeightsError};
 use crate::engine::{Device, HostBuffer, Tensor};
 use memmap2::Mmap;
@@ -409,8 +409,24 @@ impl PtCheckpoint {
 
     /// Load `name` onto `dev`: f32, f16, bf16 keep their type, i64 loads as i64; other types
     /// are [`WeightsError::Unsupported`], non-contiguous views [`WeightsError::WrongKind`].
+    /// Float tensors of stored (uncompressed) entries borrow the map ([`tensor_from_map`]);
+    /// compressed entries are inflated into owned memory.
     pub fn tensor(&self, name: &str, dev: &Arc<dyn Device>) -> Result<Tensor, WeightsError> {
         let t = self.info(name)?;
+        let e = &self.storages[&t.storage];
+        if e.stored && t.is_contiguous() {
+            let es = t.dtype.size_in_bytes();
+            // Both bounds were checked against the entry size at open.
+            let begin = e.data_start as usize + t.offset * es;
+            let end = begin + t.numel() * es;
+            if let Some(loaded) = tensor_from_map(&self.map, begin, end, t.dtype, &t.shape, dev) {
+                return loaded.map_err(|source| WeightsError::Engine {
+                    path: self.path.clone(),
+                    name: name.to_string(),
+                    source,
+                });
+            }
+        }
         let bytes = self.bytes(name)?;
         let host = match t.dtype {
             StoredDType::I64 => Some(HostBuffer::I64(
@@ -844,8 +860,10 @@ fn check_tensor(
 /// The part of the OSUM model a checkpoint tensor belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Component {
-    /// The Whisper encoder (WeNet names, REFERENCE.md §3). Canonical name: the key after the
-    /// encoder prefix, e.g. `encoders.0.self_attn.linear_q.weight`, `embed.conv.0.weight`.
+    /// The Whisper encoder (REFERENCE.md §3). Canonical name: the WeNet name, i.e. the key with
+    /// the layout's encoder prefix replaced by `encoder.` (e.g.
+    /// `encoder.encoders.0.self_attn.linear_q.weight`, `encoder.embed.conv.0.weight`), which is
+    /// what [`crate::model::whisper::Convention::Wenet`] looks up.
     Encoder,
     /// The adapter (REFERENCE.md §4). Canonical name: the full key, e.g.
     /// `down_sample_2.conv.1.weight`, `speech_llama_proj.weight`, `speech_token_emded.weight`.
@@ -876,11 +894,15 @@ pub struct NormalizedKey {
     pub adapter: Option<String>,
 }
 
+/// The prefix of WeNet encoder names, which canonical [`Component::Encoder`] names carry
+/// whatever the checkpoint's own encoder prefix.
+pub const WENET_ENCODER_PREFIX: &str = "encoder.";
+
 /// The top-level module names of an OSUM state dict. The defaults are those of the released
 /// OSUM / OSUM-Pangu code (REFERENCE.md §3, §4, §7).
 #[derive(Debug, Clone)]
 pub struct KeyLayout {
-    /// Prefix of encoder keys, stripped from canonical names.
+    /// Prefix of encoder keys, replaced by `encoder.` in canonical names.
     pub encoder_prefix: String,
     /// Prefix of the LLM keys, stripped (with PEFT's `base_model.model.`).
     pub llm_prefix: String,
@@ -925,7 +947,7 @@ pub fn normalize_key(raw: &str, layout: &KeyLayout) -> NormalizedKey {
         adapter: None,
     };
     if let Some(rest) = key.strip_prefix(layout.encoder_prefix.as_str()) {
-        return plain(Component::Encoder, rest);
+        return plain(Component::Encoder, &format!("{WENET_ENCODER_PREFIX}{rest}"));
     }
     let first = key.split('.').next().unwrap_or("");
     if layout.adapter_modules.iter().any(|m| m == first) {

@@ -73,14 +73,14 @@ fn encoder_adapter_and_wrappers() {
         norm("encoder.encoders.0.feed_forward.w_1.weight"),
         (
             Component::Encoder,
-            "encoders.0.feed_forward.w_1.weight".into(),
+            "encoder.encoders.0.feed_forward.w_1.weight".into(),
             None
         )
     );
     // DDP's `module.` is dropped.
     assert_eq!(
         norm("module.module.encoder.after_norm.bias"),
-        (Component::Encoder, "after_norm.bias".into(), None)
+        (Component::Encoder, "encoder.after_norm.bias".into(), None)
     );
     for k in [
         "down_sample_2.conv.4.weight",
@@ -105,6 +105,15 @@ fn encoder_adapter_and_wrappers() {
         )
         .name,
         "model.layers.0.mlp.gate_proj.weight"
+    );
+    // Another encoder prefix still gives WeNet names.
+    let layout = KeyLayout {
+        encoder_prefix: "speech_encoder.".into(),
+        ..KeyLayout::default()
+    };
+    assert_eq!(
+        normalize_key("speech_encoder.after_norm.weight", &layout).name,
+        "encoder.after_norm.weight"
     );
 }
 

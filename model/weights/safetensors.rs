@@ -5,9 +5,9 @@
 //! [begin, end]}, "__metadata__": {..}}`, then the data; offsets count from the end of the JSON.
 //! Every field is checked when the file is opened: the header length against the file, each
 //! tensor's byte range against the data, its size against dtype × shape, and that no two ranges
-//! overlap. Tensors are copied out of the map when loaded (see [`super::stored`]).
+//! overlap. Tensors borrow the map when loaded (zero-copy; see [`super::stored::tensor_from_map`]).
 
-use super::stored::{byte_size, map_file, to_host_buffer, StoredDType};
+use super::stored::{byte_size, map_file, tensor_from_map, StoredDType};
 use super::{TensorSource, WeightsError};
 use crate::engine::{Device, Tensor};
 use memmap2::Mmap;
@@ -29,7 +29,7 @@ struct Entry {
 #[derive(Debug)]
 pub struct SafeFile {
     path: PathBuf,
-    map: Mmap,
+    map: Arc<Mmap>,
     entries: BTreeMap<String, Entry>,
 }
 
@@ -37,7 +37,7 @@ impl SafeFile {
     /// Map and check `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<SafeFile, WeightsError> {
         let path = path.as_ref().to_path_buf();
-        let map = map_file(&path)?;
+        let map = Arc::new(map_file(&path)?);
         let entries = parse(&path, &map)?;
         Ok(SafeFile { path, map, entries })
     }
@@ -56,14 +56,13 @@ impl SafeFile {
 
     fn tensor(&self, name: &str, dev: &Arc<dyn Device>) -> Result<Tensor, WeightsError> {
         let e = self.entry(name)?;
-        let host = to_host_buffer(&self.map[e.begin..e.end], e.dtype).ok_or_else(|| {
-            WeightsError::Unsupported {
+        let loaded = tensor_from_map(&self.map, e.begin, e.end, e.dtype, &e.shape, dev)
+            .ok_or_else(|| WeightsError::Unsupported {
                 path: self.path.clone(),
                 name: name.to_string(),
                 dtype: e.dtype.to_string(),
-            }
-        })?;
-        Tensor::from_host(host, &e.shape, dev).map_err(|source| WeightsError::Engine {
+            })?;
+        loaded.map_err(|source| WeightsError::Engine {
             path: self.path.clone(),
             name: name.to_string(),
             source,

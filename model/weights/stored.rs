@@ -1,15 +1,15 @@
-//! What the readers share: the element types a file may store, the conversion of raw
-//! little-endian bytes into an engine [`HostBuffer`], and mapping a file into memory.
-//!
-//! Zero-copy is not possible yet: a [`HostBuffer`] owns a `Vec`, so every tensor is copied out
-//! of the map once when it is loaded (the map itself costs no memory until touched).
+//! What the readers share: the element types a file may store, mapping a file into memory, and
+//! turning a stored tensor into an engine tensor: borrowed from the map where the bytes can be
+//! read in place ([`tensor_from_map`], zero-copy on the CPU), else converted into an owned
+//! [`HostBuffer`] ([`to_host_buffer`]).
 
 use super::WeightsError;
-use crate::engine::{DType, HostBuffer};
+use crate::engine::{DType, Device, HostBuffer, MappedHost, Tensor};
 use half::{bf16, f16};
 use memmap2::Mmap;
 use std::fs::File;
 use std::path::Path;
+use std::sync::Arc;
 
 /// The element type of a stored tensor, as the file names it. Only [`StoredDType::F32`],
 /// [`StoredDType::F16`] and [`StoredDType::BF16`] load into engine tensors; the others are
@@ -107,6 +107,30 @@ pub(crate) fn to_host_buffer(bytes: &[u8], dtype: StoredDType) -> Option<HostBuf
                 .collect(),
         ),
         _ => return None,
+    })
+}
+
+/// The tensor stored as `dtype` in `map[begin..end]` with `shape`, on `dev`; `None` for types
+/// the engine lacks. The caller has checked the range against the file and its length against
+/// the element count. The bytes are borrowed from the map (the CPU keeps them there; other
+/// devices upload a copy) unless they cannot be read in place as the element type: a start
+/// that is not aligned to the element size is a limit of the file's layout (safetensors pads
+/// its header to 8 bytes only by convention, CTranslate2 packs variables unpadded, a PyTorch
+/// view may start at an odd element), and then the bytes are copied into an owned buffer.
+pub(crate) fn tensor_from_map(
+    map: &Arc<Mmap>,
+    begin: usize,
+    end: usize,
+    dtype: StoredDType,
+    shape: &[usize],
+    dev: &Arc<dyn Device>,
+) -> Option<crate::engine::Result<Tensor>> {
+    let dt = dtype.engine_dtype()?;
+    let len = (end - begin) / dtype.size_in_bytes();
+    let bytes: crate::engine::SharedBytes = map.clone();
+    Some(match MappedHost::new(bytes, begin, len, dt) {
+        Some(m) => Tensor::from_mapped(m, shape, dev),
+        None => Tensor::from_host(to_host_buffer(&map[begin..end], dtype)?, shape, dev),
     })
 }
 

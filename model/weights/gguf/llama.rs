@@ -363,6 +363,11 @@ impl TensorSource for GgufLlama {
         self.file.dtype(self.gguf_name(name)?)
     }
     fn tensor(&self, name: &str, dev: &Arc<dyn Device>) -> Result<Tensor, WeightsError> {
+        let g = self.gguf_name(name)?;
+        if permuted_kind(g).is_none() {
+            // Stored in HF order: F32/F16/BF16 borrow the map.
+            return self.file.tensor(g, dev);
+        }
         let host = self.host(name)?;
         self.file.upload(name, host, self.shape(name)?, dev)
     }

@@ -6,6 +6,7 @@ mod bench;
 mod chat;
 mod demo;
 mod setup;
+mod synth;
 mod transcribe;
 
 use clap::{CommandFactory, Parser, Subcommand};
@@ -65,6 +66,11 @@ pub enum Command {
     ///
     /// Example: osum transcribe goforward.wav
     Transcribe(transcribe::TranscribeArgs),
+    /// Generate the seeded synthetic speech benchmark: 16 kHz WAVs spoken by espeak-ng and flite
+    /// voices (styles, age/emotion prosody proxies, sound events) and train/dev/test manifests.
+    ///
+    /// Example: osum synth --out data/synth --seed 1 --size small
+    Synth(synth::SynthArgs),
 }
 
 impl Cli {
@@ -76,7 +82,8 @@ impl Cli {
             | Command::Setup(_)
             | Command::Transcribe(_)
             | Command::Chat(_)
-            | Command::Ask(_) => None,
+            | Command::Ask(_)
+            | Command::Synth(_) => None,
         };
         match problem {
             Some((kind, msg)) => Err(Cli::command().error(kind, msg)),
@@ -96,5 +103,6 @@ pub fn run(cmd: Command, device: &str) -> Result<(), String> {
         Command::Ask(args) => ask::run(args, &dev()?),
         Command::Setup(args) => setup::run(args),
         Command::Transcribe(args) => transcribe::run(args, &dev()?),
+        Command::Synth(args) => synth::run(args),
     }
 }

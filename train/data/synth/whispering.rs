@@ -23,10 +23,13 @@ pub fn whisper(speech: &[f32], rng: &mut Rng) -> Vec<f32> {
     let mut out = vec![0.0f32; speech.len()];
     for b in 0..BANDS {
         let fc = LOW_HZ * ratio.powi(b as i32);
-        let band = Biquad::bandpass(fc, q).run(speech);
+        // Two cascaded sections: one biquad's 6 dB/octave skirts would let the strong low
+        // bands leak into every other band and smear the formants away.
+        let filter = |x: &[f32]| Biquad::bandpass(fc, q).run(&Biquad::bandpass(fc, q).run(x));
+        let band = filter(speech);
         let rectified: Vec<f32> = band.iter().map(|x| x.abs()).collect();
         let env = Biquad::lowpass(ENVELOPE_HZ).run(&rectified);
-        let hiss = Biquad::bandpass(fc, q).run(&carrier);
+        let hiss = filter(&carrier);
         let norm = rms(&hiss).max(1e-9);
         for ((o, e), h) in out.iter_mut().zip(&env).zip(&hiss) {
             *o += e.max(0.0) * h / norm;

@@ -5,6 +5,7 @@ mod ask;
 mod bench;
 mod chat;
 mod demo;
+mod eval;
 mod setup;
 mod synth;
 mod transcribe;
@@ -71,6 +72,11 @@ pub enum Command {
     ///
     /// Example: osum synth --out data/synth --seed 1 --size small
     Synth(synth::SynthArgs),
+    /// Score the OSUM model on a manifest: instruction-following rate, per-task accuracy, WER/CER
+    /// and latency; --compare-fixed adds the fixed-tag vs natural-language table.
+    ///
+    /// Example: osum eval --manifest data/synth/test.jsonl --checkpoint ckpt --json
+    Eval(eval::EvalArgs),
 }
 
 impl Cli {
@@ -83,7 +89,8 @@ impl Cli {
             | Command::Transcribe(_)
             | Command::Chat(_)
             | Command::Ask(_)
-            | Command::Synth(_) => None,
+            | Command::Synth(_)
+            | Command::Eval(_) => None,
         };
         match problem {
             Some((kind, msg)) => Err(Cli::command().error(kind, msg)),
@@ -104,5 +111,6 @@ pub fn run(cmd: Command, device: &str) -> Result<(), String> {
         Command::Setup(args) => setup::run(args),
         Command::Transcribe(args) => transcribe::run(args, &dev()?),
         Command::Synth(args) => synth::run(args),
+        Command::Eval(args) => eval::run(args, &dev()?),
     }
 }

@@ -36,11 +36,23 @@ fn temp_dir(name: &str) -> PathBuf {
 
 fn synth_tiny(out: &Path, seed: &str) {
     let o = osum(
-        &["synth", "--out", out.to_str().unwrap(), "--seed", seed, "--size", "tiny"],
+        &[
+            "synth",
+            "--out",
+            out.to_str().unwrap(),
+            "--seed",
+            seed,
+            "--size",
+            "tiny",
+        ],
         &[],
     );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
-    assert!(text(&o.stdout).contains("wrote 40 clips"), "{}", text(&o.stdout));
+    assert!(
+        text(&o.stdout).contains("wrote 40 clips"),
+        "{}",
+        text(&o.stdout)
+    );
 }
 
 /// One tiny benchmark shared by the tests of this file (seed 1).
@@ -118,11 +130,17 @@ fn synth_writes_16k_mono_clips_and_a_test_split_with_nothing_seen_in_training() 
     for k in ["speaker", "transcript", "instruction"] {
         assert!(set(&train, k).is_disjoint(&set(&test, k)), "{k} leaks");
     }
-    assert!(train.iter().any(|v| v["audio"].is_null()), "text-only items");
+    assert!(
+        train.iter().any(|v| v["audio"].is_null()),
+        "text-only items"
+    );
     for v in test.iter().chain(&train).filter(|v| !v["audio"].is_null()) {
         let r = hound::WavReader::open(dir.join(v["audio"].as_str().unwrap())).unwrap();
         let spec = r.spec();
-        assert_eq!((spec.sample_rate, spec.channels, spec.bits_per_sample), (16000, 1, 16));
+        assert_eq!(
+            (spec.sample_rate, spec.channels, spec.bits_per_sample),
+            (16000, 1, 16)
+        );
         let secs = r.duration() as f32 / 16000.0;
         assert!((0.5..12.0).contains(&secs), "{v}: {secs} s");
     }
@@ -138,7 +156,8 @@ fn synth_names_missing_tools_and_how_to_install_them() {
     assert_eq!(o.status.code(), Some(1));
     let err = text(&o.stderr);
     assert!(
-        err.contains("espeak-ng, flite, sox") && err.contains("apt-get install espeak-ng flite sox"),
+        err.contains("espeak-ng, flite, sox")
+            && err.contains("apt-get install espeak-ng flite sox"),
         "{err}"
     );
     let bad = osum(&["synth", "--out", "x", "--size", "huge"], &[]);
@@ -182,7 +201,10 @@ fn eval_runs_end_to_end_on_a_tiny_benchmark_and_prints_json_last() {
     );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     let stdout = text(&o.stdout);
-    assert!(stdout.contains("fixed") && stdout.contains("natural"), "{stdout}");
+    assert!(
+        stdout.contains("fixed") && stdout.contains("natural"),
+        "{stdout}"
+    );
     let last = stdout.lines().last().unwrap();
     let v: Value = serde_json::from_str(last).unwrap();
     assert_eq!(v["n"], 2);
@@ -193,7 +215,13 @@ fn eval_runs_end_to_end_on_a_tiny_benchmark_and_prints_json_last() {
     assert_eq!(v["fixed"]["n"], 2);
     let p = lines(&preds);
     assert_eq!(p.len(), 2);
-    assert!(p[0]["raw"].is_string() && p[0]["fixed"]["instruction"].as_str().unwrap().starts_with('<'));
+    assert!(
+        p[0]["raw"].is_string()
+            && p[0]["fixed"]["instruction"]
+                .as_str()
+                .unwrap()
+                .starts_with('<')
+    );
     assert!(text(&o.stderr).contains("untrained"));
     let missing = osum(&["eval", "--manifest", "/no/such.jsonl"], &[]);
     assert_eq!(missing.status.code(), Some(1));

@@ -215,7 +215,11 @@ pub fn comparison_table(fixed: &Totals, natural: &Totals) -> String {
     ];
     for (t, name) in names {
         if fixed.accuracy(t).is_some() || natural.accuracy(t).is_some() {
-            rows.push((name.into(), pct(fixed.accuracy(t)), pct(natural.accuracy(t))));
+            rows.push((
+                name.into(),
+                pct(fixed.accuracy(t)),
+                pct(natural.accuracy(t)),
+            ));
         }
     }
     let w = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);
@@ -249,7 +253,12 @@ mod tests {
     fn a_perfect_answer_scores_full_marks() {
         let it = item();
         let tasks = it.task_list().unwrap();
-        let s = score(&it, &tasks, &parse("<gender><asr>The cat sat on the mat.<female>"), 5.0);
+        let s = score(
+            &it,
+            &tasks,
+            &parse("<gender><asr>The cat sat on the mat.<female>"),
+            5.0,
+        );
         assert!(s.followed, "tag order does not matter");
         assert_eq!(s.labels, [(Task::Gender, true)]);
         assert_eq!(s.words, Some((0, 6)));
@@ -261,7 +270,12 @@ mod tests {
         let it = item();
         let tasks = it.task_list().unwrap();
         // Missing <gender> intent tag, wrong label, one word substituted.
-        let s = score(&it, &tasks, &parse("<asr>the cat sit on the mat<male>"), 1.0);
+        let s = score(
+            &it,
+            &tasks,
+            &parse("<asr>the cat sit on the mat<male>"),
+            1.0,
+        );
         assert!(!s.followed);
         assert_eq!(s.labels, [(Task::Gender, false)]);
         assert_eq!(s.words, Some((1, 6)));
@@ -289,12 +303,23 @@ mod tests {
         let it = item();
         let tasks = it.task_list().unwrap();
         let mut fixed = Totals::default();
-        fixed.add(&score(&it, &tasks, &parse("<asr><gender>the cat sat on the mat<female>"), 1.0));
+        fixed.add(&score(
+            &it,
+            &tasks,
+            &parse("<asr><gender>the cat sat on the mat<female>"),
+            1.0,
+        ));
         let mut natural = Totals::default();
         natural.add(&score(&it, &tasks, &parse("<asr>the cat<male>"), 1.0));
         let table = comparison_table(&fixed, &natural);
-        assert!(table.contains("100.0%") && table.contains("66.7%"), "{table}");
-        assert!(table.contains("gender (SGC)") && !table.contains("style"), "{table}");
+        assert!(
+            table.contains("100.0%") && table.contains("66.7%"),
+            "{table}"
+        );
+        assert!(
+            table.contains("gender (SGC)") && !table.contains("style"),
+            "{table}"
+        );
     }
 
     #[test]

@@ -60,7 +60,11 @@ pub fn evaluate(
         fixed: opts.compare_fixed.then(Totals::default),
         ..Report::default()
     };
-    let audio_items: Vec<_> = manifest.items.iter().filter(|i| i.audio.is_some()).collect();
+    let audio_items: Vec<_> = manifest
+        .items
+        .iter()
+        .filter(|i| i.audio.is_some())
+        .collect();
     report.skipped_text_only = manifest.items.len() - audio_items.len();
     let total = opts
         .limit

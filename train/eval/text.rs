@@ -83,8 +83,14 @@ mod tests {
     fn normalization_ignores_case_punctuation_and_spacing_but_not_number_form() {
         assert_eq!(normalize("  Hello,   World!  "), "hello world");
         assert_eq!(normalize("Don't stop—now."), "dont stop now");
-        assert_eq!(word_errors("Go forward, ten meters.", "go forward ten METERS"), (0, 4));
-        assert_eq!(word_errors("go forward ten meters", "Go forward 10 meters."), (1, 4));
+        assert_eq!(
+            word_errors("Go forward, ten meters.", "go forward ten METERS"),
+            (0, 4)
+        );
+        assert_eq!(
+            word_errors("go forward ten meters", "Go forward 10 meters."),
+            (1, 4)
+        );
         // CER: "ab c" vs "abd c" is one insertion over 4 characters.
         assert_eq!(char_errors("AB c", "abd  c"), (1, 4));
     }

@@ -23,7 +23,13 @@ fn between(rng: &mut Rng, lo: f32, hi: f32) -> f32 {
 }
 
 /// A vowel-like sound: a voiced source through two formant band-passes, plus breath noise.
-fn vowel(rng: &mut Rng, secs: f32, f0: impl Fn(f32) -> f32, formants: (f32, f32), breath: f32) -> Vec<f32> {
+fn vowel(
+    rng: &mut Rng,
+    secs: f32,
+    f0: impl Fn(f32) -> f32,
+    formants: (f32, f32),
+    breath: f32,
+) -> Vec<f32> {
     let n = samples(secs);
     let src = voiced(rng, n, 30, f0);
     let mut out = Biquad::bandpass(formants.0, 4.0).run(&src);
@@ -53,7 +59,12 @@ pub fn render(label: &str, rng: &mut Rng) -> Result<Vec<f32>, String> {
                 let fi = f0 * (1.0 - 0.04 * i as f32);
                 let mut syl = vowel(rng, 0.12, |_| fi, (750.0, 1250.0), 0.8);
                 envelope(&mut syl, 0.01, 0.06);
-                add_at(&mut out, &syl, samples(0.2 * i as f32), 1.0 - 0.1 * i as f32);
+                add_at(
+                    &mut out,
+                    &syl,
+                    samples(0.2 * i as f32),
+                    1.0 - 0.1 * i as f32,
+                );
             }
         }
         "cough" => {
@@ -78,7 +89,10 @@ pub fn render(label: &str, rng: &mut Rng) -> Result<Vec<f32>, String> {
                 let mut w = vowel(
                     rng,
                     len,
-                    |t| f0 * (1.0 + 0.15 * (t / len * std::f32::consts::PI).sin()) * (1.0 + 0.03 * (2.0 * std::f32::consts::PI * 6.0 * t).sin()),
+                    |t| {
+                        f0 * (1.0 + 0.15 * (t / len * std::f32::consts::PI).sin())
+                            * (1.0 + 0.03 * (2.0 * std::f32::consts::PI * 6.0 * t).sin())
+                    },
                     (900.0, 1700.0),
                     0.4,
                 );
@@ -90,7 +104,13 @@ pub fn render(label: &str, rng: &mut Rng) -> Result<Vec<f32>, String> {
             // One loud, high, rough tone that rises.
             let len = between(rng, 0.7, 1.1);
             let f0 = between(rng, 800.0, 1100.0);
-            let mut s = vowel(rng, len, |t| f0 * (1.0 + 0.2 * t / len), (1600.0, 2800.0), 0.5);
+            let mut s = vowel(
+                rng,
+                len,
+                |t| f0 * (1.0 + 0.2 * t / len),
+                (1600.0, 2800.0),
+                0.5,
+            );
             for x in s.iter_mut() {
                 *x = (2.5 * *x).tanh();
             }
@@ -127,7 +147,13 @@ pub fn render(label: &str, rng: &mut Rng) -> Result<Vec<f32>, String> {
             // "ah—" rising voiced inhale, then a sharp high-frequency "choo" burst.
             let len = between(rng, 0.3, 0.45);
             let f0 = between(rng, 200.0, 300.0);
-            let mut ah = vowel(rng, len, |t| f0 * (1.0 + 0.5 * t / len), (800.0, 1300.0), 0.6);
+            let mut ah = vowel(
+                rng,
+                len,
+                |t| f0 * (1.0 + 0.5 * t / len),
+                (800.0, 1300.0),
+                0.6,
+            );
             envelope(&mut ah, 0.1, 0.05);
             add_at(&mut out, &ah, 0, 0.5);
             let mut choo = Biquad::highpass(2500.0).run(&noise(rng, samples(0.25)));

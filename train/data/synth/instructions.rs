@@ -292,7 +292,10 @@ mod tests {
         for combo in COMBOS {
             for held_out in [false, true] {
                 let s = instruction(&mut Rng::new(1), combo, held_out);
-                assert!(s.len() > 8 && s.chars().next().unwrap().is_uppercase(), "{s}");
+                assert!(
+                    s.len() > 8 && s.chars().next().unwrap().is_uppercase(),
+                    "{s}"
+                );
             }
         }
     }
@@ -301,7 +304,12 @@ mod tests {
     fn held_out_wordings_never_occur_in_training_not_even_a_clause() {
         let train = many(false);
         let test = many(true);
-        assert!(train.len() > 500 && test.len() > 200, "{} {}", train.len(), test.len());
+        assert!(
+            train.len() > 500 && test.len() > 200,
+            "{} {}",
+            train.len(),
+            test.len()
+        );
         assert!(train.is_disjoint(&test));
         for t in Task::ALL {
             for c in side(clauses(t), 4, true) {

@@ -252,9 +252,8 @@ pub fn plan(seed: u64, size: Size) -> Plan {
             Split::Test => (c.test_clips, 1, 0, &test_sents),
         };
         let voices = voices::voices(split.held_out());
-        let by_gender = |g: &str| -> Vec<Voice> {
-            voices.iter().copied().filter(|v| v.gender == g).collect()
-        };
+        let by_gender =
+            |g: &str| -> Vec<Voice> { voices.iter().copied().filter(|v| v.gender == g).collect() };
         let (female, male) = (by_gender("female"), by_gender("male"));
         let mut items = Vec::new();
         for i in 0..n_clips {
@@ -421,8 +420,8 @@ pub fn generate(
     for (split, items) in &plan.manifests {
         Manifest::save(&out.join(format!("{}.jsonl", split.name())), items)?;
     }
-    let info = serde_json::to_string_pretty(&info_json(seed, size, &plan))
-        .map_err(|e| e.to_string())?;
+    let info =
+        serde_json::to_string_pretty(&info_json(seed, size, &plan)).map_err(|e| e.to_string())?;
     write_atomic(&out.join(INFO_FILE), format!("{info}\n").as_bytes())?;
     Ok(Summary {
         lines: plan
@@ -454,20 +453,27 @@ mod tests {
     #[test]
     fn test_split_holds_out_voices_sentences_and_wordings() {
         let p = plan(3, Size::Small);
-        let items = |s: Split| -> &Vec<Item> { &p.manifests.iter().find(|(x, _)| *x == s).unwrap().1 };
+        let items =
+            |s: Split| -> &Vec<Item> { &p.manifests.iter().find(|(x, _)| *x == s).unwrap().1 };
         let field = |s: Split, f: fn(&Item) -> Option<String>| -> HashSet<String> {
             items(s).iter().filter_map(f).collect()
         };
         for other in [Split::Train, Split::Dev] {
-            assert!(field(Split::Test, |i| i.speaker.clone()).is_disjoint(&field(other, |i| i.speaker.clone())));
-            assert!(field(Split::Test, |i| i.transcript.clone()).is_disjoint(&field(other, |i| i.transcript.clone())));
+            assert!(field(Split::Test, |i| i.speaker.clone())
+                .is_disjoint(&field(other, |i| i.speaker.clone())));
+            assert!(field(Split::Test, |i| i.transcript.clone())
+                .is_disjoint(&field(other, |i| i.transcript.clone())));
             assert!(field(Split::Test, |i| Some(i.instruction.clone()))
                 .is_disjoint(&field(other, |i| Some(i.instruction.clone()))));
         }
-        assert!(field(Split::Dev, |i| i.transcript.clone()).is_disjoint(&field(Split::Train, |i| i.transcript.clone())));
+        assert!(field(Split::Dev, |i| i.transcript.clone())
+            .is_disjoint(&field(Split::Train, |i| i.transcript.clone())));
         // Text-only items in train and dev only; every item valid.
         assert!(items(Split::Test).iter().all(|i| i.audio.is_some()));
-        let text_only = items(Split::Train).iter().filter(|i| i.audio.is_none()).count();
+        let text_only = items(Split::Train)
+            .iter()
+            .filter(|i| i.audio.is_none())
+            .count();
         assert_eq!(text_only, Size::Small.counts().train_text_only);
         for (_, its) in &p.manifests {
             for i in its {
@@ -480,22 +486,33 @@ mod tests {
     fn labels_are_balanced_enough_to_learn() {
         let p = plan(5, Size::Default);
         let train = &p.manifests[0].1;
-        let share = |f: fn(&Item) -> bool| train.iter().filter(|i| f(i)).count() as f32 / train.len() as f32;
+        let share = |f: fn(&Item) -> bool| {
+            train.iter().filter(|i| f(i)).count() as f32 / train.len() as f32
+        };
         let female = share(|i| i.gender.as_deref() == Some("female"));
         let male = share(|i| i.gender.as_deref() == Some("male"));
         assert!((female - male).abs() < 0.1, "{female} {male}");
         for s in Task::Style.labels().unwrap() {
-            let n = train.iter().filter(|i| i.style.as_deref() == Some(*s)).count();
+            let n = train
+                .iter()
+                .filter(|i| i.style.as_deref() == Some(*s))
+                .count();
             assert!(n > 150, "style {s}: {n}");
         }
         for e in events::EVENTS {
-            let n = train.iter().filter(|i| i.event.as_deref() == Some(*e)).count();
+            let n = train
+                .iter()
+                .filter(|i| i.event.as_deref() == Some(*e))
+                .count();
             assert!(n > 50, "event {e}: {n}");
         }
         // Every combination is asked for somewhere in training.
         for combo in instructions::COMBOS {
             let names: Vec<String> = combo.iter().map(|t| t.name().to_string()).collect();
-            assert!(train.iter().any(|i| i.tasks == names && i.audio.is_some()), "{names:?}");
+            assert!(
+                train.iter().any(|i| i.tasks == names && i.audio.is_some()),
+                "{names:?}"
+            );
         }
     }
 }

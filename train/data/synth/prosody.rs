@@ -65,7 +65,9 @@ pub fn style(label: &str) -> Option<Prosody> {
 }
 
 /// The emotion labels the generator renders (a proxy each; `other` is not rendered).
-pub const EMOTIONS: &[&str] = &["neutral", "happy", "sad", "anger", "surprise", "fear", "disgust"];
+pub const EMOTIONS: &[&str] = &[
+    "neutral", "happy", "sad", "anger", "surprise", "fear", "disgust",
+];
 
 /// The emotion proxies.
 pub fn emotion(label: &str) -> Option<Prosody> {

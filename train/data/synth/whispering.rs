@@ -70,7 +70,9 @@ mod tests {
             .map(|i| {
                 let t = i as f32 / 16_000.0;
                 let amp = if i < n / 2 { 1.0 } else { 0.1 };
-                amp * (1..20).map(|k| (2.0 * PI * 125.0 * k as f32 * t).sin() / k as f32).sum::<f32>()
+                amp * (1..20)
+                    .map(|k| (2.0 * PI * 125.0 * k as f32 * t).sin() / k as f32)
+                    .sum::<f32>()
             })
             .collect();
         assert!(harmonicity(&buzz[1000..7000], 125.0) > 100.0);

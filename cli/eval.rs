@@ -108,7 +108,7 @@ pub fn run(a: EvalArgs, dev: &Arc<dyn Device>) -> Result<(), String> {
     let t0 = Instant::now();
     let mut progress = |done: usize, total: usize, r: &Report| {
         let step = (total / 20).max(1);
-        if done == total || done % step == 0 {
+        if done == total || done.is_multiple_of(step) {
             eprintln!(
                 "eval: {done}/{total} items, IFR {} WER {}, {:.1} s",
                 pct(r.natural.ifr()),

@@ -28,8 +28,10 @@ fn tools_missing() -> Option<&'static str> {
         .find(|t| Command::new(t).arg("--version").output().is_err())
 }
 
+/// A folder under Cargo's per-target scratch space (reused, and regenerated in place, by the next
+/// run, so nothing piles up in the system temp dir).
 fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("osum-synth-{}-{name}", std::process::id()));
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("synth-{name}"));
     let _ = std::fs::remove_dir_all(&d);
     d
 }

@@ -5,7 +5,9 @@ mod ask;
 mod bench;
 mod chat;
 mod demo;
+mod eval;
 mod setup;
+mod synth;
 mod transcribe;
 
 use clap::{CommandFactory, Parser, Subcommand};
@@ -65,6 +67,16 @@ pub enum Command {
     ///
     /// Example: osum transcribe goforward.wav
     Transcribe(transcribe::TranscribeArgs),
+    /// Generate the seeded synthetic speech benchmark: 16 kHz WAVs spoken by espeak-ng and flite
+    /// voices (styles, age/emotion prosody proxies, sound events) and train/dev/test manifests.
+    ///
+    /// Example: osum synth --out data/synth --seed 1 --size small
+    Synth(synth::SynthArgs),
+    /// Score the OSUM model on a manifest: instruction-following rate, per-task accuracy, WER/CER
+    /// and latency; --compare-fixed adds the fixed-tag vs natural-language table.
+    ///
+    /// Example: osum eval --manifest data/synth/test.jsonl --checkpoint ckpt --json
+    Eval(eval::EvalArgs),
 }
 
 impl Cli {
@@ -76,7 +88,9 @@ impl Cli {
             | Command::Setup(_)
             | Command::Transcribe(_)
             | Command::Chat(_)
-            | Command::Ask(_) => None,
+            | Command::Ask(_)
+            | Command::Synth(_)
+            | Command::Eval(_) => None,
         };
         match problem {
             Some((kind, msg)) => Err(Cli::command().error(kind, msg)),
@@ -96,5 +110,7 @@ pub fn run(cmd: Command, device: &str) -> Result<(), String> {
         Command::Ask(args) => ask::run(args, &dev()?),
         Command::Setup(args) => setup::run(args),
         Command::Transcribe(args) => transcribe::run(args, &dev()?),
+        Command::Synth(args) => synth::run(args),
+        Command::Eval(args) => eval::run(args, &dev()?),
     }
 }

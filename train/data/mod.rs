@@ -2,5 +2,6 @@
 //! and `osum eval`.
 
 pub mod manifest;
+pub mod synth;
 
 pub use manifest::{fixed_instruction, Item, Manifest};

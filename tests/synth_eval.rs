@@ -1,0 +1,231 @@
+//! `osum synth` and `osum eval` from outside: the benchmark is deterministic for a seed, its test
+//! split holds out voices, sentences and wordings, a missing tool is named with its install
+//! command, and eval runs end to end on a tiny benchmark (with the untrained model, whose answers
+//! are noise: this checks the plumbing and the JSON, not the scores).
+
+use serde_json::Value;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+fn osum(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_osum"));
+    cmd.args(args).env_remove("OSUM_PROFILE");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run osum")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn tools_missing() -> Option<&'static str> {
+    ["espeak-ng", "flite", "sox"]
+        .into_iter()
+        .find(|t| Command::new(t).arg("--version").output().is_err())
+}
+
+/// A folder under Cargo's per-target scratch space (reused, and regenerated in place, by the next
+/// run, so nothing piles up in the system temp dir).
+fn temp_dir(name: &str) -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("synth-{name}"));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn synth_tiny(out: &Path, seed: &str) {
+    let o = osum(
+        &[
+            "synth",
+            "--out",
+            out.to_str().unwrap(),
+            "--seed",
+            seed,
+            "--size",
+            "tiny",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("wrote 40 clips"),
+        "{}",
+        text(&o.stdout)
+    );
+}
+
+/// One tiny benchmark shared by the tests of this file (seed 1).
+fn shared_tiny() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let d = temp_dir("shared");
+        synth_tiny(&d, "1");
+        d
+    })
+}
+
+fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for sub in ["", "wav"] {
+        let mut names: Vec<_> = std::fs::read_dir(dir.join(sub))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_file())
+            .collect();
+        names.sort();
+        for p in names {
+            let rel = p.strip_prefix(dir).unwrap().display().to_string();
+            out.push((rel, std::fs::read(&p).unwrap()));
+        }
+    }
+    out
+}
+
+#[test]
+fn synth_gives_the_same_bytes_for_the_same_seed_and_other_bytes_for_another() {
+    if let Some(t) = tools_missing() {
+        eprintln!("skipped: {t} not installed (sudo apt-get install espeak-ng flite sox)");
+        return;
+    }
+    let again = temp_dir("again");
+    synth_tiny(&again, "1");
+    let (a, b) = (files(shared_tiny()), files(&again));
+    let names = |f: &[(String, Vec<u8>)]| f.iter().map(|x| x.0.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&a), names(&b));
+    assert!(a.iter().any(|f| f.0 == "train.jsonl") && a.iter().any(|f| f.0.ends_with(".wav")));
+    for ((name, x), (_, y)) in a.iter().zip(&b) {
+        assert!(x == y, "{name} differs between two runs with seed 1");
+    }
+    let other = temp_dir("other");
+    synth_tiny(&other, "2");
+    let m = |d: &Path| std::fs::read(d.join("train.jsonl")).unwrap();
+    assert_ne!(m(shared_tiny()), m(&other));
+    std::fs::remove_dir_all(&again).unwrap();
+    std::fs::remove_dir_all(&other).unwrap();
+}
+
+fn lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn synth_writes_16k_mono_clips_and_a_test_split_with_nothing_seen_in_training() {
+    if let Some(t) = tools_missing() {
+        eprintln!("skipped: {t} not installed (sudo apt-get install espeak-ng flite sox)");
+        return;
+    }
+    let dir = shared_tiny();
+    let train = lines(&dir.join("train.jsonl"));
+    let test = lines(&dir.join("test.jsonl"));
+    let set = |xs: &[Value], k: &str| -> HashSet<String> {
+        xs.iter()
+            .filter_map(|v| v[k].as_str().map(String::from))
+            .collect()
+    };
+    for k in ["speaker", "transcript", "instruction"] {
+        assert!(set(&train, k).is_disjoint(&set(&test, k)), "{k} leaks");
+    }
+    assert!(
+        train.iter().any(|v| v["audio"].is_null()),
+        "text-only items"
+    );
+    for v in test.iter().chain(&train).filter(|v| !v["audio"].is_null()) {
+        let r = hound::WavReader::open(dir.join(v["audio"].as_str().unwrap())).unwrap();
+        let spec = r.spec();
+        assert_eq!(
+            (spec.sample_rate, spec.channels, spec.bits_per_sample),
+            (16000, 1, 16)
+        );
+        let secs = r.duration() as f32 / 16000.0;
+        assert!((0.5..12.0).contains(&secs), "{v}: {secs} s");
+    }
+}
+
+#[test]
+fn synth_names_missing_tools_and_how_to_install_them() {
+    let out = temp_dir("notools");
+    let o = osum(
+        &["synth", "--out", out.to_str().unwrap(), "--size", "tiny"],
+        &[("PATH", "/nonexistent")],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("espeak-ng, flite, sox")
+            && err.contains("apt-get install espeak-ng flite sox"),
+        "{err}"
+    );
+    let bad = osum(&["synth", "--out", "x", "--size", "huge"], &[]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(text(&bad.stderr).contains("unknown --size `huge`"));
+}
+
+#[test]
+fn eval_runs_end_to_end_on_a_tiny_benchmark_and_prints_json_last() {
+    let home = osum::model::home();
+    let needed = [
+        home.join("whisper-tiny.en/model.bin"),
+        home.join("smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf"),
+    ];
+    if let Some(m) = needed.iter().find(|p| !p.exists()) {
+        eprintln!("skipped: {} not installed (run `osum setup`)", m.display());
+        return;
+    }
+    if let Some(t) = tools_missing() {
+        eprintln!("skipped: {t} not installed (sudo apt-get install espeak-ng flite sox)");
+        return;
+    }
+    let dir = shared_tiny();
+    let preds = dir.join("predictions.jsonl");
+    let manifest = dir.join("test.jsonl");
+    let o = osum(
+        &[
+            "eval",
+            "--manifest",
+            manifest.to_str().unwrap(),
+            "--limit",
+            "2",
+            "--max-new-tokens",
+            "4",
+            "--compare-fixed",
+            "--json",
+            "--predictions",
+            preds.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let stdout = text(&o.stdout);
+    assert!(
+        stdout.contains("fixed") && stdout.contains("natural"),
+        "{stdout}"
+    );
+    let last = stdout.lines().last().unwrap();
+    let v: Value = serde_json::from_str(last).unwrap();
+    assert_eq!(v["n"], 2);
+    assert_eq!(v["trained"], false);
+    let ifr = v["ifr"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&ifr));
+    assert!(v["acc"].is_object() && v["latency_ms"]["mean"].as_f64().unwrap() > 0.0);
+    assert_eq!(v["fixed"]["n"], 2);
+    let p = lines(&preds);
+    assert_eq!(p.len(), 2);
+    assert!(
+        p[0]["raw"].is_string()
+            && p[0]["fixed"]["instruction"]
+                .as_str()
+                .unwrap()
+                .starts_with('<')
+    );
+    assert!(text(&o.stderr).contains("untrained"));
+    let missing = osum(&["eval", "--manifest", "/no/such.jsonl"], &[]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(text(&missing.stderr).contains("/no/such.jsonl"));
+}

@@ -1,0 +1,327 @@
+//! Natural-language instructions from paraphrase templates (DATA.md "Instructions"): for every task
+//! a list of imperative clauses ("transcribe the audio") and of whole questions ("is that a man or
+//! a woman speaking?"), wrappers that make a clause a sentence ("Could you …?") and connectors that
+//! join the clauses of a task combination ("first …, then …").
+//!
+//! Every list is split by position, fixed across seeds: one entry in four (one question in three)
+//! belongs to the held-out side. Training and dev instructions are built only from training
+//! entries and test instructions only from held-out ones, so no test wording — not even a clause
+//! of it — appears in training.
+
+use crate::engine::Rng;
+use crate::model::tags::Task;
+
+/// Imperative clauses per task (lowercase, no final punctuation).
+fn clauses(task: Task) -> &'static [&'static str] {
+    match task {
+        Task::Asr => &[
+            "transcribe the audio",
+            "write down what is said",
+            "tell me what the speaker says",
+            "type out the spoken words",
+            "give me a transcript of the recording",
+            "convert the speech to text",
+            "write out exactly what you hear",
+            "spell out what the person is saying",
+            "turn this recording into text",
+            "note down the words in the clip",
+            "put the spoken sentence into writing",
+            "produce a transcription of this clip",
+        ],
+        Task::Gender => &[
+            "tell me the speaker's gender",
+            "say whether the voice is male or female",
+            "identify the gender of the speaker",
+            "determine if a man or a woman is talking",
+            "classify the speaker as male or female",
+            "tell me if the speaker is a man or a woman",
+            "guess the gender of the voice",
+            "work out whether this is a male or a female voice",
+            "decide the gender of whoever is speaking",
+            "label the speaker's gender",
+            "judge whether the voice belongs to a man or a woman",
+            "report the sex of the talker",
+        ],
+        Task::Age => &[
+            "estimate the speaker's age group",
+            "tell me whether the speaker is a child, an adult or an old person",
+            "guess how old the speaker is",
+            "identify the age range of the voice",
+            "classify the speaker's age",
+            "say if the voice belongs to a child, an adult or a senior",
+            "determine the age of the person talking",
+            "tell me the approximate age of the speaker",
+            "judge whether the talker is young, grown up or elderly",
+            "work out the speaker's age bracket",
+            "label the age of the voice",
+            "report which age group the speaker is in",
+        ],
+        Task::Emotion => &[
+            "tell me the speaker's emotion",
+            "identify the emotion in the voice",
+            "describe how the speaker feels",
+            "recognize the emotional state of the speaker",
+            "classify the mood of the voice",
+            "say what emotion the speaker is expressing",
+            "determine whether the speaker sounds happy, sad, angry or something else",
+            "detect the feeling in this voice",
+            "report the speaker's mood",
+            "judge the emotional tone of the speech",
+            "label the emotion of the talker",
+            "work out how the person is feeling",
+        ],
+        Task::Style => &[
+            "describe the speaking style",
+            "tell me how the person is speaking",
+            "identify the speaking style",
+            "say whether the speech is normal, whispered, fast, slow or shouted",
+            "classify the manner of speaking",
+            "determine the delivery style of the speaker",
+            "report how the words are delivered",
+            "recognize the speaking style of the clip",
+            "judge whether the speaker whispers, shouts or talks normally",
+            "label the style of the speech",
+            "work out the speaking manner",
+            "tell me the style of delivery",
+        ],
+        Task::Event => &[
+            "name the sound event in the clip",
+            "tell me which non-speech sound you hear",
+            "identify the background sound",
+            "detect the vocal event in the recording",
+            "say what sound, besides speech, occurs",
+            "classify the sound event",
+            "report any laugh, cough or other sound you hear",
+            "determine which sound event is present",
+            "recognize the extra sound in the audio",
+            "label the non-speech event",
+            "work out what other noise is in the recording",
+            "tell me what sound accompanies the speech",
+        ],
+        Task::Srwt | Task::Chat => &[],
+    }
+}
+
+/// Whole questions per task (single-task instructions only).
+fn questions(task: Task) -> &'static [&'static str] {
+    match task {
+        Task::Asr => &[
+            "What is being said?",
+            "What does the speaker say?",
+            "What are the words in this recording?",
+            "Can you tell what this person is saying?",
+            "What did you hear in this clip?",
+            "Which sentence is spoken here?",
+        ],
+        Task::Gender => &[
+            "Is that a man or a woman speaking?",
+            "Is the speaker male or female?",
+            "Who is talking here, a man or a woman?",
+            "What gender is the speaker?",
+            "Does this voice sound male or female?",
+            "Is this a male voice or a female voice?",
+        ],
+        Task::Age => &[
+            "How old does the speaker sound?",
+            "Is this a child, an adult or an old person?",
+            "What age group is the speaker in?",
+            "Does the voice sound young or old?",
+            "Roughly how old is the person speaking?",
+            "Which age range fits this voice?",
+        ],
+        Task::Emotion => &[
+            "How does the speaker feel?",
+            "What emotion do you hear?",
+            "Is the speaker happy, sad or angry?",
+            "What is the mood of this voice?",
+            "Which emotion does the voice express?",
+            "How is the person feeling?",
+        ],
+        Task::Style => &[
+            "How is the person speaking?",
+            "Is the speaker whispering, shouting or speaking normally?",
+            "What speaking style is this?",
+            "Is this speech fast, slow or normal?",
+            "In what manner is the speaker talking?",
+            "Which speaking style do you hear?",
+        ],
+        Task::Event => &[
+            "What sound can you hear besides the speech?",
+            "Is there a laugh, a cough or another sound?",
+            "Which sound event occurs in this clip?",
+            "What non-speech sound is in the recording?",
+            "What other noise do you hear?",
+            "Which vocal event is present?",
+        ],
+        Task::Srwt | Task::Chat => &[],
+    }
+}
+
+/// Sentence wrappers around one (possibly joined) clause; `{}` is the clause.
+const WRAPPERS: &[&str] = &[
+    "{}.",
+    "Please {}.",
+    "Could you {}?",
+    "I'd like you to {}.",
+    "{}, please.",
+    "Can you {}?",
+    "Kindly {}.",
+    "Listen and {}.",
+];
+
+/// Connectors for two clauses.
+const JOIN2: &[&str] = &[
+    "{a} and {b}",
+    "{a}, and also {b}",
+    "{a}, then {b}",
+    "first {a}, and after that {b}",
+    "{a}; also {b}",
+    "{a} and then {b}",
+    "{a}, plus {b}",
+    "{a}, and in addition {b}",
+];
+
+/// Connectors for three clauses.
+const JOIN3: &[&str] = &[
+    "{a}, {b} and {c}",
+    "{a}, then {b}, and finally {c}",
+    "first {a}, next {b}, and then {c}",
+    "{a}, {b}, and last of all {c}",
+    "{a}, {b}, and also {c}",
+    "{a} and {b}, then {c}",
+    "{a}; {b}; and {c}",
+    "{a}, after that {b}, and at the end {c}",
+];
+
+/// The task combinations the benchmark asks for (tasks in answer order, Task::ALL).
+pub const COMBOS: &[&[Task]] = {
+    use Task::*;
+    &[
+        &[Asr],
+        &[Event],
+        &[Emotion],
+        &[Style],
+        &[Gender],
+        &[Age],
+        &[Asr, Event],
+        &[Asr, Emotion],
+        &[Asr, Style],
+        &[Asr, Gender],
+        &[Asr, Age],
+        &[Event, Gender],
+        &[Emotion, Gender],
+        &[Style, Gender],
+        &[Gender, Age],
+        &[Asr, Emotion, Gender],
+        &[Asr, Style, Gender],
+        &[Asr, Gender, Age],
+        &[Asr, Event, Gender],
+    ]
+};
+
+/// The entries of `list` on one side of the split: every `period`-th (from `period - 1`) is held out.
+fn side<T: Copy>(list: &[T], period: usize, held_out: bool) -> Vec<T> {
+    list.iter()
+        .enumerate()
+        .filter(|(i, _)| (i % period == period - 1) == held_out)
+        .map(|(_, x)| *x)
+        .collect()
+}
+
+fn pick<T: Copy>(rng: &mut Rng, xs: &[T]) -> T {
+    xs[rng.below(xs.len() as u64) as usize]
+}
+
+fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+/// A natural-language instruction asking for exactly `tasks`, from the held-out templates when
+/// `held_out`. Clauses are mentioned in a random order (the answer order stays fixed).
+pub fn instruction(rng: &mut Rng, tasks: &[Task], held_out: bool) -> String {
+    if tasks.len() == 1 && rng.below(2) == 0 {
+        let qs = side(questions(tasks[0]), 3, held_out);
+        if !qs.is_empty() {
+            return pick(rng, &qs).to_string();
+        }
+    }
+    let mut mentioned: Vec<Task> = tasks.to_vec();
+    for i in (1..mentioned.len()).rev() {
+        mentioned.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+    let parts: Vec<&str> = mentioned
+        .iter()
+        .map(|&t| pick(rng, &side(clauses(t), 4, held_out)))
+        .collect();
+    let joined = match parts.as_slice() {
+        [a] => a.to_string(),
+        [a, b] => pick(rng, &side(JOIN2, 4, held_out))
+            .replace("{a}", a)
+            .replace("{b}", b),
+        [a, b, c, ..] => pick(rng, &side(JOIN3, 4, held_out))
+            .replace("{a}", a)
+            .replace("{b}", b)
+            .replace("{c}", c),
+        [] => String::new(),
+    };
+    capitalize(&pick(rng, &side(WRAPPERS, 4, held_out)).replace("{}", &joined))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    fn many(held_out: bool) -> HashSet<String> {
+        let mut rng = Rng::new(3);
+        let mut out = HashSet::new();
+        for _ in 0..200 {
+            for combo in COMBOS {
+                out.insert(instruction(&mut rng, combo, held_out));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_combo_has_wordings_on_both_sides() {
+        for combo in COMBOS {
+            for held_out in [false, true] {
+                let s = instruction(&mut Rng::new(1), combo, held_out);
+                assert!(
+                    s.len() > 8 && s.chars().next().unwrap().is_uppercase(),
+                    "{s}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn held_out_wordings_never_occur_in_training_not_even_a_clause() {
+        let train = many(false);
+        let test = many(true);
+        assert!(
+            train.len() > 500 && test.len() > 200,
+            "{} {}",
+            train.len(),
+            test.len()
+        );
+        assert!(train.is_disjoint(&test));
+        for t in Task::ALL {
+            for c in side(clauses(t), 4, true) {
+                assert!(!train.iter().any(|s| s.contains(c)), "{c}");
+            }
+        }
+    }
+
+    #[test]
+    fn side_splits_every_fourth_entry_off() {
+        let xs = [0, 1, 2, 3, 4, 5, 6, 7];
+        assert_eq!(side(&xs, 4, true), [3, 7]);
+        assert_eq!(side(&xs, 4, false), [0, 1, 2, 4, 5, 6]);
+    }
+}

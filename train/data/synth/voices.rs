@@ -1,0 +1,107 @@
+//! The synthetic speakers: espeak-ng voice variants and flite voices, each with its gender
+//! (from the variant files' `gender` line and flite's voice documentation), and the fixed set
+//! held out for the test split (whole voices never heard in training, DATA.md).
+
+/// The synthesizer a voice belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// `espeak-ng -v en-us+VARIANT` (formant synthesis, 22.05 kHz).
+    Espeak,
+    /// `flite -voice NAME` (diphone / clustergen voices, 16 kHz).
+    Flite,
+}
+
+/// One speaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Voice {
+    /// Which program speaks.
+    pub engine: Engine,
+    /// The variant (espeak-ng) or voice (flite) name.
+    pub name: &'static str,
+    /// `male` or `female` (the manifest's gender label).
+    pub gender: &'static str,
+    /// True for the voices only the test split uses.
+    pub held_out: bool,
+}
+
+impl Voice {
+    /// The manifest's `speaker` field, e.g. `espeak:f3`, `flite:slt`.
+    pub fn id(&self) -> String {
+        let engine = match self.engine {
+            Engine::Espeak => "espeak",
+            Engine::Flite => "flite",
+        };
+        format!("{engine}:{}", self.name)
+    }
+}
+
+const fn v(engine: Engine, name: &'static str, gender: &'static str, held_out: bool) -> Voice {
+    Voice {
+        engine,
+        name,
+        gender,
+        held_out,
+    }
+}
+
+use Engine::{Espeak as E, Flite as F};
+
+/// Every voice. The held-out ones (3 female, 3 male, one of them a flite voice) were chosen once
+/// and stay fixed across seeds, so test results of different runs are comparable.
+pub const VOICES: &[Voice] = &[
+    v(E, "f1", "female", false),
+    v(E, "f2", "female", false),
+    v(E, "f3", "female", false),
+    v(E, "f4", "female", true),
+    v(E, "f5", "female", false),
+    v(E, "Annie", "female", false),
+    v(E, "Andrea", "female", false),
+    v(E, "Alicia", "female", false),
+    v(E, "linda", "female", false),
+    v(E, "belinda", "female", true),
+    v(E, "steph", "female", true),
+    v(E, "anika", "female", false),
+    v(F, "slt", "female", false),
+    v(E, "m1", "male", false),
+    v(E, "m2", "male", false),
+    v(E, "m3", "male", false),
+    v(E, "m4", "male", false),
+    v(E, "m5", "male", false),
+    v(E, "m6", "male", true),
+    v(E, "m7", "male", false),
+    v(E, "m8", "male", false),
+    v(E, "david", "male", false),
+    v(E, "john", "male", true),
+    v(E, "paul", "male", false),
+    v(F, "rms", "male", false),
+    v(F, "awb", "male", true),
+    v(F, "kal16", "male", false),
+];
+
+/// The voices of one side of the split.
+pub fn voices(held_out: bool) -> Vec<Voice> {
+    VOICES
+        .iter()
+        .copied()
+        .filter(|v| v.held_out == held_out)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_sides_of_the_split_have_both_genders_and_no_voice_is_on_both() {
+        for held_out in [false, true] {
+            let vs = voices(held_out);
+            for g in ["male", "female"] {
+                assert!(vs.iter().filter(|v| v.gender == g).count() >= 3);
+            }
+        }
+        let mut ids: Vec<_> = VOICES.iter().map(Voice::id).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), VOICES.len());
+    }
+}

@@ -6,6 +6,7 @@ mod bench;
 mod chat;
 mod demo;
 mod setup;
+mod train;
 mod transcribe;
 
 use clap::{CommandFactory, Parser, Subcommand};
@@ -65,6 +66,13 @@ pub enum Command {
     ///
     /// Example: osum transcribe goforward.wav
     Transcribe(transcribe::TranscribeArgs),
+    /// Train one stage of the OSUM recipe on a manifest (stage 1: fixed tags + audio; 2:
+    /// text-only instruction → tags; 3: instruction + audio → tags + answer), with resumable
+    /// checkpoints, a JSONL log and a loss curve in --out.
+    ///
+    /// Example: osum train --stage 1 --preset osum-tiny --data data/ --out ckpt/stage1
+    ///          osum train --stage 2 --data data/ --out ckpt/stage2 --from ckpt/stage1
+    Train(train::TrainArgs),
 }
 
 impl Cli {
@@ -76,7 +84,8 @@ impl Cli {
             | Command::Setup(_)
             | Command::Transcribe(_)
             | Command::Chat(_)
-            | Command::Ask(_) => None,
+            | Command::Ask(_)
+            | Command::Train(_) => None,
         };
         match problem {
             Some((kind, msg)) => Err(Cli::command().error(kind, msg)),
@@ -96,5 +105,6 @@ pub fn run(cmd: Command, device: &str) -> Result<(), String> {
         Command::Ask(args) => ask::run(args, &dev()?),
         Command::Setup(args) => setup::run(args),
         Command::Transcribe(args) => transcribe::run(args, &dev()?),
+        Command::Train(args) => train::run(args, &dev()?),
     }
 }

@@ -61,10 +61,10 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 1.0)]
     epochs: f64,
     /// Items per micro-batch (right-padded; causal attention keeps padding invisible).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 4)]
     batch: usize,
     /// Micro-batches per optimizer step (gradient accumulation).
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 1)]
     accum: usize,
     /// Global gradient-norm clip.
     #[arg(long, default_value_t = 5.0)]
@@ -113,11 +113,17 @@ pub fn run(a: TrainArgs, dev: &Arc<dyn Device>) -> Result<(), String> {
     if let Some(c) = a.feature_cache {
         opts.feature_cache = c;
     }
+    // CPU time is counted from the end of the first step (model loading and the first step's
+    // warm-up excluded) to the end.
+    let mut cpu0: Option<(f64, usize, usize)> = None;
     let tty = std::io::stderr().is_terminal();
     let mut shown = 0u64;
     let mut err = std::io::stderr();
     let summary = train(&opts, dev, &mut |rec, s| {
         shown += 1;
+        if shown == 1 {
+            cpu0 = process_cpu_secs().map(|c| (c, s.items, s.tokens));
+        }
         let line = progress_line(rec, s.total_steps, s.secs, s.tokens, s.items, shown);
         if tty {
             let _ = write!(err, "\r{line}\x1b[K");
@@ -159,9 +165,34 @@ pub fn run(a: TrainArgs, dev: &Arc<dyn Device>) -> Result<(), String> {
         s.items as f64 / train_secs,
         s.tokens as f64 / train_secs,
     );
+    if let (Some((c0, i0, t0)), Some(c1)) = (cpu0, process_cpu_secs()) {
+        // On a shared machine wall time depends on the other load; CPU seconds per item do not
+        // (much), and divided by the cores used they estimate the unshared wall time.
+        let (cpu, items, tokens) = (c1 - c0, s.items - i0, s.tokens - t0);
+        if items > 0 {
+            println!(
+                "CPU time after step 1: {cpu:.1} s for {items} items ({:.2} CPU-s per item, \
+                 {:.0} tokens per CPU-s; {} worker threads)",
+                cpu / items as f64,
+                tokens as f64 / cpu.max(1e-9),
+                rayon::current_num_threads(),
+            );
+        }
+    }
     println!(
         "checkpoint: {} (log {LOG_FILE}, curve {CURVE_FILE})",
         a.out.display()
     );
     Ok(())
+}
+
+/// User + system CPU seconds of this process so far (Linux `/proc/self/stat`, in USER_HZ =
+/// 100 ticks per second); `None` elsewhere.
+fn process_cpu_secs() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
 }

@@ -11,9 +11,9 @@ use osum::engine::{cpu_device, DType, Tensor};
 use osum::model::adapter::save_safetensors;
 use osum::model::llm::random::random_weights;
 use osum::model::llm::LlmConfig;
-use osum::model::weights::TensorSource;
 use osum::model::osum::OsumModel;
 use osum::model::preset::Preset;
+use osum::model::weights::TensorSource;
 use osum::train::data::{Item, Manifest};
 use osum::train::stages::{train, ScheduleKind, Stage, TrainOptions, CURVE_FILE, LOG_FILE};
 use std::path::{Path, PathBuf};
@@ -174,7 +174,11 @@ fn each_stage_lowers_the_loss_on_a_repeated_batch_and_leaves_a_loadable_checkpoi
             LOG_FILE,
             CURVE_FILE,
         ] {
-            assert!(dir.join(out).join(f).exists(), "stage {}: no {f}", stage.number());
+            assert!(
+                dir.join(out).join(f).exists(),
+                "stage {}: no {f}",
+                stage.number()
+            );
         }
         let log = std::fs::read_to_string(dir.join(out).join(LOG_FILE)).unwrap();
         assert_eq!(log.lines().count(), 12);

@@ -8,7 +8,7 @@
 //! target rows are gathered before the LM head, which also keeps the 49k-wide projection off the
 //! prompt positions).
 
-use crate::engine::{Tensor, DType};
+use crate::engine::{DType, Tensor};
 use crate::model::osum::OsumModel;
 use std::path::PathBuf;
 

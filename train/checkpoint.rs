@@ -118,11 +118,7 @@ pub fn settings_mismatch(saved: &serde_json::Value, now: &serde_json::Value) -> 
         let (x, y) = (a.get(k), b.get(k));
         (x != y).then(|| {
             let show = |v: Option<&serde_json::Value>| v.map_or("absent".into(), |v| v.to_string());
-            format!(
-                "`{k}` was {} in the checkpoint, {} now",
-                show(x),
-                show(y)
-            )
+            format!("`{k}` was {} in the checkpoint, {} now", show(x), show(y))
         })
     })
 }

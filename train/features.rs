@@ -142,8 +142,11 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(&audio, b"RIFF fake").unwrap();
         let mut cache = FeatureCache::new(&dir.join("cache"), "enc").unwrap();
-        let t = Tensor::from_vec(vec![1.0f32, -2.0, 3.5, 0.25, 5.0, 6.0], &[1, 3, 2], &dev).unwrap();
-        let a = cache.get_or_compute(&audio, &dev, || Ok(t.clone())).unwrap();
+        let t =
+            Tensor::from_vec(vec![1.0f32, -2.0, 3.5, 0.25, 5.0, 6.0], &[1, 3, 2], &dev).unwrap();
+        let a = cache
+            .get_or_compute(&audio, &dev, || Ok(t.clone()))
+            .unwrap();
         let b = cache
             .get_or_compute(&audio, &dev, || Err("must not recompute".into()))
             .unwrap();

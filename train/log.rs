@@ -96,7 +96,9 @@ pub fn loss_svg(records: &[StepRecord], title: &str) -> String {
         escape(title)
     );
     if pts.is_empty() {
-        s.push_str("<text x=\"360\" y=\"200\" text-anchor=\"middle\">no steps yet</text>\n</svg>\n");
+        s.push_str(
+            "<text x=\"360\" y=\"200\" text-anchor=\"middle\">no steps yet</text>\n</svg>\n",
+        );
         return s;
     }
     let x0 = pts[0].0.min(pts[pts.len() - 1].0);
@@ -157,7 +159,10 @@ pub fn loss_svg(records: &[StepRecord], title: &str) -> String {
         .map(|i| {
             let lo = i.saturating_sub(k - 1);
             let win = &pts[lo..=i];
-            (pts[i].0, win.iter().map(|p| p.1).sum::<f64>() / win.len() as f64)
+            (
+                pts[i].0,
+                win.iter().map(|p| p.1).sum::<f64>() / win.len() as f64,
+            )
         })
         .collect();
     s.push_str(&polyline(&smooth, "#08519c", 2.0));
@@ -258,7 +263,13 @@ mod tests {
     #[test]
     fn progress_shows_loss_lr_and_rates() {
         let l = progress_line(&rec(10, 1.25), 40, 5.0, 1000, 20, 10);
-        assert!(l.starts_with("step 10/40 [#####---------------] loss 1.2500"), "{l}");
-        assert!(l.contains("200 tok/s") && l.contains("4.00 items/s") && l.contains("eta 15s"), "{l}");
+        assert!(
+            l.starts_with("step 10/40 [#####---------------] loss 1.2500"),
+            "{l}"
+        );
+        assert!(
+            l.contains("200 tok/s") && l.contains("4.00 items/s") && l.contains("eta 15s"),
+            "{l}"
+        );
     }
 }

@@ -105,7 +105,11 @@ pub fn examples(
         }
         let at = |e: String| format!("manifest item {} (line {}): {e}", i, i + 1);
         let target = item.target().map_err(at)?;
-        let mut ids = model.text.tokenizer.encode(&target).map_err(|e| at(e.to_string()))?;
+        let mut ids = model
+            .text
+            .tokenizer
+            .encode(&target)
+            .map_err(|e| at(e.to_string()))?;
         ids.push(end);
         out.push(Example {
             item: i,
@@ -614,8 +618,8 @@ pub fn train(
                 };
                 let te = Instant::now();
                 let feats = cache.get_or_compute(path, dev, || {
-                    let samples = audio::load(path, None)
-                        .map_err(|e| format!("{}: {e}", ex.name()))?;
+                    let samples =
+                        audio::load(path, None).map_err(|e| format!("{}: {e}", ex.name()))?;
                     model
                         .encoder_features(&samples)
                         .map_err(|e| format!("{} ({}): {e}", ex.name(), path.display()))

@@ -149,14 +149,51 @@ impl OsumModel {
     /// speech BOS and EOS embeddings. Gradients reach the adapter when its parameters are
     /// trainable and recording is on (training); call under `no_grad` for inference.
     pub fn speech_from_features(&self, enc: &Tensor) -> Result<Tensor> {
-        let t = enc.dim(1).map_err(msg)?;
-        let out = self.adapter.forward(enc, &[t]).map_err(msg)?;
-        let rows = out.item(0).map_err(msg)?;
-        self.adapter
-            .wrap_speech(&rows)
-            .map_err(msg)?
-            .unsqueeze(0)
-            .map_err(msg)
+        let mut v = self.speech_from_feature_batch(std::slice::from_ref(enc))?;
+        v.pop()
+            .ok_or_else(|| "the adapter returned no speech".to_string())
+    }
+
+    /// [`OsumModel::speech_from_features`] of several clips in one adapter batch: the features
+    /// (each `[1, T_i, enc_dim]`) are right-padded to the longest and run together with their
+    /// lengths, so every clip's rows equal a run of that clip alone (the adapter's padded-batch
+    /// contract) at the cost of one batch instead of many.
+    pub fn speech_from_feature_batch(&self, feats: &[Tensor]) -> Result<Vec<Tensor>> {
+        let mut lengths = Vec::with_capacity(feats.len());
+        for f in feats {
+            match f.shape() {
+                [1, t, _] => lengths.push(*t),
+                s => return Err(format!("encoder features must be [1, T, dim], got {s:?}")),
+            }
+        }
+        let longest = lengths.iter().copied().max().unwrap_or(0);
+        let mut rows = Vec::with_capacity(feats.len());
+        for (f, &t) in feats.iter().zip(&lengths) {
+            rows.push(if t < longest {
+                let dim = f.shape()[2];
+                let pad =
+                    Tensor::zeros(&[1, longest - t, dim], f.dtype(), f.device()).map_err(msg)?;
+                Tensor::cat(&[f.clone(), pad], 1).map_err(msg)?
+            } else {
+                f.clone()
+            });
+        }
+        let x = if rows.len() == 1 {
+            rows[0].clone()
+        } else {
+            Tensor::cat(&rows, 0).map_err(msg)?
+        };
+        let out = self.adapter.forward(&x, &lengths).map_err(msg)?;
+        (0..feats.len())
+            .map(|b| {
+                let rows = out.item(b).map_err(msg)?;
+                self.adapter
+                    .wrap_speech(&rows)
+                    .map_err(msg)?
+                    .unsqueeze(0)
+                    .map_err(msg)
+            })
+            .collect()
     }
 
     /// The prompt of `instruction` as the preset's template lays it out (REFERENCE §6), as input

@@ -4,7 +4,8 @@
 //! SentencePiece tokenizer) so each step takes milliseconds. Audio: the committed `scripts/goldens/mel_clip.wav`, and a copy of it slowed
 //! down with sox when sox is installed.
 //!
-//! Tolerances: the resume test asks for bit-identical losses (the engine's CPU kernels are
+//! Tolerances: a padded batch's loss equals its items' losses alone within 1e-5 (relative);
+//! the resume test asks for bit-identical losses (the engine's CPU kernels are
 //! deterministic for a fixed thread count; both runs use the same process and pool).
 
 use osum::engine::{cpu_device, DType, Tensor};
@@ -14,8 +15,11 @@ use osum::model::llm::LlmConfig;
 use osum::model::osum::OsumModel;
 use osum::model::preset::Preset;
 use osum::model::weights::TensorSource;
+use osum::train::batch::{batch_loss, Example};
 use osum::train::data::{Item, Manifest};
-use osum::train::stages::{train, ScheduleKind, Stage, TrainOptions, CURVE_FILE, LOG_FILE};
+use osum::train::stages::{
+    examples, train, ScheduleKind, Stage, TrainOptions, CURVE_FILE, LOG_FILE,
+};
 use std::path::{Path, PathBuf};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -257,5 +261,46 @@ fn a_non_finite_loss_stops_training_naming_the_step() {
         "{e}"
     );
     assert!(e.contains("the last checkpoint"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_right_padded_batch_scores_each_item_as_if_it_were_alone() {
+    let Some(dir) = fixture("padding") else {
+        return;
+    };
+    let dev = cpu_device();
+    let preset = Preset::find(dir.join("preset.json").to_str().unwrap()).unwrap();
+    let model = OsumModel::open(preset, None, &dev).unwrap();
+    let manifest = Manifest::load(&dir.join("train.jsonl")).unwrap();
+    let mut exs = examples(Stage::Joint, &manifest, &model).unwrap();
+    exs.truncate(3);
+    let speech: Vec<Option<Tensor>> = exs
+        .iter()
+        .map(|e| {
+            let samples = osum::model::audio::load(e.audio.as_ref().unwrap(), None).unwrap();
+            let f = model.encoder_features(&samples).unwrap();
+            Some(model.speech_from_features(&f).unwrap())
+        })
+        .collect();
+    let refs: Vec<&Example> = exs.iter().collect();
+    let together = batch_loss(&model, &refs, &speech).unwrap();
+    assert!(
+        together.padded_tokens > together.tokens,
+        "the items must differ in length"
+    );
+    let (mut sum, mut n) = (0.0f64, 0usize);
+    for (e, s) in refs.iter().zip(&speech) {
+        let alone = batch_loss(&model, &[*e], std::slice::from_ref(s)).unwrap();
+        sum += alone.loss.to_scalar_f32().unwrap() as f64 * alone.target_tokens as f64;
+        n += alone.target_tokens;
+    }
+    let want = sum / n as f64;
+    let got = together.loss.to_scalar_f32().unwrap() as f64;
+    // Same sums in another order (batched GEMMs): f32 rounding only.
+    assert!(
+        (got - want).abs() < 1e-5 * want.abs().max(1.0),
+        "{got} vs {want}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

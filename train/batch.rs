@@ -15,7 +15,7 @@ use std::path::PathBuf;
 /// One training example, ready to embed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Example {
-    /// Index of the item in its manifest (for error messages and logs).
+    /// 0-based index of the item among the manifest's items (for error messages and logs).
     pub item: usize,
     /// The item's id when the manifest gives one.
     pub id: Option<String>,
@@ -28,11 +28,12 @@ pub struct Example {
 }
 
 impl Example {
-    /// How the example is named in errors: its id, else its manifest line.
+    /// How the example is named in errors: its 1-based position in the manifest, and its id
+    /// when it has one.
     pub fn name(&self) -> String {
         match &self.id {
-            Some(id) => format!("item `{id}`"),
-            None => format!("item {} (manifest line {})", self.item, self.item + 1),
+            Some(id) => format!("manifest item {} (`{id}`)", self.item + 1),
+            None => format!("manifest item {}", self.item + 1),
         }
     }
 }

@@ -103,7 +103,7 @@ pub fn examples(
         if item.audio.is_some() != stage.uses_audio() {
             continue;
         }
-        let at = |e: String| format!("manifest item {} (line {}): {e}", i, i + 1);
+        let at = |e: String| format!("manifest item {}: {e}", i + 1);
         let target = item.target().map_err(at)?;
         let mut ids = model
             .text
@@ -610,23 +610,30 @@ pub fn train(
                     .set_lora_dropout(dropout, dropout_seed(opts.seed, step, micro))
                     .map_err(|e| e.to_string())?;
             }
-            let mut speech = Vec::with_capacity(picked.len());
+            // Encoder features (cached), then one adapter batch for the clips of the batch.
+            let mut feats = Vec::with_capacity(picked.len());
             for ex in &picked {
-                let Some(path) = &ex.audio else {
-                    speech.push(None);
-                    continue;
-                };
+                let Some(path) = &ex.audio else { continue };
                 let te = Instant::now();
-                let feats = cache.get_or_compute(path, dev, || {
+                feats.push(cache.get_or_compute(path, dev, || {
                     let samples =
                         audio::load(path, None).map_err(|e| format!("{}: {e}", ex.name()))?;
                     model
                         .encoder_features(&samples)
                         .map_err(|e| format!("{} ({}): {e}", ex.name(), path.display()))
-                })?;
+                })?);
                 enc_secs += te.elapsed().as_secs_f64();
-                speech.push(Some(model.speech_from_features(&feats)?));
             }
+            let mut embedded = if feats.is_empty() {
+                Vec::new()
+            } else {
+                model.speech_from_feature_batch(&feats)?
+            }
+            .into_iter();
+            let speech: Vec<Option<Tensor>> = picked
+                .iter()
+                .map(|ex| ex.audio.as_ref().and_then(|_| embedded.next()))
+                .collect();
             let bl = batch_loss(&model, &picked, &speech)?;
             let l = bl.loss.to_scalar_f32().map_err(|e| e.to_string())?;
             if !l.is_finite() {

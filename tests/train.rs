@@ -304,3 +304,41 @@ fn a_right_padded_batch_scores_each_item_as_if_it_were_alone() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn the_cli_trains_a_stage_and_refuses_a_bad_one_with_exit_code_1() {
+    let Some(dir) = fixture("cli") else { return };
+    let run = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_osum"))
+            .arg("train")
+            .arg("--preset")
+            .arg(dir.join("preset.json"))
+            .arg("--data")
+            .arg(&dir)
+            .arg("--out")
+            .arg(dir.join("out"))
+            .arg("--feature-cache")
+            .arg(dir.join("features"))
+            .args(["--steps", "2", "--batch", "2"])
+            .args(extra)
+            .env("OSUM_THREADS", "2")
+            .output()
+            .unwrap()
+    };
+    let ok = run(&["--stage", "1"]);
+    let out = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(out.contains("stage 1 done: step 2/2"), "{out}");
+    assert!(out.contains("items/s") && out.contains("tokens/s"), "{out}");
+    let svg = std::fs::read_to_string(dir.join("out").join(CURVE_FILE)).unwrap();
+    assert_eq!(svg.matches("<polyline").count(), 2);
+    let bad = run(&["--stage", "4"]);
+    assert_eq!(bad.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("--stage must be 1, 2 or 3"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

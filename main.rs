@@ -9,6 +9,8 @@ use osum::engine::profiler;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // Before the first tensor: freed activation buffers stay in the heap for reuse.
+    osum::engine::cpu::heap::keep_freed_buffers();
     let args = cli::Cli::parse();
     if let Err(e) = args.validate() {
         e.exit();

@@ -8,7 +8,7 @@
 //! which goes through the shared [`gemm`]. Only `groups = 1` is supported.
 
 use super::elementwise::PAR_THRESHOLD;
-use super::matmul::gemm;
+use super::gemm::{gemm_precision, Precision, Rhs, Start, Weights};
 use super::memory::{boxed, f32_only, f32_values};
 use crate::engine::device::{Buffer, Conv2dParams, View};
 use crate::engine::error::{Error, Result};
@@ -205,9 +205,16 @@ fn for_chunks(out: &mut [f32], chunk: usize, work: usize, f: impl Fn(usize, &mut
 }
 
 /// Conv2d: x `[N, C, H, W]` (f32), w `[O, C, KH, KW]` (f32/f16/bf16), b `[O]` →
-/// `[N, O, OH, OW]`. Each image is unfolded and multiplied by W with [`gemm`]; images run in
-/// parallel (and gemm parallelizes its rows when a single image is large).
-pub fn conv2d(x: View, w: View, b: Option<View>, p: &Conv2dParams) -> Result<Buffer> {
+/// `[N, O, OH, OW]`. Each image is unfolded and multiplied by W with the shared GEMM in the
+/// device's `precision`; images run in parallel (and the GEMM parallelizes its rows when a
+/// single image is large).
+pub fn conv2d(
+    x: View,
+    w: View,
+    b: Option<View>,
+    p: &Conv2dParams,
+    precision: Precision,
+) -> Result<Buffer> {
     const OP: &str = "conv2d";
     let [n, c, h, wd] = dims4(OP, &x)?;
     let [o, wc, kh, kw] = dims4(OP, &w)?;
@@ -230,20 +237,35 @@ pub fn conv2d(x: View, w: View, b: Option<View>, p: &Conv2dParams) -> Result<Buf
     let ws = f32_values(OP, &w)?;
     let (rows, cols) = (g.rows(), g.cols());
     let mut out = vec![0f32; n * o * cols];
+    // Y[O, OH·OW] = W[O, C·KH·KW] · cols (row-major, dense).
+    let product = |cols_m: &[f32], y: &mut [f32], start: Start| {
+        let rhs = Rhs {
+            elems: Weights::F32(cols_m),
+            rs: cols,
+            cs: 1,
+        };
+        gemm_precision(
+            precision, o, rows, cols, &ws, rows, 1, rhs, y, cols, start, true,
+        );
+    };
     let image = |ni: usize, y: &mut [f32]| {
-        // gemm accumulates (C += A·B), so start from the bias.
-        if let Some(b) = &bias {
-            for (yrow, &bv) in y.chunks_mut(cols).zip(b.iter()) {
-                yrow.fill(bv);
+        // The bias is per output channel, i.e. per row of Y: Y starts as it, then accumulates.
+        let start = match &bias {
+            Some(b) => {
+                for (yrow, &bv) in y.chunks_mut(cols).zip(b.iter()) {
+                    yrow.fill(bv);
+                }
+                Start::Keep
             }
-        }
+            None => Start::Zero,
+        };
         let xi = &xs[ni * g.image()..(ni + 1) * g.image()];
         if g.is_pointwise() {
-            gemm(&ws, xi, y, o, rows, cols);
+            product(xi, y, start);
         } else {
             let mut unfolded = vec![0f32; rows * cols];
             im2col_image(xi, &g, &mut unfolded);
-            gemm(&ws, &unfolded, y, o, rows, cols);
+            product(&unfolded, y, start);
         }
     };
     for_chunks(&mut out, o * cols, n * o * rows * cols, image);

@@ -8,8 +8,8 @@
 //! many small ones). Products with few rows and a transposed weight take the GEMM's streamed
 //! GEMV path.
 
-use super::gemm::{gemm_precision, sgemm, Precision, Rhs, Weights};
-use super::memory::{boxed, host};
+use super::gemm::{gemm_precision, sgemm, Precision, Rhs, Start, Weights};
+use super::memory::{boxed, f32_values, host};
 use crate::engine::device::{Buffer, View};
 use crate::engine::dtype::DType;
 use crate::engine::error::{Error, Result};
@@ -286,6 +286,12 @@ fn batch_offsets(l: &Layout) -> Vec<usize> {
 
 // ---- entry points ----------------------------------------------------------------------------
 
+/// [`linear_rows`] as a device buffer (the device op `linear`).
+pub fn linear(x: View, w: View, b: Option<View>, precision: Precision) -> Result<Buffer> {
+    let (y, _) = linear_rows("linear", &x, &w, b.as_ref(), precision)?;
+    Ok(boxed(HostBuffer::F32(y)))
+}
+
 /// `[…, M, K] × […, K, N] → […, M, N]` with equal (possibly stride-0) batch dims; `lhs` is f32,
 /// `rhs` f32/f16/bf16, both with any strides; the packed products in `precision`.
 pub fn matmul(lhs: View, rhs: View, precision: Precision) -> Result<Buffer> {
@@ -342,7 +348,7 @@ pub fn matmul(lhs: View, rhs: View, precision: Precision) -> Result<Buffer> {
                 b,
                 &mut out,
                 n,
-                false,
+                Start::Zero,
                 true,
             );
         } else {
@@ -358,7 +364,7 @@ pub fn matmul(lhs: View, rhs: View, precision: Precision) -> Result<Buffer> {
                 b,
                 &mut out,
                 n,
-                false,
+                Start::Zero,
                 true,
             );
         }
@@ -366,6 +372,76 @@ pub fn matmul(lhs: View, rhs: View, precision: Precision) -> Result<Buffer> {
     }
     batched(lhs, &rhs_offsets, rhs_block, (m, k, n), &mut out, precision)?;
     Ok(boxed(HostBuffer::F32(out)))
+}
+
+/// `y = x·Wᵀ + b` for x `[…, in]` (f32, any strides), W `[out, in]` (f32/f16/bf16, any
+/// strides), b `[out]`: the rows of y `[Π…, out]` as a row-major vector. The bias enters the
+/// GEMM as its start value (`Start::Row`), written tile by tile as the product is, so the layer
+/// makes one pass over its output and allocates nothing beyond it.
+pub fn linear_rows(
+    op: &'static str,
+    x: &View,
+    w: &View,
+    b: Option<&View>,
+    precision: Precision,
+) -> Result<(Vec<f32>, usize)> {
+    let wm = Matrix::of(op, w)?;
+    let xs = x.shape();
+    let mismatch = |other: &View| Error::ShapeMismatch {
+        op,
+        lhs: xs.to_vec(),
+        rhs: other.shape().to_vec(),
+    };
+    let Some(&inp) = xs.last() else {
+        return Err(Error::BadShape {
+            op,
+            shape: xs.to_vec(),
+            msg: "x needs at least one dimension".into(),
+        });
+    };
+    if wm.cols != inp {
+        return Err(mismatch(w));
+    }
+    let out = wm.rows;
+    let bias = match b {
+        Some(b) if b.shape() != [out] => return Err(mismatch(b)),
+        Some(b) => Some(f32_values(op, b)?),
+        None => None,
+    };
+    let rows: usize = xs[..xs.len() - 1].iter().product();
+    let mut y = vec![0f32; rows * out];
+    let start = bias.as_deref().map_or(Start::Zero, Start::Row);
+    if y.is_empty() {
+        return Ok((y, rows));
+    }
+    let HostBuffer::F32(xv) = host(x)? else {
+        return Err(Error::UnsupportedDType {
+            op,
+            dtype: x.dtype(),
+            device: "cpu".into(),
+        });
+    };
+    if inp == 0 {
+        // An empty sum: y is the bias (or zero).
+        if let Some(bias) = &bias {
+            y.chunks_exact_mut(out)
+                .for_each(|r| r.copy_from_slice(bias));
+        }
+        return Ok((y, rows));
+    }
+    let rhs = wm.t().rhs();
+    if let Some((off, rs, cs)) = folded_rows(x.layout) {
+        let xv = &xv[off..];
+        gemm_precision(
+            precision, rows, inp, out, xv, rs, cs, rhs, &mut y, out, start, true,
+        );
+    } else {
+        let a = f32_rows(op, x)?;
+        gemm_precision(
+            precision, rows, inp, out, &a, inp, 1, rhs, &mut y, out, start, true,
+        );
+    }
+    Ok((y, rows))
 }
 
 /// The rows of `[lead…, M, K]` as one strided `[Π lead · M, K]` matrix, when the leading dims
@@ -410,7 +486,18 @@ fn batched<'a>(
         let b = rhs_block(rhs_offsets[bi]).rhs();
         let a = &a[lhs_offsets[bi]..];
         gemm_precision(
-            precision, m, k, n, a, a_rs, a_cs, b, c, n, false, !outer_par,
+            precision,
+            m,
+            k,
+            n,
+            a,
+            a_rs,
+            a_cs,
+            b,
+            c,
+            n,
+            Start::Zero,
+            !outer_par,
         );
     };
     if outer_par {
@@ -439,7 +526,7 @@ pub fn matmul_into(a: &[f32], rows: usize, b: &Matrix, c: &mut [f32]) {
         b.rhs(),
         c,
         n,
-        true,
+        Start::Keep,
         true,
     );
 }

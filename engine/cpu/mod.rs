@@ -12,6 +12,7 @@ pub mod attention;
 pub mod conv;
 pub mod elementwise;
 pub mod gemm;
+pub mod heap;
 pub mod index;
 pub mod isa;
 pub mod lora;
@@ -111,6 +112,9 @@ impl Device for CpuDevice {
     fn matmul(&self, lhs: View, rhs: View) -> Result<Buffer> {
         matmul::matmul(lhs, rhs, self.precision)
     }
+    fn linear(&self, x: View, w: View, b: Option<View>) -> Result<Buffer> {
+        matmul::linear(x, w, b, self.precision)
+    }
     fn lora_linear(
         &self,
         x: View,
@@ -120,7 +124,7 @@ impl Device for CpuDevice {
         bm: View,
         scale: f32,
     ) -> Result<Buffer> {
-        lora::lora_linear(x, w, b, a, bm, scale)
+        lora::lora_linear(x, w, b, (a, bm, scale), self.precision)
     }
 
     fn index_select(&self, src: View, ids: View, dim: usize) -> Result<Buffer> {
@@ -155,7 +159,7 @@ impl Device for CpuDevice {
         rope::rope(x, cos, sin, style)
     }
     fn conv2d(&self, x: View, w: View, b: Option<View>, p: &Conv2dParams) -> Result<Buffer> {
-        conv::conv2d(x, w, b, p)
+        conv::conv2d(x, w, b, p, self.precision)
     }
     fn im2col(&self, x: View, kernel: (usize, usize), p: &Conv2dParams) -> Result<Buffer> {
         conv::im2col(x, kernel, p)
@@ -178,7 +182,7 @@ impl Device for CpuDevice {
         mask: Option<View>,
         p: &AttentionParams,
     ) -> Result<Buffer> {
-        attention::attention(q, k, v, mask, p)
+        attention::attention(q, k, v, mask, p, self.precision)
     }
     fn attention_backward(
         &self,

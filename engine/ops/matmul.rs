@@ -52,13 +52,79 @@ impl Tensor {
         })
     }
 
-    /// `x·Wᵀ + b` for x `[…, in]`, W `[out, in]` (PyTorch layout), b `[out]`.
+    /// `x·Wᵀ + b` for x `[…, in]` (f32), W `[out, in]` (PyTorch layout; f32/f16/bf16),
+    /// b `[out]`: one device op, so the bias is added as the product is written.
     pub fn linear(&self, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
-        let y = self.matmul(&w.t()?)?;
-        match b {
-            Some(b) => y.add(b),
-            None => Ok(y),
+        const OP: &str = "linear";
+        for t in [w].into_iter().chain(b) {
+            self.check_same_device(OP, t)?;
+            if !t.dtype().is_float() {
+                return Err(Error::DTypeMismatch {
+                    op: OP,
+                    lhs: DType::F32,
+                    rhs: t.dtype(),
+                });
+            }
         }
+        self.check_dtype(OP, DType::F32)?;
+        let mismatch = |rhs: &Tensor| Error::ShapeMismatch {
+            op: OP,
+            lhs: self.shape().to_vec(),
+            rhs: rhs.shape().to_vec(),
+        };
+        let inp = self.shape().last().copied();
+        if w.rank() != 2 || inp != Some(w.shape()[1]) {
+            return Err(mismatch(w));
+        }
+        let out = w.shape()[0];
+        if let Some(b) = b.filter(|b| b.shape() != [out]) {
+            return Err(mismatch(b));
+        }
+        let mut shape = self.shape().to_vec();
+        *shape.last_mut().expect("rank ≥ 1 (checked)") = out;
+        let buf = {
+            let (xr, wr) = (self.read(), w.read());
+            let br = b.map(|b| b.read());
+            self.device()
+                .linear(xr.view(), wr.view(), br.as_ref().map(|r| r.view()))?
+        };
+        let mut inputs = vec![self, w];
+        inputs.extend(b);
+        Tensor::from_op(buf, &shape, self.device(), &inputs, || {
+            Box::new(LinearBackward)
+        })
+    }
+}
+
+/// y = x·Wᵀ + b with x, g flattened to `[rows, in]`, `[rows, out]`:
+/// dx = g·W, dW = gᵀ·x (one product over all rows), db = Σ_rows g.
+struct LinearBackward;
+impl BackwardOp for LinearBackward {
+    fn name(&self) -> &'static str {
+        "linear"
+    }
+    fn backward(
+        &self,
+        inputs: &[Tensor],
+        _: &Tensor,
+        g: &Tensor,
+        needs: &[bool],
+    ) -> Result<Vec<Option<Tensor>>> {
+        let (x, w) = (&inputs[0], &inputs[1]);
+        let (out, inp) = (w.shape()[0], w.shape()[1]);
+        let rows: usize = x.shape()[..x.rank() - 1].iter().product();
+        let g2 = g.reshape(&[rows, out])?;
+        let mut grads = vec![None; inputs.len()];
+        if needs[0] {
+            grads[0] = Some(g2.matmul(w)?.reshape(x.shape())?);
+        }
+        if needs[1] {
+            grads[1] = Some(g2.t()?.matmul(&x.reshape(&[rows, inp])?)?);
+        }
+        if inputs.len() > 2 && needs[2] {
+            grads[2] = Some(g2.sum(0)?.reshape(&[out])?);
+        }
+        Ok(grads)
     }
 }
 

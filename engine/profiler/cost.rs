@@ -71,6 +71,16 @@ pub fn matmul(batch: u64, m: u64, k: u64, n: u64) -> u64 {
         .saturating_mul(n)
 }
 
+/// Linear layer `x [tokens, in] · Wᵀ [in, out] (+ b)`: `2·tokens·in·out`, plus `tokens·out`
+/// additions for the bias.
+pub fn linear(tokens: u64, fan_in: u64, fan_out: u64, bias: bool) -> u64 {
+    let per_token = 2u64
+        .saturating_mul(fan_in)
+        .saturating_add(u64::from(bias))
+        .saturating_mul(fan_out);
+    tokens.saturating_mul(per_token)
+}
+
 /// LoRA linear over `tokens` rows: the base GEMM plus both low-rank GEMMs,
 /// `2·tokens·(in·out + in·r + r·out)` (the bias and the scaled add are lower order).
 pub fn lora_linear(tokens: u64, fan_in: u64, fan_out: u64, rank: u64) -> u64 {
@@ -166,6 +176,8 @@ mod tests {
     fn gemm_and_conv_count_two_flops_per_multiply_add() {
         assert_eq!(matmul(1, 1024, 1024, 1024), 2 * 1024 * 1024 * 1024);
         assert_eq!(matmul(3, 2, 5, 7), 2 * 3 * 2 * 5 * 7);
+        assert_eq!(linear(10, 4, 3, false), 2 * 10 * 4 * 3);
+        assert_eq!(linear(10, 4, 3, true), 2 * 10 * 4 * 3 + 10 * 3);
         // Whisper-medium conv1: 80 → 1024 channels, kernel 3, 3000 frames (height 1).
         assert_eq!(conv2d(1, 1024, 1, 3000, 80, 1, 3), 2 * 1024 * 3000 * 80 * 3);
         assert_eq!(lora_linear(10, 4, 6, 2), 2 * 10 * (4 * 6 + 4 * 2 + 2 * 6));

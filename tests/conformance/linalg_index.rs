@@ -966,8 +966,8 @@ pub fn shape_errors_name_the_op_and_both_shapes(dev: &Dev) -> Result<()> {
         .is_err());
     named(
         a.linear(&randn(dev, &[4, 5], 6)?, None),
-        "matmul",
-        &["[2, 3]", "[5, 4]"],
+        "linear",
+        &["[2, 3]", "[4, 5]"],
     );
     // lora_linear: W, A against x; B against [out, r]; b against W.
     let (w, la, lb) = (

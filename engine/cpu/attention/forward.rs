@@ -2,6 +2,19 @@
 
 use super::*;
 
+/// How a forward reads the keys: in place (few query rows), packed f32 tiles, or the bf16
+/// pair-packed keys and values of the `cpu-bf16` device.
+#[derive(Clone, Copy)]
+pub(super) enum Keys<'a> {
+    /// Read each key row in place with dot products.
+    Direct,
+    /// `[D][BK]` f32 tiles from [`pack_keys`].
+    F32(&'a [f32]),
+    /// Pair-packed keys and values ([`super::bf16::Packed`]).
+    #[cfg(target_arch = "x86_64")]
+    Bf16(&'a super::bf16::Packed),
+}
+
 /// Keys of every kv head packed for the score kernel: per head, tiles of [`BK`] keys, each
 /// stored transposed as `[D][BK]` (key index fastest, zero past `Tk`), so the kernel loads the
 /// keys of one tile as contiguous vectors. Packed once per call and shared by every query
@@ -32,7 +45,7 @@ pub(super) fn pack_keys(k: &Heads, dm: &Dims) -> Vec<f32> {
 impl Inputs<'_> {
     /// The whole forward: the output `[B, Hq, Tq, D]` and each query row's log-sum-exp
     /// `ln Σ_j exp(s_j)` (+∞ for a row that sees no key), given the packed keys.
-    pub(super) fn forward_all(&self, kt: Option<&[f32]>) -> (Vec<f32>, Vec<f32>) {
+    pub(super) fn forward_all(&self, keys: Keys) -> (Vec<f32>, Vec<f32>) {
         let dims = &self.dims;
         let d = dims.d;
         let mut out = vec![0f32; dims.b * dims.hq * dims.tq * d];
@@ -44,8 +57,10 @@ impl Inputs<'_> {
         // each. Work units: (batch, kv head, block of BQ of those rows).
         let rows = dims.group() * dims.tq;
         let head = |(bkv, (po, pl)): (usize, (&mut [f32], &mut [f32]))| {
-            let unit = |(blk, (o, l)): (usize, (&mut [f32], &mut [f32]))| {
-                self.forward_unit(kt, bkv, blk * BQ, o, l)
+            let unit = |(blk, (o, l)): (usize, (&mut [f32], &mut [f32]))| match keys {
+                Keys::Direct => self.forward_unit(None, bkv, blk * BQ, o, l),
+                Keys::F32(kt) => self.forward_unit(Some(kt), bkv, blk * BQ, o, l),
+                Keys::Bf16(packed) => self.forward_unit_bf16(packed, bkv, blk * BQ, o, l),
             };
             if parallel(dims, rows.div_ceil(BQ)) {
                 po.par_chunks_mut(BQ * d)
@@ -172,15 +187,21 @@ impl Inputs<'_> {
             };
             kernels::gemm_acc(rows, kn, d, p_tile, v_tile, Some(&corr[..rows]), out);
         }
-        for (r, acc) in out.chunks_mut(d).enumerate() {
-            // l = 0 only when no key was visible or all were −∞: such a row outputs 0.
-            let inv = if l[r] > 0.0 { 1.0 / l[r] } else { 0.0 };
-            vector::scale(acc, inv);
-            lse[r] = if l[r] > 0.0 {
-                m[r] + l[r].ln()
-            } else {
-                f32::INFINITY
-            };
-        }
+        finish_rows(out, d, &m, &l, lse);
+    }
+}
+
+/// The last step of a forward unit: each row's accumulator divided by its sum `l`, and its
+/// log-sum-exp `m + ln l`.
+pub(super) fn finish_rows(out: &mut [f32], d: usize, m: &[f32], l: &[f32], lse: &mut [f32]) {
+    for (r, acc) in out.chunks_mut(d).enumerate() {
+        // l = 0 only when no key was visible or all were −∞: such a row outputs 0.
+        let inv = if l[r] > 0.0 { 1.0 / l[r] } else { 0.0 };
+        vector::scale(acc, inv);
+        lse[r] = if l[r] > 0.0 {
+            m[r] + l[r].ln()
+        } else {
+            f32::INFINITY
+        };
     }
 }

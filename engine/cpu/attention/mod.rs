@@ -28,6 +28,7 @@
 //! `j ≤ i + Tk − Tq`.
 
 use super::elementwise::PAR_THRESHOLD;
+use super::gemm::Precision;
 use super::memory::{boxed, f32_only, host};
 use super::vector::{self, dot};
 use crate::engine::device::{AttentionParams, Buffer, View};
@@ -36,10 +37,14 @@ use crate::engine::storage::HostBuffer;
 use rayon::prelude::*;
 use std::borrow::Cow;
 mod backward;
+#[cfg(target_arch = "x86_64")]
+mod bf16;
 mod forward;
-use forward::pack_keys;
+use forward::{finish_rows, pack_keys, Keys};
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+#[cfg(target_arch = "x86_64")]
+mod avx512_bf16;
 mod kernels;
 #[cfg(test)]
 mod tests;
@@ -338,12 +343,15 @@ impl Inputs<'_> {
 }
 
 /// Attention forward (see the module docs). All inputs f32; the result is `[B, Hq, Tq, D]`.
+/// With [`Precision::Bf16`] (the `cpu-bf16` device) the two products of the packed path run on
+/// bf16 operands ([`bf16`]); the few-query path stays f32.
 pub fn attention(
     q: View,
     k: View,
     v: View,
     mask: Option<View>,
     p: &AttentionParams,
+    precision: Precision,
 ) -> Result<Buffer> {
     let dims = Dims::new(OP, &q, &k, &v)?;
     let qs = f32_only(OP, &q)?;
@@ -357,8 +365,25 @@ pub fn attention(
     };
     // Few rows per kv head (decoding): reading each key row once with dot products beats
     // packing every key for a handful of queries.
-    let kt = (dims.group() * dims.tq >= PACK_MIN_ROWS).then(|| pack_keys(&inputs.k, &dims));
-    Ok(boxed(HostBuffer::F32(inputs.forward_all(kt.as_deref()).0)))
+    if dims.group() * dims.tq < PACK_MIN_ROWS {
+        return Ok(boxed(HostBuffer::F32(inputs.forward_all(Keys::Direct).0)));
+    }
+    #[cfg(target_arch = "x86_64")]
+    if precision == Precision::Bf16 {
+        // Precision::Bf16 exists only where supported (the device refuses it otherwise); the
+        // check keeps the kernels' contract local.
+        assert!(
+            precision.supported(),
+            "attention: bf16 kernels on a CPU without them"
+        );
+        let packed = bf16::Packed::new(&inputs.k, &inputs.v, &dims);
+        return Ok(boxed(HostBuffer::F32(
+            inputs.forward_all(Keys::Bf16(&packed)).0,
+        )));
+    }
+    let _ = precision;
+    let kt = pack_keys(&inputs.k, &dims);
+    Ok(boxed(HostBuffer::F32(inputs.forward_all(Keys::F32(&kt)).0)))
 }
 
 /// What the blocked backward reads besides q, k, v: the output gradient, the packed keys and
@@ -415,7 +440,7 @@ pub fn attention_backward(
     if !dq.is_empty() && !dk.is_empty() {
         // Recompute the forward for O and each row's log-sum-exp, then δ = dO·O per row.
         let kt = pack_keys(&inputs.k, &dims);
-        let (o, lse) = inputs.forward_all(Some(&kt));
+        let (o, lse) = inputs.forward_all(Keys::F32(&kt));
         let delta: Vec<f32> = if o.len() >= PAR_THRESHOLD {
             let rows = dos.par_chunks_exact(dims.d).zip(o.par_chunks_exact(dims.d));
             rows.map(|(a, b)| dot(a, b)).collect()

@@ -18,7 +18,8 @@
 
 use super::pack::{pack_a, pack_b, prefetch_b, to_pairs, AlignedBuf};
 use super::{
-    kernel_avx2, kernel_avx512, kernel_avx512_bf16, kernel_portable, Isa, Precision, Rhs, SharedMut,
+    kernel_avx2, kernel_avx512, kernel_avx512_bf16, kernel_portable, Isa, Precision, Rhs,
+    SharedMut, Start,
 };
 use rayon::prelude::*;
 use std::cell::Cell;
@@ -137,7 +138,7 @@ fn with_buf<R>(
     r
 }
 
-/// `C (+)= A·B` through packed panels; see the module doc. Bounds were checked by the caller.
+/// `C = start + A·B` through packed panels; see the module doc. Bounds were checked by the caller.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn gemm(
     isa: Isa,
@@ -146,7 +147,7 @@ pub(super) fn gemm(
     (a, a_rs, a_cs): (&[f32], usize, usize),
     b: Rhs,
     (c, c_rs): (&mut [f32], usize),
-    accumulate: bool,
+    start: Start,
     parallel: bool,
 ) {
     let kern = kernel_for(isa, precision);
@@ -166,7 +167,7 @@ pub(super) fn gemm(
             (a, a_rs, a_cs),
             b,
             (c_ptr, c_rs),
-            accumulate,
+            start,
             threads,
         );
     }
@@ -203,7 +204,8 @@ pub(super) fn gemm(
                     bp.chunks_mut(group * nr * kcur).enumerate().for_each(pack);
                 }
                 let bp = &*bp;
-                let load = accumulate || pc > 0;
+                let load = matches!(start, Start::Keep) || pc > 0;
+                let bias = start.row().filter(|_| pc == 0);
                 let task = |t: usize| {
                     let (rows, cols) = plan.task(t);
                     let (i0, i1) = (rows.start * mr, (rows.end * mr).min(m));
@@ -230,6 +232,7 @@ pub(super) fn gemm(
                                     (h, w),
                                     c_rs,
                                     load,
+                                    bias.map(|r| &r[j0..j0 + w]),
                                 )
                             };
                         };
@@ -267,7 +270,7 @@ fn wide(
     (a, a_rs, a_cs): (&[f32], usize, usize),
     b: Rhs,
     (c_ptr, c_rs): (SharedMut, usize),
-    accumulate: bool,
+    start: Start,
     threads: usize,
 ) {
     let (mr, nr) = (kern.mr, kern.nr);
@@ -279,7 +282,8 @@ fn wide(
     with_buf(&SHARED_BUF, |abuf| {
         for pc in (0..k).step_by(kc) {
             let kcur = kc.min(k - pc);
-            let load = accumulate || pc > 0;
+            let load = matches!(start, Start::Keep) || pc > 0;
+            let bias = start.row().filter(|_| pc == 0);
             let ap = abuf.get(m_panels * mr * kcur);
             let pack = |(q, d): (usize, &mut [f32])| {
                 pack_a(
@@ -332,6 +336,7 @@ fn wide(
                                     (mr.min(m - i), nr.min(n - j)),
                                     c_rs,
                                     load,
+                                    bias.map(|r| &r[j..j + nr.min(n - j)]),
                                 )
                             };
                         }
@@ -348,7 +353,10 @@ fn wide(
 }
 
 /// One `h × w` tile of C at `(i, j)`: full tiles are written in place, edge tiles go through a
-/// scratch tile so the kernel never touches C outside the product.
+/// scratch tile so the kernel never touches C outside the product. A `bias` (`w` values, first
+/// pass only) is written into the tile just before the kernel adds to it: the tile's lines are
+/// then already in L1 for the kernel's load, so the bias costs a few stores per tile instead of
+/// a separate pass over C.
 ///
 /// # Safety
 /// As for [`MicroKernel`]; rows `i..i+h`, columns `j..j+w` of C are valid and unshared.
@@ -363,10 +371,22 @@ unsafe fn tile(
     (h, w): (usize, usize),
     c_rs: usize,
     load: bool,
+    bias: Option<&[f32]>,
 ) {
     // SAFETY: (i, j) is inside C by the caller's contract.
     let cij = unsafe { c.ptr().add(i * c_rs + j) };
     if h == kern.mr && w == kern.nr {
+        let mut load = load;
+        if let Some(bias) = bias {
+            for r in 0..h {
+                // SAFETY: row i + r, columns j..j+w of C are inside C and unshared.
+                let row = unsafe { std::slice::from_raw_parts_mut(cij.add(r * c_rs), w) };
+                for (d, &b) in row.iter_mut().zip(bias) {
+                    *d = if load { *d + b } else { b };
+                }
+            }
+            load = true;
+        }
         // SAFETY: kernel features were detected when `kern` was chosen; sizes per the contract.
         unsafe { (kern.run)(kc, ap.as_ptr(), bp.as_ptr(), cij, c_rs, load) };
         return;
@@ -386,7 +406,8 @@ unsafe fn tile(
     for (r, s) in scratch.chunks_exact(kern.nr).take(h).enumerate() {
         // SAFETY: row i + r, columns j..j+w of C are inside C and unshared.
         let row = unsafe { std::slice::from_raw_parts_mut(cij.add(r * c_rs), w) };
-        for (d, &v) in row.iter_mut().zip(s) {
+        for (jj, (d, &v)) in row.iter_mut().zip(s).enumerate() {
+            let v = v + bias.map_or(0.0, |b| b[jj]);
             *d = if load { *d + v } else { v };
         }
     }

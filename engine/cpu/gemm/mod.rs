@@ -83,6 +83,43 @@ impl Weights<'_> {
     }
 }
 
+/// What C holds before the product is added to it: `C = start + A·B`.
+#[derive(Clone, Copy, Debug)]
+pub enum Start<'a> {
+    /// Nothing: C's previous contents are ignored (overwritten).
+    Zero,
+    /// C's current contents: `C += A·B`.
+    Keep,
+    /// One row of `n` values added to every row of C (a linear layer's bias). It enters C
+    /// where the first pass writes each tile, so it costs no pass of its own over C.
+    Row(&'a [f32]),
+}
+
+impl<'a> Start<'a> {
+    /// The bias row, if any.
+    fn row(self) -> Option<&'a [f32]> {
+        match self {
+            Start::Row(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// Set `C[0..m, 0..n]` (row stride `c_rs`) to its start value, for the paths that then
+    /// accumulate (a zero-depth product, the GEMV paths).
+    fn apply(self, c: &mut [f32], (m, n): (usize, usize), (c_rs, c_cs): (usize, usize)) {
+        for i in 0..m {
+            for j in 0..n {
+                let x = &mut c[i * c_rs + j * c_cs];
+                match self {
+                    Start::Zero => *x = 0.0,
+                    Start::Keep => {}
+                    Start::Row(r) => *x = r[j],
+                }
+            }
+        }
+    }
+}
+
 /// A strided rhs: element `(p, j)` of the `[K, N]` matrix is `elems[p·rs + j·cs]`.
 #[derive(Clone, Copy, Debug)]
 pub struct Rhs<'a> {
@@ -128,6 +165,7 @@ pub fn sgemm(
         rs: b_rs,
         cs: b_cs,
     };
+    let start = if accumulate { Start::Keep } else { Start::Zero };
     gemm_precision(
         Precision::F32,
         m,
@@ -139,13 +177,13 @@ pub fn sgemm(
         rhs,
         c,
         c_rs,
-        accumulate,
+        start,
         parallel,
     );
 }
 
 /// [`sgemm`] with a rhs of any [`Weights`] type (f16/bf16 are widened to f32 exactly), in a
-/// chosen [`Precision`].
+/// chosen [`Precision`], onto a chosen [`Start`] value of C (a bias row needs `n` values).
 ///
 /// # Panics
 /// When `precision` is not [`supported`](Precision::supported) on this CPU (callers check once,
@@ -162,7 +200,7 @@ pub fn gemm_precision(
     b: Rhs,
     c: &mut [f32],
     c_rs: usize,
-    accumulate: bool,
+    start: Start,
     parallel: bool,
 ) {
     assert!(
@@ -181,7 +219,7 @@ pub fn gemm_precision(
         b,
         c,
         c_rs,
-        accumulate,
+        start,
         parallel,
     );
 }
@@ -209,7 +247,7 @@ pub(crate) fn gemm_with(
     b: Rhs,
     c: &mut [f32],
     c_rs: usize,
-    accumulate: bool,
+    start: Start,
     parallel: bool,
 ) {
     if m == 0 || n == 0 {
@@ -225,10 +263,12 @@ pub(crate) fn gemm_with(
         c_rs >= n && extent(m, n, c_rs, 1) <= c.len(),
         "sgemm: C too short"
     );
+    assert!(
+        start.row().is_none_or(|r| r.len() >= n),
+        "sgemm: bias too short"
+    );
     if k == 0 {
-        if !accumulate {
-            c.chunks_mut(c_rs).take(m).for_each(|r| r[..n].fill(0.0));
-        }
+        start.apply(c, (m, n), (c_rs, 1));
         return;
     }
     let parallel = parallel && m * k * n >= PAR_WORK && rayon::current_num_threads() > 1;
@@ -240,7 +280,12 @@ pub(crate) fn gemm_with(
             cs: a_cs,
         };
         let out = gemv::Out { c_rs, c_cs: 1 };
-        return gemv::gemv(isa, m, k, n, x, b.elems, b.cs, c, out, accumulate, parallel);
+        // The streamed pass accumulates onto C, set to its start value first (M ≤ 8 rows).
+        let keep = !matches!(start, Start::Zero);
+        if start.row().is_some() {
+            start.apply(c, (m, n), (c_rs, 1));
+        }
+        return gemv::gemv(isa, m, k, n, x, b.elems, b.cs, c, out, keep, parallel);
     }
     if n == 1 && a_cs == 1 && m > GEMV_MAX_M {
         // Matrix × vector: (A·b)ᵀ = bᵀ·Aᵀ, a one-row product whose "weights" are the rows of A.
@@ -254,6 +299,10 @@ pub(crate) fn gemm_with(
             c_rs: 1,
             c_cs: c_rs,
         };
+        let keep = !matches!(start, Start::Zero);
+        if start.row().is_some() {
+            start.apply(c, (m, 1), (c_rs, 1));
+        }
         return gemv::gemv(
             isa,
             1,
@@ -264,7 +313,7 @@ pub(crate) fn gemm_with(
             a_rs,
             c,
             out,
-            accumulate,
+            keep,
             parallel,
         );
     }
@@ -275,7 +324,7 @@ pub(crate) fn gemm_with(
         (a, a_rs, a_cs),
         b,
         (c, c_rs),
-        accumulate,
+        start,
         parallel,
     );
 }

@@ -49,6 +49,21 @@ fn store(v: &[f32], rows: usize, cols: usize, st: Store) -> (Vec<f32>, usize, us
     }
 }
 
+/// What C starts as (mirrors [`Start`], whose bias row the check owns).
+#[derive(Clone, Copy, Debug)]
+enum C0 {
+    Zero,
+    Keep,
+    Bias,
+}
+
+impl C0 {
+    /// One of the three, cycling with `i`.
+    fn nth(i: usize) -> C0 {
+        [C0::Zero, C0::Keep, C0::Bias][i % 3]
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 enum Kind {
     F32,
@@ -63,19 +78,10 @@ fn check(
     sa: Store,
     sb: Store,
     kind: Kind,
-    accumulate: bool,
+    c0: C0,
     parallel: bool,
 ) {
-    check_in(
-        isa,
-        Precision::F32,
-        shape,
-        sa,
-        sb,
-        kind,
-        accumulate,
-        parallel,
-    );
+    check_in(isa, Precision::F32, shape, sa, sb, kind, c0, parallel);
 }
 
 /// [`check`] in a given precision: for bf16 the reference multiplies the operands rounded to
@@ -88,7 +94,7 @@ fn check_in(
     sa: Store,
     sb: Store,
     kind: Kind,
-    accumulate: bool,
+    c0: C0,
     parallel: bool,
 ) {
     let a_in = vals(m * k, 1 + m as u64);
@@ -124,6 +130,7 @@ fn check_in(
         Kind::F16 => Weights::F16(&bf),
     };
     let c_rs = n + 1;
+    let (before, bias) = (c0, vals(n, 4));
     let c0 = vals(m * c_rs, 3);
     let mut c = c0.clone();
     let rhs = Rhs {
@@ -131,8 +138,13 @@ fn check_in(
         rs: b_rs,
         cs: b_cs,
     };
+    let start = match before {
+        C0::Zero => Start::Zero,
+        C0::Keep => Start::Keep,
+        C0::Bias => Start::Row(&bias),
+    };
     gemm_with(
-        isa, precision, m, k, n, &a, a_rs, a_cs, rhs, &mut c, c_rs, accumulate, parallel,
+        isa, precision, m, k, n, &a, a_rs, a_cs, rhs, &mut c, c_rs, start, parallel,
     );
     for i in 0..m {
         for j in 0..n {
@@ -140,10 +152,10 @@ fn check_in(
                 .map(|p| av[i * k + p] as f64 * bv[p * n + j] as f64)
                 .sum();
             let want = dot
-                + if accumulate {
-                    c0[i * c_rs + j] as f64
-                } else {
-                    0.0
+                + match before {
+                    C0::Zero => 0.0,
+                    C0::Keep => c0[i * c_rs + j] as f64,
+                    C0::Bias => bias[j] as f64,
                 };
             let scale: f64 = (0..k)
                 .map(|p| (av[i * k + p] as f64 * bv[p * n + j] as f64).abs())
@@ -152,7 +164,7 @@ fn check_in(
             let got = c[i * c_rs + j] as f64;
             assert!(
                 (got - want).abs() <= 1e-5 * scale,
-                "{isa:?} {m}x{k}x{n} {sa:?} {sb:?} {kind:?} acc={accumulate}: ({i},{j}) got {got} want {want}"
+                "{isa:?} {m}x{k}x{n} {sa:?} {sb:?} {kind:?} {before:?}: ({i},{j}) got {got} want {want}"
             );
         }
         // The padding column between rows is never touched.
@@ -179,8 +191,8 @@ fn every_isa_matches_f64_on_ragged_shapes_and_layouts() {
         for &shape in &shapes {
             for (t, &sa) in stores.iter().enumerate() {
                 let sb = stores[(t + shape.0) % 3];
-                check(isa, shape, sa, sb, Kind::F32, t % 2 == 0, true);
-                check(isa, shape, sb, sa, Kind::F32, t % 2 == 1, false);
+                check(isa, shape, sa, sb, Kind::F32, C0::nth(t), true);
+                check(isa, shape, sb, sa, Kind::F32, C0::nth(t + 1), false);
             }
             check(
                 isa,
@@ -188,7 +200,7 @@ fn every_isa_matches_f64_on_ragged_shapes_and_layouts() {
                 Store::RowMajor,
                 Store::Transposed,
                 Kind::Bf16,
-                false,
+                C0::Bias,
                 true,
             );
             check(
@@ -197,7 +209,7 @@ fn every_isa_matches_f64_on_ragged_shapes_and_layouts() {
                 Store::Transposed,
                 Store::RowMajor,
                 Kind::F16,
-                true,
+                C0::Keep,
                 true,
             );
         }
@@ -226,7 +238,7 @@ fn bf16_products_match_f64_on_bf16_rounded_operands() {
             let sb = stores[(t + shape.0) % 3];
             for kind in [Kind::F32, Kind::Bf16, Kind::F16] {
                 let isa = Isa::Avx512;
-                check_in(isa, Precision::Bf16, shape, sa, sb, kind, t % 2 == 0, true);
+                check_in(isa, Precision::Bf16, shape, sa, sb, kind, C0::nth(t), true);
             }
         }
     }
@@ -245,7 +257,7 @@ fn gemv_paths_match_f64_for_every_weight_type_and_isa() {
                     Store::Narrowed,
                     Store::Transposed,
                     kind,
-                    m % 2 == 0,
+                    C0::nth(m),
                     true,
                 );
                 check(
@@ -254,7 +266,7 @@ fn gemv_paths_match_f64_for_every_weight_type_and_isa() {
                     Store::Transposed,
                     Store::Transposed,
                     kind,
-                    false,
+                    C0::nth(m + 2),
                     false,
                 );
             }
@@ -263,10 +275,19 @@ fn gemv_paths_match_f64_for_every_weight_type_and_isa() {
 }
 
 #[test]
-fn k_zero_clears_or_keeps_c() {
+fn k_zero_clears_keeps_or_sets_c_to_the_bias() {
     let mut c = vec![5.0; 6];
     sgemm(2, 0, 3, &[], 0, 1, &[], 3, 1, &mut c, 3, true, false);
     assert_eq!(c, vec![5.0; 6]);
     sgemm(2, 0, 3, &[], 0, 1, &[], 3, 1, &mut c, 3, false, false);
     assert_eq!(c, vec![0.0; 6]);
+    let none = Rhs {
+        elems: Weights::F32(&[]),
+        rs: 3,
+        cs: 1,
+    };
+    let bias = [1.0, 2.0, 3.0];
+    let (f32_, row) = (Precision::F32, Start::Row(&bias));
+    gemm_precision(f32_, 2, 0, 3, &[], 0, 1, none, &mut c, 3, row, false);
+    assert_eq!(c, [1.0, 2.0, 3.0, 1.0, 2.0, 3.0]);
 }

@@ -119,7 +119,8 @@ pub fn loss_svg(records: &[StepRecord], title: &str) -> String {
     ));
     for i in 0..=4 {
         let f = i as f64 / 4.0;
-        let (xv, yv) = (x0 + f * (x1 - x0), y0 + f * (y1 - y0));
+        // Steps are whole numbers: each x tick sits at a whole step.
+        let (xv, yv) = ((x0 + f * (x1 - x0)).round(), y0 + f * (y1 - y0));
         s.push_str(&format!(
             "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{:.0}</text>\n\
              <text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{:.3}</text>\n\

@@ -8,6 +8,7 @@ mod demo;
 mod eval;
 mod setup;
 mod synth;
+mod train;
 mod transcribe;
 
 use clap::{CommandFactory, Parser, Subcommand};
@@ -77,6 +78,13 @@ pub enum Command {
     ///
     /// Example: osum eval --manifest data/synth/test.jsonl --checkpoint ckpt --json
     Eval(eval::EvalArgs),
+    /// Train one stage of the OSUM recipe on a manifest (stage 1: fixed tags + audio; 2:
+    /// text-only instruction → tags; 3: instruction + audio → tags + answer), with resumable
+    /// checkpoints, a JSONL log and a loss curve in --out.
+    ///
+    /// Example: osum train --stage 1 --preset osum-tiny --data data/ --out ckpt/stage1
+    ///          osum train --stage 2 --data data/ --out ckpt/stage2 --from ckpt/stage1
+    Train(train::TrainArgs),
 }
 
 impl Cli {
@@ -90,7 +98,8 @@ impl Cli {
             | Command::Chat(_)
             | Command::Ask(_)
             | Command::Synth(_)
-            | Command::Eval(_) => None,
+            | Command::Eval(_)
+            | Command::Train(_) => None,
         };
         match problem {
             Some((kind, msg)) => Err(Cli::command().error(kind, msg)),
@@ -112,5 +121,6 @@ pub fn run(cmd: Command, device: &str) -> Result<(), String> {
         Command::Transcribe(args) => transcribe::run(args, &dev()?),
         Command::Synth(args) => synth::run(args),
         Command::Eval(args) => eval::run(args, &dev()?),
+        Command::Train(args) => train::run(args, &dev()?),
     }
 }

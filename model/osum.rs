@@ -251,8 +251,17 @@ impl OsumModel {
         ids
     }
 
-    /// Speech embeddings `[1, n + 2, llm_dim]` (BOS, speech, EOS) of 16 kHz mono `samples`.
+    /// Speech embeddings `[1, n + 2, llm_dim]` (BOS, speech, EOS) of 16 kHz mono `samples`
+    /// (inference: nothing is recorded for gradients).
     pub fn speech_embeddings(&self, samples: &[f32]) -> Result<Tensor> {
+        let enc = self.encoder_features(samples)?;
+        no_grad(|| self.speech_from_features(&enc))
+    }
+
+    /// The frozen Whisper encoder's output `[1, T, enc_dim]` for 16 kHz mono `samples` (OSUM
+    /// log-mel, no padding; at most [`MAX_SECONDS`]). The trainer caches these, since the
+    /// encoder never trains (REFERENCE §7, DESIGN "Trainer").
+    pub fn encoder_features(&self, samples: &[f32]) -> Result<Tensor> {
         let secs = samples.len() as f32 / 16_000.0;
         if secs > MAX_SECONDS {
             return Err(format!(
@@ -268,22 +277,120 @@ impl OsumModel {
         }
         let mel =
             Tensor::from_vec(mel, &[1, 80, frames], &self.whisper.encoder_device()).map_err(msg)?;
-        self.speech_embeddings_of_mel(&mel)
+        no_grad(|| self.whisper.encoder.forward(&mel)).map_err(msg)
     }
 
     /// Speech embeddings `[1, n + 2, llm_dim]` (BOS, speech, EOS) of a log-mel `[1, 80, T]`.
     pub fn speech_embeddings_of_mel(&self, mel: &Tensor) -> Result<Tensor> {
         no_grad(|| {
             let enc = self.whisper.encoder.forward(mel).map_err(msg)?;
-            let t = enc.shape()[1];
-            let out = self.adapter.forward(&enc, &[t]).map_err(msg)?;
-            let rows = out.item(0).map_err(msg)?;
-            self.adapter
-                .wrap_speech(&rows)
-                .map_err(msg)?
-                .unsqueeze(0)
-                .map_err(msg)
+            self.speech_from_features(&enc)
         })
+    }
+
+    /// `[1, n + 2, llm_dim]`: the adapter over encoder features `[1, T, enc_dim]`, between the
+    /// speech BOS and EOS embeddings. Gradients reach the adapter when its parameters are
+    /// trainable and recording is on (training); call under `no_grad` for inference.
+    pub fn speech_from_features(&self, enc: &Tensor) -> Result<Tensor> {
+        let mut v = self.speech_from_feature_batch(std::slice::from_ref(enc))?;
+        v.pop()
+            .ok_or_else(|| "the adapter returned no speech".to_string())
+    }
+
+    /// [`OsumModel::speech_from_features`] of several clips in one adapter batch: the features
+    /// (each `[1, T_i, enc_dim]`) are right-padded to the longest and run together with their
+    /// lengths, so every clip's rows equal a run of that clip alone (the adapter's padded-batch
+    /// contract) at the cost of one batch instead of many.
+    pub fn speech_from_feature_batch(&self, feats: &[Tensor]) -> Result<Vec<Tensor>> {
+        let mut lengths = Vec::with_capacity(feats.len());
+        for f in feats {
+            match f.shape() {
+                [1, t, _] => lengths.push(*t),
+                s => return Err(format!("encoder features must be [1, T, dim], got {s:?}")),
+            }
+        }
+        let longest = lengths.iter().copied().max().unwrap_or(0);
+        let mut rows = Vec::with_capacity(feats.len());
+        for (f, &t) in feats.iter().zip(&lengths) {
+            rows.push(if t < longest {
+                let dim = f.shape()[2];
+                let pad =
+                    Tensor::zeros(&[1, longest - t, dim], f.dtype(), f.device()).map_err(msg)?;
+                Tensor::cat(&[f.clone(), pad], 1).map_err(msg)?
+            } else {
+                f.clone()
+            });
+        }
+        let x = if rows.len() == 1 {
+            rows[0].clone()
+        } else {
+            Tensor::cat(&rows, 0).map_err(msg)?
+        };
+        let out = self.adapter.forward(&x, &lengths).map_err(msg)?;
+        (0..feats.len())
+            .map(|b| {
+                let rows = out.item(b).map_err(msg)?;
+                self.adapter
+                    .wrap_speech(&rows)
+                    .map_err(msg)?
+                    .unsqueeze(0)
+                    .map_err(msg)
+            })
+            .collect()
+    }
+
+    /// The prompt of `instruction` as the preset's template lays it out (REFERENCE §6), as input
+    /// embeddings `[1, P, hidden]` with `speech` (`[1, n, hidden]`, from
+    /// [`OsumModel::speech_embeddings`] or [`OsumModel::speech_from_features`]) spliced in at the
+    /// template's speech slot, or no speech slot at all when `None` (text-only instructions,
+    /// training stage II). Also returns the prompt's text ids in order (for generation's
+    /// repetition penalty). `ask` and the trainer both build prompts here, so training and
+    /// inference see the same layout.
+    pub fn prompt_embeddings(
+        &self,
+        instruction: &str,
+        speech: Option<&Tensor>,
+    ) -> Result<(Tensor, Vec<u32>)> {
+        let segs = self.preset.template.build(
+            self.preset.system.as_deref(),
+            instruction,
+            speech.is_some(),
+            false,
+        );
+        let ids = self.text.encode_segments(&segs).map_err(msg)?;
+        let mut parts = Vec::new();
+        for (seg, ids) in segs.iter().zip(&ids) {
+            match (seg, speech) {
+                (Segment::Speech, Some(s)) => parts.push(s.clone()),
+                (Segment::Speech, None) => {
+                    return Err("the template placed speech in a text-only prompt".into())
+                }
+                (Segment::Text(_), _) if ids.is_empty() => {}
+                (Segment::Text(_), _) => {
+                    parts.push(no_grad(|| self.text.llm.embed_ids(ids)).map_err(msg)?)
+                }
+            }
+        }
+        let embeds = Tensor::cat(&parts, 1).map_err(msg)?;
+        Ok((embeds, ids.concat()))
+    }
+
+    /// The token that ends an answer: the template's end-of-turn token (`<|im_end|>` for
+    /// ChatML), else the LLM's first EOS id. Training appends it to every target so the model
+    /// learns to stop where generation stops ([`TextModel::stop_ids`]).
+    pub fn answer_end_id(&self) -> Result<u32> {
+        let turn = self
+            .text
+            .template
+            .end_of_turn()
+            .and_then(|t| self.text.tokenizer.token_id(t));
+        turn.or_else(|| self.text.llm.config.eos_ids.first().copied())
+            .ok_or_else(|| {
+                format!(
+                    "preset {}: neither an end-of-turn token nor an EOS id to end answers with",
+                    self.preset.name
+                )
+            })
     }
 
     /// Answer `instruction` about `samples`, streaming text pieces to `on_text`.
@@ -295,23 +402,7 @@ impl OsumModel {
         on_text: &mut dyn FnMut(&str),
     ) -> Result<Answer> {
         let speech = self.speech_embeddings(samples)?;
-        let segs =
-            self.preset
-                .template
-                .build(self.preset.system.as_deref(), instruction, true, false);
-        let ids = self.text.encode_segments(&segs).map_err(msg)?;
-        let mut parts = Vec::new();
-        for (seg, ids) in segs.iter().zip(&ids) {
-            match seg {
-                Segment::Speech => parts.push(speech.clone()),
-                Segment::Text(_) if ids.is_empty() => {}
-                Segment::Text(_) => {
-                    parts.push(no_grad(|| self.text.llm.embed_ids(ids)).map_err(msg)?)
-                }
-            }
-        }
-        let embeds = Tensor::cat(&parts, 1).map_err(msg)?;
-        let context: Vec<u32> = ids.concat();
+        let (embeds, context) = self.prompt_embeddings(instruction, Some(&speech))?;
         let (gen, text) = self
             .text
             .generate_text(&context, Some(&embeds), cfg, on_text)

@@ -1,4 +1,5 @@
-//! AdamW with global-norm gradient clipping and a warmup + cosine learning-rate schedule.
+//! AdamW with global-norm gradient clipping and warmup + cosine or warmup + inverse-sqrt
+//! learning-rate schedules (REFERENCE §7: OSUM-Pangu uses warmup then inverse-sqrt decay).
 //! The update itself is the engine's fused `adamw_step` op, so it runs on any device.
 
 use crate::engine::{ops::optim::adamw_step, AdamWParams, Gradients, Result, Tensor, TensorId};
@@ -49,6 +50,39 @@ impl AdamW {
     /// Number of updates applied so far.
     pub fn steps_taken(&self) -> u64 {
         self.step
+    }
+
+    /// The hyper-parameters.
+    pub fn config(&self) -> AdamWConfig {
+        self.cfg
+    }
+
+    /// The first and second moments of `p`, once it has been updated.
+    pub fn moments(&self, p: &Tensor) -> Option<&(Tensor, Tensor)> {
+        self.moments.get(&p.id())
+    }
+
+    /// Continue from a checkpoint: `steps` updates taken, and the saved moments `(m, v)` of each
+    /// parameter (shapes must match the parameter's).
+    pub fn restore(&mut self, steps: u64, moments: Vec<(Tensor, Tensor, Tensor)>) -> Result<()> {
+        self.step = steps;
+        self.moments.clear();
+        for (p, m, v) in moments {
+            for t in [&m, &v] {
+                if t.shape() != p.shape() {
+                    return Err(crate::engine::Error::invalid(
+                        "AdamW::restore",
+                        format!(
+                            "a saved moment is {:?}, its parameter {:?}",
+                            t.shape(),
+                            p.shape()
+                        ),
+                    ));
+                }
+            }
+            self.moments.insert(p.id(), (m, v));
+        }
+        Ok(())
     }
 
     /// Update every parameter that has a gradient, in place, with learning rate `lr`;
@@ -141,6 +175,48 @@ impl WarmupCosine {
     }
 }
 
+/// Linear warmup to `peak` over `warmup` steps, then `peak·√(warmup/step)` (the inverse-sqrt
+/// decay of OSUM-Pangu's recipe, REFERENCE §7).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WarmupInverseSqrt {
+    /// Peak learning rate (reached at the end of warmup).
+    pub peak: f32,
+    /// Warmup steps.
+    pub warmup: u64,
+}
+
+impl WarmupInverseSqrt {
+    /// Learning rate for 1-based `step`.
+    pub fn lr(&self, step: u64) -> f32 {
+        let w = self.warmup.max(1) as f32;
+        let s = step.max(1) as f32;
+        if s <= w {
+            self.peak * s / w
+        } else {
+            self.peak * (w / s).sqrt()
+        }
+    }
+}
+
+/// The learning-rate schedules the trainer offers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Schedule {
+    /// [`WarmupCosine`].
+    Cosine(WarmupCosine),
+    /// [`WarmupInverseSqrt`].
+    InverseSqrt(WarmupInverseSqrt),
+}
+
+impl Schedule {
+    /// Learning rate for 1-based `step`.
+    pub fn lr(&self, step: u64) -> f32 {
+        match self {
+            Schedule::Cosine(s) => s.lr(step),
+            Schedule::InverseSqrt(s) => s.lr(step),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,5 +234,17 @@ mod tests {
         assert!((s.lr(60) - 0.55).abs() < 1e-5);
         assert!((s.lr(110) - 0.1).abs() < 1e-6);
         assert!((s.lr(500) - 0.1).abs() < 1e-6);
+    }
+
+    #[test]
+    fn warmup_inverse_sqrt_rises_then_decays_as_one_over_root_step() {
+        let s = WarmupInverseSqrt {
+            peak: 2.0,
+            warmup: 100,
+        };
+        assert!((s.lr(50) - 1.0).abs() < 1e-6);
+        assert!((s.lr(100) - 2.0).abs() < 1e-6);
+        assert!((s.lr(400) - 1.0).abs() < 1e-6);
+        assert!((s.lr(10_000) - 0.2).abs() < 1e-6);
     }
 }

@@ -30,7 +30,7 @@ pub mod transformer;
 
 pub use config::{AdapterConfig, AdapterVariant};
 pub use model::{Adapter, AdapterOutput};
-pub use save::save_safetensors;
+pub use save::{safetensors_bytes, save_safetensors};
 
 use crate::model::weights::WeightsError;
 

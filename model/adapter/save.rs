@@ -22,6 +22,52 @@ fn bytes_of(h: HostBuffer) -> (Dtype, Vec<u8>) {
     }
 }
 
+/// `tensors` (names must be unique) as the bytes of one safetensors file, in their own dtypes:
+/// for callers that write files their own way (the trainer writes checkpoints atomically).
+/// `metadata` goes into the header's `__metadata__` map.
+pub fn safetensors_bytes(
+    tensors: &[(String, Tensor)],
+    metadata: Option<std::collections::HashMap<String, String>>,
+) -> Result<Vec<u8>> {
+    let fail = |msg: String| AdapterError::Save {
+        path: "<safetensors in memory>".into(),
+        msg,
+    };
+    let data = host_data(tensors, &fail)?;
+    let views = views_of(&data, &fail)?;
+    safetensors::tensor::serialize(views, &metadata).map_err(|e| fail(e.to_string()))
+}
+
+type HostData = Vec<(String, Dtype, Vec<usize>, Vec<u8>)>;
+
+fn host_data(
+    tensors: &[(String, Tensor)],
+    fail: &dyn Fn(String) -> AdapterError,
+) -> Result<HostData> {
+    let mut data: HostData = Vec::with_capacity(tensors.len());
+    for (name, t) in tensors {
+        if data.iter().any(|(n, _, _, _)| n == name) {
+            return Err(fail(format!("tensor name `{name}` appears twice")));
+        }
+        let (dtype, bytes) = bytes_of(t.to_host()?);
+        data.push((name.clone(), dtype, t.shape().to_vec(), bytes));
+    }
+    Ok(data)
+}
+
+fn views_of<'a>(
+    data: &'a HostData,
+    fail: &dyn Fn(String) -> AdapterError,
+) -> Result<Vec<(&'a str, TensorView<'a>)>> {
+    data.iter()
+        .map(|(n, d, s, b)| {
+            TensorView::new(*d, s.clone(), b)
+                .map(|v| (n.as_str(), v))
+                .map_err(|e| fail(format!("tensor `{n}`: {e}")))
+        })
+        .collect()
+}
+
 /// Write `tensors` (names must be unique) to `path` as safetensors, in their own dtypes.
 pub fn save_safetensors(path: impl AsRef<Path>, tensors: &[(String, Tensor)]) -> Result<()> {
     let path = path.as_ref();
@@ -29,25 +75,8 @@ pub fn save_safetensors(path: impl AsRef<Path>, tensors: &[(String, Tensor)]) ->
         path: path.display().to_string(),
         msg,
     };
-    let mut data = Vec::with_capacity(tensors.len());
-    for (name, t) in tensors {
-        if data
-            .iter()
-            .any(|(n, _, _, _): &(String, _, _, _)| n == name)
-        {
-            return Err(fail(format!("tensor name `{name}` appears twice")));
-        }
-        let (dtype, bytes) = bytes_of(t.to_host()?);
-        data.push((name.clone(), dtype, t.shape().to_vec(), bytes));
-    }
-    let views = data
-        .iter()
-        .map(|(n, d, s, b)| {
-            TensorView::new(*d, s.clone(), b)
-                .map(|v| (n.as_str(), v))
-                .map_err(|e| fail(format!("tensor `{n}`: {e}")))
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let data = host_data(tensors, &fail)?;
+    let views = views_of(&data, &fail)?;
     let file_name = path
         .file_name()
         .ok_or_else(|| fail("not a file path".into()))?;

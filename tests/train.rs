@@ -1,0 +1,344 @@
+//! The three-stage trainer end to end, on the real Whisper tiny.en encoder (`osum setup`;
+//! skipped with a notice when absent) with a tiny Llama (the shape of the committed
+//! `tests/data/llama_tiny`, 2 layers of width 64, seeded random weights, the committed
+//! SentencePiece tokenizer) so each step takes milliseconds. Audio: the committed `scripts/goldens/mel_clip.wav`, and a copy of it slowed
+//! down with sox when sox is installed.
+//!
+//! Tolerances: a padded batch's loss equals its items' losses alone within 1e-5 (relative);
+//! the resume test asks for bit-identical losses (the engine's CPU kernels are
+//! deterministic for a fixed thread count; both runs use the same process and pool).
+
+use osum::engine::{cpu_device, DType, Tensor};
+use osum::model::adapter::save_safetensors;
+use osum::model::llm::random::random_weights;
+use osum::model::llm::LlmConfig;
+use osum::model::osum::OsumModel;
+use osum::model::preset::Preset;
+use osum::model::weights::TensorSource;
+use osum::train::batch::{batch_loss, Example};
+use osum::train::data::{Item, Manifest};
+use osum::train::stages::{
+    examples, train, ScheduleKind, Stage, TrainOptions, CURVE_FILE, LOG_FILE,
+};
+use std::path::{Path, PathBuf};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// A scratch folder holding the tiny-LLM preset, its model folder and a manifest; `None` (with
+/// a notice) when the Whisper encoder is not installed.
+fn fixture(tag: &str) -> Option<PathBuf> {
+    let enc = osum::model::home().join("whisper-tiny.en");
+    if !enc.join("model.bin").exists() {
+        eprintln!(
+            "skipped: {} absent (run `osum setup`)",
+            enc.join("model.bin").display()
+        );
+        return None;
+    }
+    let dir = std::env::temp_dir().join(format!("osum-train-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let llm = dir.join("llm");
+    std::fs::create_dir_all(&llm).unwrap();
+    let data = Path::new(ROOT).join("tests/data");
+    // The test Llama's shape with a vocabulary the committed tokenizer fits (1000 pieces),
+    // random weights (seeded).
+    let mut cfg: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(data.join("llama_tiny/config.json")).unwrap(),
+    )
+    .unwrap();
+    cfg["vocab_size"] = 1000.into();
+    std::fs::write(llm.join("config.json"), cfg.to_string()).unwrap();
+    let config = LlmConfig::from_hf_file(llm.join("config.json")).unwrap();
+    let dev = cpu_device();
+    let src = random_weights(&config, 7, 0.2, DType::F32, &dev).unwrap();
+    let named: Vec<(String, Tensor)> = src
+        .names()
+        .into_iter()
+        .map(|n| (n.to_string(), src.tensor(n, &dev).unwrap()))
+        .collect();
+    save_safetensors(llm.join("model.safetensors"), &named).unwrap();
+    std::fs::copy(data.join("spm/unigram.model"), llm.join("tokenizer.model")).unwrap();
+    let preset = serde_json::json!({
+        "name": "test-tiny",
+        "description": "Whisper tiny.en + a small adapter + the 2-layer test Llama",
+        "llm": {"hf_dir": llm},
+        "template": "osum-pangu",
+        "system": "You answer.",
+        "generation": {"max_new_tokens": 8},
+        "encoder": enc,
+        "adapter": {"variant": "released", "enc_dim": 384, "dim": 32, "heads": 2, "ffn": 64,
+                    "layers": 1, "llm_dim": 64, "max_positions": 5000, "n_speech_tokens": 16,
+                    "conv_channels": null, "norm_eps": 1e-5},
+        "lora": {"rank": 4, "alpha": 8.0, "dropout": 0.1,
+                 "targets": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "down_proj"]}
+    });
+    std::fs::write(dir.join("preset.json"), preset.to_string()).unwrap();
+    let wav = dir.join("a.wav");
+    std::fs::copy(Path::new(ROOT).join("scripts/goldens/mel_clip.wav"), &wav).unwrap();
+    let mut clips = vec!["a.wav".to_string()];
+    let slow = dir.join("b.wav");
+    let sox = std::process::Command::new("sox")
+        .arg(&wav)
+        .arg(&slow)
+        .args(["tempo", "0.8"])
+        .status();
+    if sox.is_ok_and(|s| s.success()) {
+        clips.push("b.wav".into());
+    }
+    let mut items = Vec::new();
+    for (i, clip) in clips.iter().enumerate() {
+        let gender = if i == 0 { "male" } else { "female" };
+        items.push(Item {
+            audio: Some(clip.clone()),
+            instruction: "what is said and who says it?".into(),
+            tasks: vec!["asr".into(), "gender".into()],
+            transcript: Some("go forward ten meters".into()),
+            gender: Some(gender.into()),
+            style: Some("normal".into()),
+            ..Item::default()
+        });
+        items.push(Item {
+            audio: Some(clip.clone()),
+            instruction: "how is it spoken?".into(),
+            tasks: vec!["style".into()],
+            style: Some(if i == 0 { "normal" } else { "slow" }.into()),
+            ..Item::default()
+        });
+    }
+    for (text, tasks) in [
+        ("write down the words", vec!["asr"]),
+        ("a man or a woman?", vec!["gender"]),
+        ("the words and the speed", vec!["asr", "style"]),
+    ] {
+        items.push(Item {
+            instruction: text.into(),
+            tasks: tasks.into_iter().map(String::from).collect(),
+            ..Item::default()
+        });
+    }
+    Manifest::save(&dir.join("train.jsonl"), &items).unwrap();
+    Some(dir)
+}
+
+fn options(dir: &Path, stage: Stage, out: &str) -> TrainOptions {
+    let preset = Preset::find(dir.join("preset.json").to_str().unwrap()).unwrap();
+    let mut o = TrainOptions::recipe(stage, preset, dir.join("train.jsonl"), dir.join(out));
+    o.feature_cache = dir.join("features");
+    o.lr = 1e-2;
+    o.warmup = 1;
+    o.schedule = ScheduleKind::Cosine;
+    o.batch = 1;
+    o.accum = 1;
+    o.save_every = 1000;
+    o
+}
+
+fn losses(s: &osum::train::stages::TrainSummary) -> Vec<f32> {
+    s.records.iter().map(|r| r.loss).collect()
+}
+
+#[test]
+fn each_stage_lowers_the_loss_on_a_repeated_batch_and_leaves_a_loadable_checkpoint() {
+    let Some(dir) = fixture("stages") else { return };
+    let dev = cpu_device();
+    let mut prev: Option<PathBuf> = None;
+    for (stage, out) in [
+        (Stage::TagAlignment, "s1"),
+        (Stage::IntentParsing, "s2"),
+        (Stage::Joint, "s3"),
+    ] {
+        let mut o = options(&dir, stage, out);
+        o.from = prev.clone();
+        // One example repeated: a one-item manifest of the stage's kind.
+        let all = Manifest::load(&dir.join("train.jsonl")).unwrap();
+        let keep: Vec<Item> = all
+            .items
+            .into_iter()
+            .filter(|i| i.audio.is_some() == stage.uses_audio())
+            .take(1)
+            .collect();
+        let one = dir.join(format!("one-{out}.jsonl"));
+        Manifest::save(&one, &keep).unwrap();
+        o.manifest = one;
+        o.steps = Some(12);
+        o.lr = 1e-2;
+        o.lora_dropout = Some(0.0);
+        let s = train(&o, &dev, &mut |_, _| {}).unwrap();
+        let l = losses(&s);
+        assert_eq!(l.len(), 12);
+        assert!(
+            l[11] < 0.5 * l[0],
+            "stage {}: the loss did not fall: {l:?}",
+            stage.number()
+        );
+        for f in [
+            "adapter.safetensors",
+            "lora.safetensors",
+            "trainer_state.safetensors",
+            LOG_FILE,
+            CURVE_FILE,
+        ] {
+            assert!(
+                dir.join(out).join(f).exists(),
+                "stage {}: no {f}",
+                stage.number()
+            );
+        }
+        let log = std::fs::read_to_string(dir.join(out).join(LOG_FILE)).unwrap();
+        assert_eq!(log.lines().count(), 12);
+        // The checkpoint is what `osum ask --checkpoint` opens.
+        let m = OsumModel::open(o.preset.clone(), Some(&dir.join(out)), &dev).unwrap();
+        assert!(m.trained);
+        assert!(!m.text.llm.lora_parameters().is_empty());
+        prev = Some(dir.join(out));
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn stage_two_without_a_previous_checkpoint_is_refused() {
+    let Some(dir) = fixture("nofrom") else { return };
+    let o = options(&dir, Stage::IntentParsing, "s2");
+    let e = train(&o, &cpu_device(), &mut |_, _| {}).unwrap_err();
+    assert!(e.contains("pass --from"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn resuming_after_a_stop_repeats_the_uninterrupted_trajectory_bit_for_bit() {
+    let Some(dir) = fixture("resume") else { return };
+    let dev = cpu_device();
+    let setup = |out: &str| {
+        let mut o = options(&dir, Stage::TagAlignment, out);
+        o.lr = 3e-3;
+        o.steps = Some(6);
+        o.batch = 2;
+        o.accum = 2;
+        o.save_every = 2;
+        o.lora_dropout = Some(0.1);
+        o
+    };
+    let whole = train(&setup("whole"), &dev, &mut |_, _| {}).unwrap();
+    // Stop at step 3, as a kill after the step-2 checkpoint would; step 3 is redone on resume.
+    let mut first = setup("split");
+    first.stop_after = Some(3);
+    let part = train(&first, &dev, &mut |_, _| {}).unwrap();
+    assert_eq!(part.step, 3);
+    let mut again = setup("split");
+    again.resume = true;
+    let resumed = train(&again, &dev, &mut |_, _| {}).unwrap();
+    assert_eq!(resumed.records.first().map(|r| r.step), Some(1));
+    let (a, b) = (losses(&whole), losses(&resumed));
+    assert_eq!(a.len(), 6);
+    assert_eq!(
+        a.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+        b.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+        "uninterrupted {a:?} vs resumed {b:?}"
+    );
+    // The log on disk is the same single trajectory.
+    let log = std::fs::read_to_string(dir.join("split").join(LOG_FILE)).unwrap();
+    assert_eq!(log.lines().count(), 6);
+    // The same stage with other settings does not resume.
+    let mut other = setup("split");
+    other.resume = true;
+    other.seed = 9;
+    let e = train(&other, &dev, &mut |_, _| {}).unwrap_err();
+    assert!(e.contains("`seed` was 1"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_non_finite_loss_stops_training_naming_the_step() {
+    let Some(dir) = fixture("nan") else { return };
+    let mut o = options(&dir, Stage::TagAlignment, "s1");
+    o.lr = 1e30;
+    o.clip = 1e30;
+    o.steps = Some(5);
+    o.lora_dropout = Some(0.0);
+    let e = train(&o, &cpu_device(), &mut |_, _| {}).unwrap_err();
+    assert!(
+        e.starts_with("step ") && (e.contains("the loss is") || e.contains("gradient norm is")),
+        "{e}"
+    );
+    assert!(e.contains("the last checkpoint"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_right_padded_batch_scores_each_item_as_if_it_were_alone() {
+    let Some(dir) = fixture("padding") else {
+        return;
+    };
+    let dev = cpu_device();
+    let preset = Preset::find(dir.join("preset.json").to_str().unwrap()).unwrap();
+    let model = OsumModel::open(preset, None, &dev).unwrap();
+    let manifest = Manifest::load(&dir.join("train.jsonl")).unwrap();
+    let mut exs = examples(Stage::Joint, &manifest, &model).unwrap();
+    exs.truncate(3);
+    let speech: Vec<Option<Tensor>> = exs
+        .iter()
+        .map(|e| {
+            let samples = osum::model::audio::load(e.audio.as_ref().unwrap(), None).unwrap();
+            let f = model.encoder_features(&samples).unwrap();
+            Some(model.speech_from_features(&f).unwrap())
+        })
+        .collect();
+    let refs: Vec<&Example> = exs.iter().collect();
+    let together = batch_loss(&model, &refs, &speech).unwrap();
+    assert!(
+        together.padded_tokens > together.tokens,
+        "the items must differ in length"
+    );
+    let (mut sum, mut n) = (0.0f64, 0usize);
+    for (e, s) in refs.iter().zip(&speech) {
+        let alone = batch_loss(&model, &[*e], std::slice::from_ref(s)).unwrap();
+        sum += alone.loss.to_scalar_f32().unwrap() as f64 * alone.target_tokens as f64;
+        n += alone.target_tokens;
+    }
+    let want = sum / n as f64;
+    let got = together.loss.to_scalar_f32().unwrap() as f64;
+    // Same sums in another order (batched GEMMs): f32 rounding only.
+    assert!(
+        (got - want).abs() < 1e-5 * want.abs().max(1.0),
+        "{got} vs {want}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_cli_trains_a_stage_and_refuses_a_bad_one_with_exit_code_1() {
+    let Some(dir) = fixture("cli") else { return };
+    let run = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_osum"))
+            .arg("train")
+            .arg("--preset")
+            .arg(dir.join("preset.json"))
+            .arg("--data")
+            .arg(&dir)
+            .arg("--out")
+            .arg(dir.join("out"))
+            .arg("--feature-cache")
+            .arg(dir.join("features"))
+            .args(["--steps", "2", "--batch", "2"])
+            .args(extra)
+            .env("OSUM_THREADS", "2")
+            .output()
+            .unwrap()
+    };
+    let ok = run(&["--stage", "1"]);
+    let out = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(out.contains("stage 1 done: step 2/2"), "{out}");
+    assert!(out.contains("items/s") && out.contains("tokens/s"), "{out}");
+    let svg = std::fs::read_to_string(dir.join("out").join(CURVE_FILE)).unwrap();
+    assert_eq!(svg.matches("<polyline").count(), 2);
+    let bad = run(&["--stage", "4"]);
+    assert_eq!(bad.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("--stage must be 1, 2 or 3"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

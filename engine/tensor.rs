@@ -377,6 +377,16 @@ impl Tensor {
     pub fn variable(&self) -> Tensor {
         self.with_grad(GradState::Variable)
     }
+    /// A trainable leaf whose storage the optimizer may update in place: [`Tensor::variable`],
+    /// after a copy when the storage is borrowed from a read-only memory map (weights loaded
+    /// zero-copy from a checkpoint that training continues from).
+    pub fn owned_variable(&self) -> Result<Tensor> {
+        if self.mapped_region().is_some() {
+            Ok(self.copy()?.variable())
+        } else {
+            Ok(self.variable())
+        }
+    }
     /// A constant sharing this tensor's storage, cut from the tape on purpose.
     pub fn detach(&self) -> Tensor {
         self.with_grad(GradState::None)

@@ -65,7 +65,8 @@ fn fixture(tag: &str) -> Option<PathBuf> {
         "template": "osum-pangu",
         "system": "You answer.",
         "generation": {"max_new_tokens": 8},
-        "encoder": enc,
+        // A name under the model home, as the built-in presets give it.
+        "encoder": "whisper-tiny.en",
         "adapter": {"variant": "released", "enc_dim": 384, "dim": 32, "heads": 2, "ffn": 64,
                     "layers": 1, "llm_dim": 64, "max_positions": 5000, "n_speech_tokens": 16,
                     "conv_channels": null, "norm_eps": 1e-5},

@@ -63,7 +63,8 @@ impl AdamW {
     }
 
     /// Continue from a checkpoint: `steps` updates taken, and the saved moments `(m, v)` of each
-    /// parameter (shapes must match the parameter's).
+    /// parameter (shapes must match the parameter's). The step updates moments in place, so
+    /// moments borrowed from a memory-mapped checkpoint are copied.
     pub fn restore(&mut self, steps: u64, moments: Vec<(Tensor, Tensor, Tensor)>) -> Result<()> {
         self.step = steps;
         self.moments.clear();
@@ -80,7 +81,11 @@ impl AdamW {
                     ));
                 }
             }
-            self.moments.insert(p.id(), (m, v));
+            let own = |t: Tensor| match t.mapped_region() {
+                Some(_) => t.copy(),
+                None => Ok(t),
+            };
+            self.moments.insert(p.id(), (own(m)?, own(v)?));
         }
         Ok(())
     }

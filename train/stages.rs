@@ -320,7 +320,8 @@ fn set_lora_trainable(llm: &mut Llm, trainable: bool) -> Result<(), String> {
         for (_, lin) in block.linears_mut() {
             if let Some(l) = lin.detach_lora().map_err(msg)? {
                 let (a, b) = if trainable {
-                    (l.a().variable(), l.b().variable())
+                    let own = |t: &Tensor| t.owned_variable().map_err(|e| e.to_string());
+                    (own(l.a())?, own(l.b())?)
                 } else {
                     (l.a().detach(), l.b().detach())
                 };

@@ -96,8 +96,8 @@ impl Adapter {
         let params = self
             .params
             .into_iter()
-            .map(|(n, t)| (n, t.variable()))
-            .collect();
+            .map(|(n, t)| Ok((n, t.owned_variable()?)))
+            .collect::<Result<_>>()?;
         Self::build(&self.config, params, self.pos_table)
     }
 

@@ -85,6 +85,38 @@ pub struct MatmulTiling {
     pub tiles_n: u32,
 }
 
+/// Mirror of `AttentionTiling` (kernels/ascend/tiling.h).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AttentionTiling {
+    /// Batch size.
+    pub batch: u32,
+    /// Query heads.
+    pub heads_q: u32,
+    /// Key/value heads (divides `heads_q`).
+    pub heads_kv: u32,
+    /// Query length.
+    pub tq: u32,
+    /// Key length.
+    pub tk: u32,
+    /// Head dimension.
+    pub d: u32,
+    /// `d` rounded up to 16.
+    pub d_pad: u32,
+    /// Query rows per tile (multiple of 16).
+    pub block_q: u32,
+    /// Keys per block (multiple of 16).
+    pub block_k: u32,
+    /// Query tiles per head.
+    pub tiles_q: u32,
+    /// 1: query i sees keys j ≤ i + (tk − tq).
+    pub causal: u32,
+    /// Workspace floats per block.
+    pub ws_per_block: u32,
+    /// Multiplies q·kᵀ.
+    pub scale: f32,
+}
+
 /// Mirror of `OsumSimLaunchStats` (kernels/sim/osum_sim.h): what one launch did on the
 /// simulator, summed over its blocks. Simulation counters, not hardware measurements.
 #[repr(C)]
@@ -153,6 +185,16 @@ extern "C" {
         bt: Gm,
         c: Gm,
         tiling: MatmulTiling,
+    ) -> u32;
+    fn aclrtlaunch_osum_flash_attention_f32(
+        blocks: u32,
+        stream: *mut c_void,
+        q: Gm,
+        k: Gm,
+        v: Gm,
+        out: Gm,
+        workspace: Gm,
+        tiling: AttentionTiling,
     ) -> u32;
     fn osum_sim_last_launch_stats(out: *mut LaunchStats);
 }
@@ -359,6 +401,138 @@ pub fn matmul_f32(
     launched("aclrtlaunch_osum_matmul_f32", code)
 }
 
+/// Shape of one attention call (q `[batch, heads_q, tq, d]`, k/v `[batch, heads_kv, tk, d]`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AttentionShape {
+    /// Batch size.
+    pub batch: usize,
+    /// Query heads.
+    pub heads_q: usize,
+    /// Key/value heads.
+    pub heads_kv: usize,
+    /// Query length.
+    pub tq: usize,
+    /// Key length.
+    pub tk: usize,
+    /// Head dimension.
+    pub d: usize,
+    /// Causal mask aligned to the end (decode with a KV cache works unchanged).
+    pub causal: bool,
+    /// Multiplies q·kᵀ.
+    pub scale: f32,
+}
+
+/// Largest head dimension `osum_flash_attention_f32` takes (L0B holds a 128 × 128 f32 tile).
+pub const ATTENTION_MAX_HEAD_DIM: usize = 128;
+
+/// Tiling of `osum_flash_attention_f32`: query tiles of up to 64 rows, key blocks of up to 64
+/// (f32: L0A 32 KiB, L0B 64 KiB, L0C 32 KiB, L1 192 KiB, UB ≈ 65 KiB at d = 128), one unit
+/// (batch, head, query tile) per block up to [`AIC_CORES`]. Returns (blocks, tiling).
+pub fn attention_tiling(s: &AttentionShape) -> KernelResult<(u32, AttentionTiling)> {
+    const KERNEL: &str = "osum_flash_attention_f32";
+    if s.batch == 0 || s.heads_q == 0 || s.heads_kv == 0 || s.tq == 0 || s.tk == 0 || s.d == 0 {
+        return Err(tiling_error(KERNEL, format!("empty attention {s:?}")));
+    }
+    if s.heads_q % s.heads_kv != 0 {
+        return Err(tiling_error(
+            KERNEL,
+            format!("{} query heads over {} kv heads", s.heads_q, s.heads_kv),
+        ));
+    }
+    if s.d > ATTENTION_MAX_HEAD_DIM {
+        return Err(tiling_error(
+            KERNEL,
+            format!("head dim {} > {ATTENTION_MAX_HEAD_DIM}", s.d),
+        ));
+    }
+    if s.causal && s.tq > s.tk {
+        return Err(tiling_error(
+            KERNEL,
+            "causal with more queries than keys (rows with no key)",
+        ));
+    }
+    let u =
+        |v: usize| u32::try_from(v).map_err(|_| tiling_error(KERNEL, format!("{v} exceeds u32")));
+    let round16 = |v: usize| v.div_ceil(16) * 16;
+    let (block_q, block_k, d_pad) = (round16(s.tq).min(64), round16(s.tk).min(64), round16(s.d));
+    let tiles_q = s.tq.div_ceil(block_q);
+    let units = s.batch * s.heads_q * tiles_q;
+    let ws = block_q * block_k + d_pad * block_k + block_q * d_pad;
+    Ok((
+        u(units)?.min(AIC_CORES),
+        AttentionTiling {
+            batch: u(s.batch)?,
+            heads_q: u(s.heads_q)?,
+            heads_kv: u(s.heads_kv)?,
+            tq: u(s.tq)?,
+            tk: u(s.tk)?,
+            d: u(s.d)?,
+            d_pad: u(d_pad)?,
+            block_q: u(block_q)?,
+            block_k: u(block_k)?,
+            tiles_q: u(tiles_q)?,
+            causal: u32::from(s.causal),
+            ws_per_block: u(ws)?,
+            scale: s.scale,
+        },
+    ))
+}
+
+/// Floats of workspace `osum_flash_attention_f32` needs for `blocks` blocks of `tiling`.
+pub fn attention_workspace_len(blocks: u32, tiling: &AttentionTiling) -> usize {
+    blocks as usize * tiling.ws_per_block as usize
+}
+
+/// Flash attention forward (f32, contiguous operands) on `stream`; `workspace` must hold
+/// [`attention_workspace_len`] floats for the tiling [`attention_tiling`] gives.
+pub fn flash_attention_f32(
+    stream: &Stream,
+    shape: &AttentionShape,
+    q: GmF32,
+    k: GmF32,
+    v: GmF32,
+    out: GmF32,
+    workspace: GmF32,
+) -> KernelResult<LaunchStats> {
+    const KERNEL: &str = "osum_flash_attention_f32";
+    let (blocks, tiling) = attention_tiling(shape)?;
+    let q_len = shape.batch * shape.heads_q * shape.tq * shape.d;
+    let kv_len = shape.batch * shape.heads_kv * shape.tk * shape.d;
+    for (name, g, want) in [
+        ("q", &q, q_len),
+        ("k", &k, kv_len),
+        ("v", &v, kv_len),
+        ("out", &out, q_len),
+        (
+            "workspace",
+            &workspace,
+            attention_workspace_len(blocks, &tiling),
+        ),
+    ] {
+        if g.len < want {
+            return Err(tiling_error(
+                KERNEL,
+                format!("{name} holds {} floats, needs {want}", g.len),
+            ));
+        }
+    }
+    // SAFETY: every range was checked against a live allocation and the shape; the signature
+    // matches kernels/sim/launch_entries.cpp.
+    let code = unsafe {
+        aclrtlaunch_osum_flash_attention_f32(
+            blocks,
+            stream.raw(),
+            q.ptr(),
+            k.ptr(),
+            v.ptr(),
+            out.ptr(),
+            workspace.ptr(),
+            tiling,
+        )
+    };
+    launched("aclrtlaunch_osum_flash_attention_f32", code)
+}
+
 /// Kernels that break one hardware rule each, on purpose (kernels/sim/broken_kernels.cpp), so
 /// tests can show the simulator catches each bug. Each takes one buffer of ≥ 64 f32.
 pub mod broken {
@@ -415,6 +589,30 @@ mod tests {
 
     extern "C" {
         fn osum_sim_stats_size() -> usize;
+    }
+
+    #[test]
+    fn attention_tiling_fits_the_buffers_and_refuses_what_it_cannot_do() {
+        let s = AttentionShape {
+            batch: 2,
+            heads_q: 8,
+            heads_kv: 2,
+            tq: 100,
+            tk: 300,
+            d: 128,
+            causal: true,
+            scale: 0.1,
+        };
+        let (blocks, t) = attention_tiling(&s).unwrap();
+        assert_eq!(
+            (blocks, t.block_q, t.block_k, t.tiles_q),
+            (AIC_CORES, 64, 64, 2)
+        );
+        assert!(t.block_q * t.d_pad.max(t.block_k) * 4 <= 64 * 1024);
+        assert!(t.d_pad.max(t.block_k) * t.d_pad.max(t.block_k) * 4 <= 64 * 1024);
+        assert!(attention_tiling(&AttentionShape { d: 129, ..s }).is_err());
+        assert!(attention_tiling(&AttentionShape { heads_kv: 3, ..s }).is_err());
+        assert!(attention_tiling(&AttentionShape { tq: 301, ..s }).is_err());
     }
 
     #[test]

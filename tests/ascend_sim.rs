@@ -8,7 +8,9 @@
 //! magnitude sum of the dot product (the f32 rounding bound of both orders).
 
 mod ascend_sim {
-    use osum::engine::{cpu_device, device_named, Device, Error, Result, Rng, Tensor};
+    use osum::engine::{
+        cpu_device, device_named, AttentionParams, Device, Error, Result, Rng, Tensor,
+    };
     use osum::ffi::{DeviceContext, DeviceMemory, Runtime, Stream};
     use osum::kernels::broken::{self, BrokenKernel};
     use osum::kernels::{self, BinaryKernelOp, GmF32, KernelError};
@@ -241,6 +243,84 @@ mod ascend_sim {
         assert_eq!(stats.gm_to_l1_bytes, ((m * k + 2 * n * k) * 4) as u64);
         assert!(stats.peak_l0a_bytes <= 64 * 1024 && stats.peak_l0c_bytes <= 128 * 1024);
         assert_eq!(stats.vector_elems, 0);
+    }
+
+    /// Attention on both devices; |ascend − cpu| ≤ 1e-5 + 1e-4·|cpu| (f32 online softmax in key
+    /// blocks of 64 vs the CPU's own tiling: different summation order only).
+    fn check_attention(
+        (b, hq, hkv, tq, tk, d): (usize, usize, usize, usize, usize, usize),
+        causal: bool,
+        seed: u64,
+    ) -> Result<()> {
+        let (cpu, dev) = (cpu_device(), sim());
+        let mut rng = Rng::new(seed);
+        let q = random(&mut rng, b * hq * tq * d);
+        let k = random(&mut rng, b * hkv * tk * d);
+        let v = random(&mut rng, b * hkv * tk * d);
+        let p = AttentionParams {
+            scale: 1.0 / (d as f32).sqrt(),
+            causal,
+        };
+        let run = |dev: &Arc<dyn Device>| -> Result<Vec<f32>> {
+            let q = Tensor::from_vec(q.clone(), &[b, hq, tq, d], dev)?;
+            let k = Tensor::from_vec(k.clone(), &[b, hkv, tk, d], dev)?;
+            let v = Tensor::from_vec(v.clone(), &[b, hkv, tk, d], dev)?;
+            q.attention(&k, &v, None, &p)?.to_vec::<f32>()
+        };
+        let (got, want) = (run(&dev)?, run(&cpu)?);
+        assert_eq!(got.len(), want.len());
+        for (i, (g, c)) in got.iter().zip(&want).enumerate() {
+            assert!(
+                (g - c).abs() <= 1e-5 + 1e-4 * c.abs(),
+                "{:?} causal={causal} at {i}: ascend-sim {g} vs cpu {c}",
+                (b, hq, hkv, tq, tk, d)
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn flash_attention_matches_the_cpu_on_edge_shapes() -> Result<()> {
+        // Lengths not multiples of the 64-row/64-key tiles, odd head dims, GQA ratios 1, 2, 3,
+        // decode (one query over a long cache) and prefill with the causal mask.
+        let cases = [
+            ((1, 2, 2, 5, 5, 8), false),
+            ((1, 2, 2, 5, 5, 8), true),
+            ((2, 4, 2, 37, 101, 40), false),
+            ((2, 4, 2, 37, 101, 40), true),
+            ((1, 6, 2, 130, 130, 24), true),
+            ((1, 3, 1, 1, 200, 7), true),
+            ((1, 2, 1, 70, 65, 128), false),
+        ];
+        for (i, (dims, causal)) in cases.into_iter().enumerate() {
+            check_attention(dims, causal, 200 + i as u64)?;
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn attention_cases_without_a_kernel_are_named() -> Result<()> {
+        let dev = sim();
+        let t = |shape: &[usize]| Tensor::zeros(shape, osum::engine::DType::F32, &dev);
+        let p = AttentionParams {
+            scale: 1.0,
+            causal: false,
+        };
+        let err =
+            t(&[1, 1, 2, 200])?.attention(&t(&[1, 1, 2, 200])?, &t(&[1, 1, 2, 200])?, None, &p);
+        assert!(matches!(err, Err(Error::UnsupportedCase { .. })), "{err:?}");
+        let mask = t(&[1, 1, 2, 2])?;
+        let (q, k) = (t(&[1, 1, 2, 8])?, t(&[1, 1, 2, 8])?);
+        let err = q
+            .attention(&k, &k, Some(&mask), &p)
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("attention") && err.contains("mask") && err.contains("ascend-sim"),
+            "{err}"
+        );
+        Ok(())
     }
 
     #[test]

@@ -7,13 +7,15 @@
 //! explicit `aclrtMemcpy` calls. Ops without a kernel are errors naming op and device
 //! ([`Device`]'s defaults, or [`Error::UnsupportedCase`] for layouts a kernel does not take) —
 //! there is no CPU fallback. Kernels so far: elementwise add/sub/mul/maximum (f32, same-shape
-//! contiguous) and matmul (f32, rhs in the `[N, K]` weight layout, i.e. `x·Wᵀ`).
+//! contiguous), matmul (f32, rhs in the `[N, K]` weight layout, i.e. `x·Wᵀ`) and flash attention
+//! forward (f32, contiguous, causal or not, GQA, no additive mask).
 
+pub mod attention;
 pub mod elementwise;
 pub mod matmul;
 pub mod memory;
 
-use crate::engine::device::{BinaryOp, Buffer, Device, View};
+use crate::engine::device::{AttentionParams, BinaryOp, Buffer, Device, View};
 use crate::engine::dtype::DType;
 use crate::engine::error::{Error, Result};
 use crate::engine::storage::{DeviceBuffer, HostBuffer};
@@ -182,5 +184,16 @@ impl Device for AscendDevice {
 
     fn matmul(&self, lhs: View, rhs: View) -> Result<Buffer> {
         matmul::matmul(self, lhs, rhs)
+    }
+
+    fn attention(
+        &self,
+        q: View,
+        k: View,
+        v: View,
+        mask: Option<View>,
+        p: &AttentionParams,
+    ) -> Result<Buffer> {
+        attention::attention(self, q, k, v, mask, p)
     }
 }

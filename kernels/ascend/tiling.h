@@ -31,3 +31,23 @@ struct MatmulTiling {
     uint32_t tilesM;
     uint32_t tilesN;
 };
+
+// Flash attention forward, f32: q [batch, headsQ, tq, d], k/v [batch, headsKv, tk, d], out like q,
+// all contiguous. One unit of work = (batch, head, query tile of blockQ rows); units are dealt
+// round-robin to the blocks. Keys are walked in blocks of blockK with an online softmax.
+// `workspace` holds wsPerBlock floats per block (scores/probabilities, V^T, P.V).
+struct AttentionTiling {
+    uint32_t batch;
+    uint32_t headsQ;
+    uint32_t headsKv;
+    uint32_t tq;
+    uint32_t tk;
+    uint32_t d;
+    uint32_t dPad;    // d rounded up to 16 (P.V tile columns)
+    uint32_t blockQ;  // query rows per tile (multiple of 16)
+    uint32_t blockK;  // keys per block (multiple of 16)
+    uint32_t tilesQ;
+    uint32_t causal;  // query i sees keys j <= i + (tk - tq)
+    uint32_t wsPerBlock;
+    float scale;
+};

@@ -18,3 +18,14 @@ extern "C" uint32_t aclrtlaunch_osum_matmul_f32(uint32_t blocks, void *stream, G
     return osum_sim::launch("osum_matmul_f32", blocks, stream,
                             [&] { osum_matmul_f32(a, bt, c, tiling); });
 }
+
+extern "C" void osum_flash_attention_f32(GM_ADDR q, GM_ADDR k, GM_ADDR v, GM_ADDR out,
+                                         GM_ADDR workspace, AttentionTiling tiling);
+
+extern "C" uint32_t aclrtlaunch_osum_flash_attention_f32(uint32_t blocks, void *stream, GM_ADDR q,
+                                                         GM_ADDR k, GM_ADDR v, GM_ADDR out,
+                                                         GM_ADDR workspace,
+                                                         AttentionTiling tiling) {
+    return osum_sim::launch("osum_flash_attention_f32", blocks, stream,
+                            [&] { osum_flash_attention_f32(q, k, v, out, workspace, tiling); });
+}

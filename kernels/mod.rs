@@ -117,6 +117,18 @@ pub struct AttentionTiling {
     pub scale: f32,
 }
 
+/// Mirror of `SoftmaxTiling` (kernels/ascend/tiling.h).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SoftmaxTiling {
+    /// Rows.
+    pub rows: u32,
+    /// Elements per row (the softmax dimension).
+    pub cols: u32,
+    /// Elements per UB chunk (a multiple of 8).
+    pub chunk_len: u32,
+}
+
 /// Mirror of `OsumSimLaunchStats` (kernels/sim/osum_sim.h): what one launch did on the
 /// simulator, summed over its blocks. Simulation counters, not hardware measurements.
 #[repr(C)]
@@ -195,6 +207,13 @@ extern "C" {
         out: Gm,
         workspace: Gm,
         tiling: AttentionTiling,
+    ) -> u32;
+    fn aclrtlaunch_osum_softmax_f32(
+        blocks: u32,
+        stream: *mut c_void,
+        x: Gm,
+        y: Gm,
+        tiling: SoftmaxTiling,
     ) -> u32;
     fn osum_sim_last_launch_stats(out: *mut LaunchStats);
 }
@@ -401,6 +420,53 @@ pub fn matmul_f32(
     launched("aclrtlaunch_osum_matmul_f32", code)
 }
 
+/// Tiling of `osum_softmax_f32` for `rows` rows of `cols`: chunks of up to 8192 f32
+/// (2 × 2 queues × 32 KiB = 128 KiB of UB), one row per block at a time up to [`AIV_CORES`].
+pub fn softmax_tiling(rows: usize, cols: usize) -> KernelResult<(u32, SoftmaxTiling)> {
+    const KERNEL: &str = "osum_softmax_f32";
+    if rows == 0 || cols == 0 {
+        return Err(tiling_error(
+            KERNEL,
+            format!("empty softmax {rows} x {cols}"),
+        ));
+    }
+    let u =
+        |v: usize| u32::try_from(v).map_err(|_| tiling_error(KERNEL, format!("{v} exceeds u32")));
+    u(rows
+        .checked_mul(cols)
+        .ok_or_else(|| tiling_error(KERNEL, "size overflows"))?)?;
+    Ok((
+        u(rows)?.min(AIV_CORES),
+        SoftmaxTiling {
+            rows: u(rows)?,
+            cols: u(cols)?,
+            chunk_len: u(cols.div_ceil(8) * 8)?.min(8192),
+        },
+    ))
+}
+
+/// Row softmax of `x` (`rows × cols`, contiguous f32) into `y` on `stream`.
+pub fn softmax_f32(
+    stream: &Stream,
+    rows: usize,
+    cols: usize,
+    x: GmF32,
+    y: GmF32,
+) -> KernelResult<LaunchStats> {
+    let (blocks, tiling) = softmax_tiling(rows, cols)?;
+    if x.len < rows * cols || y.len < rows * cols {
+        return Err(tiling_error(
+            "osum_softmax_f32",
+            "x or y shorter than rows x cols",
+        ));
+    }
+    // SAFETY: ranges checked against live allocations and the shape; the signature matches
+    // kernels/sim/launch_entries.cpp.
+    let code =
+        unsafe { aclrtlaunch_osum_softmax_f32(blocks, stream.raw(), x.ptr(), y.ptr(), tiling) };
+    launched("aclrtlaunch_osum_softmax_f32", code)
+}
+
 /// Shape of one attention call (q `[batch, heads_q, tq, d]`, k/v `[batch, heads_kv, tk, d]`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AttentionShape {
@@ -433,7 +499,7 @@ pub fn attention_tiling(s: &AttentionShape) -> KernelResult<(u32, AttentionTilin
     if s.batch == 0 || s.heads_q == 0 || s.heads_kv == 0 || s.tq == 0 || s.tk == 0 || s.d == 0 {
         return Err(tiling_error(KERNEL, format!("empty attention {s:?}")));
     }
-    if s.heads_q % s.heads_kv != 0 {
+    if !s.heads_q.is_multiple_of(s.heads_kv) {
         return Err(tiling_error(
             KERNEL,
             format!("{} query heads over {} kv heads", s.heads_q, s.heads_kv),
@@ -628,7 +694,7 @@ mod tests {
     fn elementwise_tiling_covers_every_element_with_aligned_blocks() {
         for total in [1usize, 7, 8, 2047, 2049, 100_003, 1 << 20] {
             let (blocks, t) = elementwise_tiling(total, BinaryKernelOp::Add).unwrap();
-            assert!(blocks >= 1 && blocks <= AIV_CORES);
+            assert!((1..=AIV_CORES).contains(&blocks));
             assert_eq!(t.block_length % 8, 0);
             assert_eq!(t.tile_length % 8, 0);
             assert!(blocks as usize * t.block_length as usize >= total);

@@ -299,6 +299,32 @@ mod ascend_sim {
     }
 
     #[test]
+    fn softmax_matches_the_cpu_on_ragged_and_long_rows() -> Result<()> {
+        // |ascend − cpu| ≤ 1e-7 + 1e-5·|cpu|: the same f32 formula, summed in chunks of 8192.
+        let (cpu, dev) = (cpu_device(), sim());
+        let mut rng = Rng::new(11);
+        for (rows, cols) in [(1usize, 1usize), (3, 7), (45, 100), (2, 8193), (1, 49_152)] {
+            let x: Vec<f32> = random(&mut rng, rows * cols)
+                .iter()
+                .map(|v| 4.0 * v)
+                .collect();
+            let want = Tensor::from_vec(x.clone(), &[rows, cols], &cpu)?
+                .softmax()?
+                .to_vec::<f32>()?;
+            let got = Tensor::from_vec(x, &[rows, cols], &dev)?
+                .softmax()?
+                .to_vec::<f32>()?;
+            for (g, c) in got.iter().zip(&want) {
+                assert!(
+                    (g - c).abs() <= 1e-7 + 1e-5 * c.abs(),
+                    "{rows}x{cols}: {g} vs {c}"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
     fn attention_cases_without_a_kernel_are_named() -> Result<()> {
         let dev = sim();
         let t = |shape: &[usize]| Tensor::zeros(shape, osum::engine::DType::F32, &dev);
@@ -335,7 +361,8 @@ mod ascend_sim {
             other => panic!("{op}: expected a named unsupported error, got {other:?}"),
         };
         named(x.exp(), "exp");
-        named(x.softmax(), "softmax");
+        named(x.log_softmax(), "log_softmax");
+        named(x.t()?.softmax(), "softmax");
         named(x.sum_keepdim(0), "sum");
         named(x.div(&x), "div");
         named(x.to_dtype(osum::engine::DType::F16), "cast");

@@ -8,12 +8,14 @@
 //! ([`Device`]'s defaults, or [`Error::UnsupportedCase`] for layouts a kernel does not take) —
 //! there is no CPU fallback. Kernels so far: elementwise add/sub/mul/maximum (f32, same-shape
 //! contiguous), matmul (f32, rhs in the `[N, K]` weight layout, i.e. `x·Wᵀ`) and flash attention
-//! forward (f32, contiguous, causal or not, GQA, no additive mask).
+//! forward (f32, contiguous, causal or not, GQA, no additive mask), softmax over the last dim
+//! (f32, contiguous).
 
 pub mod attention;
 pub mod elementwise;
 pub mod matmul;
 pub mod memory;
+pub mod softmax;
 
 use crate::engine::device::{AttentionParams, BinaryOp, Buffer, Device, View};
 use crate::engine::dtype::DType;
@@ -184,6 +186,10 @@ impl Device for AscendDevice {
 
     fn matmul(&self, lhs: View, rhs: View) -> Result<Buffer> {
         matmul::matmul(self, lhs, rhs)
+    }
+
+    fn softmax(&self, src: View) -> Result<Buffer> {
+        softmax::softmax(self, src)
     }
 
     fn attention(

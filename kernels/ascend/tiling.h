@@ -51,3 +51,12 @@ struct AttentionTiling {
     uint32_t wsPerBlock;
     float scale;
 };
+
+// Softmax over the last dimension of a contiguous f32 [rows, cols] matrix. Rows are dealt
+// round-robin to the blocks; each row is walked in chunks of chunkLen elements (a multiple of 8)
+// in three passes (max, sum of exp, normalise), so rows longer than UB (vocabularies) work.
+struct SoftmaxTiling {
+    uint32_t rows;
+    uint32_t cols;
+    uint32_t chunkLen;
+};

@@ -29,3 +29,11 @@ extern "C" uint32_t aclrtlaunch_osum_flash_attention_f32(uint32_t blocks, void *
     return osum_sim::launch("osum_flash_attention_f32", blocks, stream,
                             [&] { osum_flash_attention_f32(q, k, v, out, workspace, tiling); });
 }
+
+extern "C" void osum_softmax_f32(GM_ADDR x, GM_ADDR y, SoftmaxTiling tiling);
+
+extern "C" uint32_t aclrtlaunch_osum_softmax_f32(uint32_t blocks, void *stream, GM_ADDR x,
+                                                 GM_ADDR y, SoftmaxTiling tiling) {
+    return osum_sim::launch("osum_softmax_f32", blocks, stream,
+                            [&] { osum_softmax_f32(x, y, tiling); });
+}

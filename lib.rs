@@ -4,5 +4,7 @@
 //! See `README.md` for the commands and the design notes.
 
 pub mod engine;
+pub mod ffi;
+pub mod kernels;
 pub mod model;
 pub mod train;

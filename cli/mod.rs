@@ -30,7 +30,8 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "PATH")]
     pub profile: Option<PathBuf>,
     /// Compute device: `cpu` (f32) or `cpu-bf16` (matrix products with bf16 operands and f32
-    /// accumulation on AVX512_BF16 CPUs: about twice the arithmetic rate; also OSUM_DEVICE).
+    /// accumulation on AVX512_BF16 CPUs: about twice the arithmetic rate; also OSUM_DEVICE), or
+    /// `ascend-sim` (our AscendC kernels on the CPU simulator; ops without a kernel are errors).
     #[arg(long, global = true, env = "OSUM_DEVICE", default_value = "cpu")]
     pub device: String,
     /// The command.

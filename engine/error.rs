@@ -47,6 +47,21 @@ pub enum Error {
     /// The device does not implement this op at all (never silently emulated).
     #[error("{op}: not supported on device {device}")]
     Unsupported { op: &'static str, device: String },
+    /// The device implements the op, but not for this case (layout, broadcast, dtype mix);
+    /// the case is named so the missing kernel is obvious (never silently emulated).
+    #[error("{op}: {case} is not supported on device {device}")]
+    UnsupportedCase {
+        op: &'static str,
+        case: String,
+        device: String,
+    },
+    /// The device's runtime failed (e.g. an ACL call or a kernel launch), with its own message.
+    #[error("{op} on device {device}: {msg}")]
+    Backend {
+        op: &'static str,
+        device: String,
+        msg: String,
+    },
     /// A dimension index outside the tensor's rank.
     #[error("{op}: dimension {dim} out of range for rank {rank}")]
     DimOutOfRange {

@@ -2,11 +2,13 @@
 //! It knows nothing about speech; `model` and `train` build on it.
 //!
 //! - [`tensor`]: the `Tensor` handle; [`layout`]: shapes, strides, views; [`dtype`]; [`storage`].
-//! - [`device`]: the op set every backend implements; [`cpu`]: the CPU backend.
+//! - [`device`]: the op set every backend implements; [`cpu`]: the CPU backend; [`ascend`]: the
+//!   Ascend backend (`ascend-sim`: our AscendC kernels on the CPU simulator).
 //! - [`ops`]: the tensor-level ops (shape checks, broadcasting, autograd rules), one file per family.
 //! - [`autograd`]: the tape, `backward`, `no_grad`.
 //! - [`profiler`]: per-op timing, FLOPs and bytes (`OSUM_PROFILE=trace.json`).
 
+pub mod ascend;
 pub mod autograd;
 pub mod cpu;
 pub mod device;
@@ -47,7 +49,7 @@ pub fn cpu_device() -> std::sync::Arc<dyn Device> {
 }
 
 /// Names [`device_named`] accepts.
-pub const DEVICE_NAMES: &[&str] = &["cpu", "cpu-bf16"];
+pub const DEVICE_NAMES: &[&str] = &["cpu", "cpu-bf16", "ascend-sim"];
 
 /// The device called `name` (one of [`DEVICE_NAMES`]), profiled like [`cpu_device`] when
 /// profiling is on. `cpu-bf16` is an error on a CPU without AVX512_BF16 — never a silent f32.
@@ -63,8 +65,17 @@ pub fn device_named(name: &str) -> Result<std::sync::Arc<dyn Device>> {
                 std::sync::OnceLock::new();
             Ok(PROFILED.get_or_init(|| profiler::wrap(dev)).clone())
         }
+        ascend::SIM_NAME => {
+            let dev = ascend::AscendDevice::shared_sim()?;
+            if !profiler::enabled() {
+                return Ok(dev);
+            }
+            static PROFILED: std::sync::OnceLock<std::sync::Arc<dyn Device>> =
+                std::sync::OnceLock::new();
+            Ok(PROFILED.get_or_init(|| profiler::wrap(dev)).clone())
+        }
         other => Err(Error::Unsupported {
-            op: "device name (known: cpu, cpu-bf16)",
+            op: "device name (known: cpu, cpu-bf16, ascend-sim)",
             device: other.to_string(),
         }),
     }

@@ -1,0 +1,92 @@
+//! Attention forward on the Ascend device through `osum_flash_attention_f32`
+//! (kernels/ascend/attention.cpp): online softmax over key blocks, causal or not, GQA.
+//!
+//! Taken: f32 q/k/v in contiguous `[B, H, T, D]` layout, no additive mask, head dim ≤ 128,
+//! causal only with Tq ≤ Tk. Anything else is refused by name (no CPU fallback); the backward
+//! has no kernel yet.
+
+use super::AscendDevice;
+use crate::engine::device::{AttentionParams, Buffer, View};
+use crate::engine::dtype::DType;
+use crate::engine::error::{Error, Result};
+use crate::kernels::{self, AttentionShape, GmF32, ATTENTION_MAX_HEAD_DIM};
+
+const OP: &str = "attention";
+const KERNEL: &str = "osum_flash_attention_f32";
+
+/// Scaled dot-product attention.
+pub fn attention(
+    dev: &AscendDevice,
+    q: View,
+    k: View,
+    v: View,
+    mask: Option<View>,
+    p: &AttentionParams,
+) -> Result<Buffer> {
+    if mask.is_some() {
+        return Err(dev.unsupported_case(OP, "an additive mask (causal flag only)"));
+    }
+    for t in [&q, &k, &v] {
+        if t.dtype() != DType::F32 {
+            return Err(Error::UnsupportedDType {
+                op: OP,
+                dtype: t.dtype(),
+                device: dev.name.to_string(),
+            });
+        }
+    }
+    let ranges = [&q, &k, &v].map(|t| t.layout.contiguous_range());
+    let [Some((qs, _)), Some((ks, _)), Some((vs, _))] = ranges else {
+        return Err(dev.unsupported_case(OP, "strided q/k/v (contiguous [B, H, T, D] only)"));
+    };
+    let (qsh, ksh) = (q.shape(), k.shape());
+    let shape = AttentionShape {
+        batch: qsh[0],
+        heads_q: qsh[1],
+        heads_kv: ksh[1],
+        tq: qsh[2],
+        tk: ksh[2],
+        d: qsh[3],
+        causal: p.causal,
+        scale: p.scale,
+    };
+    if shape.d > ATTENTION_MAX_HEAD_DIM {
+        return Err(dev.unsupported_case(
+            OP,
+            format!("head dim {} > {ATTENTION_MAX_HEAD_DIM}", shape.d),
+        ));
+    }
+    if shape.causal && shape.tq > shape.tk {
+        return Err(dev.unsupported_case(OP, "causal with Tq > Tk"));
+    }
+    let q_len = shape.batch * shape.heads_q * shape.tq * shape.d;
+    let out = dev.alloc(OP, DType::F32, q_len)?;
+    if q_len == 0 || shape.tk == 0 {
+        // Zero queries: nothing to compute. Zero keys: the engine's ops layer defines no result.
+        if shape.tk == 0 && q_len > 0 {
+            return Err(dev.unsupported_case(OP, "zero keys"));
+        }
+        return Ok(Box::new(out));
+    }
+    let kerr = |e: kernels::KernelError| dev.backend(OP, e);
+    let (blocks, tiling) = kernels::attention_tiling(&shape).map_err(kerr)?;
+    let ws_len = kernels::attention_workspace_len(blocks, &tiling);
+    let ws = dev.alloc(OP, DType::F32, ws_len)?;
+    let kv_len = shape.batch * shape.heads_kv * shape.tk * shape.d;
+    let (bq, bk, bv) = (
+        dev.buffer(OP, &q)?,
+        dev.buffer(OP, &k)?,
+        dev.buffer(OP, &v)?,
+    );
+    kernels::flash_attention_f32(
+        dev.stream(),
+        &shape,
+        GmF32::new(KERNEL, bq.mem(), qs, q_len).map_err(kerr)?,
+        GmF32::new(KERNEL, bk.mem(), ks, kv_len).map_err(kerr)?,
+        GmF32::new(KERNEL, bv.mem(), vs, kv_len).map_err(kerr)?,
+        GmF32::new(KERNEL, out.mem(), 0, q_len).map_err(kerr)?,
+        GmF32::new(KERNEL, ws.mem(), 0, ws_len).map_err(kerr)?,
+    )
+    .map_err(kerr)?;
+    Ok(Box::new(out))
+}

@@ -1,0 +1,88 @@
+//! Matrix products on the Ascend device through `osum_matmul_f32` (kernels/ascend/matmul.cpp),
+//! which computes `A·Btᵀ` from row-major A `[M, K]` and Bt `[N, K]`.
+//!
+//! The engine's matmul is `[…, M, K] × […, K, N]`; the kernel takes it when the rhs is the
+//! transposed view of a dense `[N, K]` matrix — `linear` (x·Wᵀ), q·kᵀ — i.e. the K dimension of
+//! rhs has stride 1. Other rhs layouts need a transposing load (LoadData with ifTranspose) or a
+//! transpose kernel; they are refused by name until then. Batches launch once per batch index.
+
+use super::AscendDevice;
+use crate::engine::device::{Buffer, View};
+use crate::engine::dtype::DType;
+use crate::engine::error::{Error, Result};
+use crate::engine::layout::Layout;
+use crate::kernels::{self, GmF32, MatmulShape};
+
+const OP: &str = "matmul";
+
+/// Row stride of a `[rows, cols]` matrix whose inner stride must be 1 (size-1 dims may have any
+/// stride); `None` when the layout does not fit.
+fn row_stride(rows: usize, cols: usize, row_s: usize, col_s: usize) -> Option<usize> {
+    if cols > 1 && col_s != 1 {
+        return None;
+    }
+    let ld = if rows == 1 { cols } else { row_s };
+    (ld >= cols).then_some(ld)
+}
+
+/// Batched `lhs × rhs`.
+pub fn matmul(dev: &AscendDevice, lhs: View, rhs: View) -> Result<Buffer> {
+    for v in [&lhs, &rhs] {
+        if v.dtype() != DType::F32 {
+            return Err(Error::UnsupportedDType {
+                op: OP,
+                dtype: v.dtype(),
+                device: dev.name.to_string(),
+            });
+        }
+    }
+    let (ll, rl) = (lhs.layout, rhs.layout);
+    let r = ll.rank();
+    let (m, k, n) = (ll.shape()[r - 2], ll.shape()[r - 1], rl.shape()[r - 1]);
+    let batch: Vec<usize> = ll.shape()[..r - 2].to_vec();
+    let batch_count: usize = batch.iter().product();
+    let out = dev.alloc(OP, DType::F32, batch_count * m * n)?;
+    if batch_count * m * n == 0 {
+        return Ok(Box::new(out));
+    }
+    if k == 0 {
+        // An empty inner dimension sums nothing: C = 0 (no kernel needed).
+        out.mem()
+            .zero(out.bytes())
+            .map_err(|e| dev.backend(OP, e))?;
+        return Ok(Box::new(out));
+    }
+    let (ls, rs) = (ll.strides(), rl.strides());
+    let lda = row_stride(m, k, ls[r - 2], ls[r - 1]).ok_or_else(|| {
+        dev.unsupported_case(OP, "lhs whose rows are not dense (inner stride != 1)")
+    })?;
+    // rhs [K, N] with K stride 1 is Bt [N, K] row-major with row stride = N's stride.
+    let ldb = row_stride(n, k, rs[r - 1], rs[r - 2]).ok_or_else(|| {
+        dev.unsupported_case(
+            OP,
+            "rhs not in the transposed [N, K] weight layout (needs a transpose kernel)",
+        )
+    })?;
+    let shape = MatmulShape {
+        m,
+        n,
+        k,
+        lda,
+        ldb,
+        ldc: n,
+    };
+    let (a, b) = (dev.buffer(OP, &lhs)?, dev.buffer(OP, &rhs)?);
+    let kerr = |e: kernels::KernelError| dev.backend(OP, e);
+    let a_need = (m - 1) * lda + k;
+    let b_need = (n - 1) * ldb + k;
+    let batch_layout =
+        |l: &Layout| Layout::new(batch.clone(), l.strides()[..r - 2].to_vec(), l.offset());
+    let (la, lb) = (batch_layout(ll), batch_layout(rl));
+    for (i, (oa, ob)) in la.offsets().zip(lb.offsets()).enumerate() {
+        let ga = GmF32::new("osum_matmul_f32", a.mem(), oa, a_need).map_err(kerr)?;
+        let gb = GmF32::new("osum_matmul_f32", b.mem(), ob, b_need).map_err(kerr)?;
+        let gc = GmF32::new("osum_matmul_f32", out.mem(), i * m * n, m * n).map_err(kerr)?;
+        kernels::matmul_f32(dev.stream(), &shape, ga, gb, gc).map_err(kerr)?;
+    }
+    Ok(Box::new(out))
+}

@@ -1,0 +1,205 @@
+//! The Ascend device (`--device ascend-sim`): the engine's [`Device`] over the ACL runtime
+//! ([`crate::ffi`]) and our AscendC kernels ([`crate::kernels`]).
+//!
+//! In this build the runtime and kernels are the CPU simulator (`kernels/sim/`): numbers are
+//! computed by our kernels following the AscendC model, and every counter is a simulation.
+//! Memory: a stream-ordered caching allocator ([`memory::Pool`]); host↔device copies are
+//! explicit `aclrtMemcpy` calls. Ops without a kernel are errors naming op and device
+//! ([`Device`]'s defaults, or [`Error::UnsupportedCase`] for layouts a kernel does not take) —
+//! there is no CPU fallback. Kernels so far: elementwise add/sub/mul/maximum (f32, same-shape
+//! contiguous), matmul (f32, rhs in the `[N, K]` weight layout, i.e. `x·Wᵀ`) and flash attention
+//! forward (f32, contiguous, causal or not, GQA, no additive mask), softmax over the last dim
+//! (f32, contiguous).
+
+pub mod attention;
+pub mod elementwise;
+pub mod matmul;
+pub mod memory;
+pub mod softmax;
+
+use crate::engine::device::{AttentionParams, BinaryOp, Buffer, Device, View};
+use crate::engine::dtype::DType;
+use crate::engine::error::{Error, Result};
+use crate::engine::storage::{DeviceBuffer, HostBuffer};
+use crate::ffi::{AclError, DeviceContext, Runtime, Stream};
+use memory::{host_bytes, host_bytes_mut, AscendBuffer, Pool};
+use std::sync::{Arc, Mutex};
+
+/// Name of the simulated device.
+pub const SIM_NAME: &str = "ascend-sim";
+
+/// An Ascend device: one ACL device, one stream, one memory pool.
+#[derive(Debug)]
+pub struct AscendDevice {
+    name: &'static str,
+    stream: Stream,
+    pool: Arc<Pool>,
+}
+
+impl AscendDevice {
+    /// The process-wide `ascend-sim` device (created on first use).
+    pub fn shared_sim() -> Result<Arc<dyn Device>> {
+        static DEV: Mutex<Option<Arc<dyn Device>>> = Mutex::new(None);
+        let mut dev = DEV.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(d) = dev.as_ref() {
+            return Ok(d.clone());
+        }
+        let d: Arc<dyn Device> = Arc::new(Self::open(SIM_NAME, 0)?);
+        *dev = Some(d.clone());
+        Ok(d)
+    }
+
+    /// Initialise ACL, bind device `id`, create its stream and pool.
+    pub fn open(name: &'static str, id: i32) -> Result<Self> {
+        let err = |e: AclError| backend(name, "open", e);
+        let rt = Runtime::shared().map_err(err)?;
+        let ctx = Arc::new(DeviceContext::new(rt, id).map_err(err)?);
+        let stream = Stream::new(ctx.clone()).map_err(err)?;
+        Ok(AscendDevice {
+            name,
+            stream,
+            pool: Pool::new(ctx),
+        })
+    }
+
+    /// The device's stream.
+    pub fn stream(&self) -> &Stream {
+        &self.stream
+    }
+
+    /// The device's caching allocator.
+    pub fn pool(&self) -> &Arc<Pool> {
+        &self.pool
+    }
+
+    /// A new buffer of `len` elements of `dtype`.
+    pub(crate) fn alloc(&self, op: &'static str, dtype: DType, len: usize) -> Result<AscendBuffer> {
+        AscendBuffer::alloc(&self.pool, dtype, len).map_err(|e| self.backend(op, e))
+    }
+
+    /// The Ascend buffer behind a view, or an error if it belongs to another device.
+    pub(crate) fn buffer<'a>(&self, op: &'static str, v: &View<'a>) -> Result<&'a AscendBuffer> {
+        v.buf
+            .as_any()
+            .downcast_ref::<AscendBuffer>()
+            .ok_or_else(|| Error::invalid(op, format!("buffer does not belong to {}", self.name)))
+    }
+
+    /// Wrap a runtime or kernel failure.
+    pub(crate) fn backend(&self, op: &'static str, e: impl std::fmt::Display) -> Error {
+        backend(self.name, op, e)
+    }
+
+    /// The error for a case an existing kernel does not take.
+    pub(crate) fn unsupported_case(&self, op: &'static str, case: impl Into<String>) -> Error {
+        Error::UnsupportedCase {
+            op,
+            case: case.into(),
+            device: self.name.to_string(),
+        }
+    }
+}
+
+fn backend(device: &str, op: &'static str, e: impl std::fmt::Display) -> Error {
+    Error::Backend {
+        op,
+        device: device.to_string(),
+        msg: e.to_string(),
+    }
+}
+
+impl Device for AscendDevice {
+    fn name(&self) -> String {
+        self.name.to_string()
+    }
+
+    fn from_host(&self, data: HostBuffer) -> Result<Buffer> {
+        let buf = self.alloc("from_host", data.dtype(), data.len())?;
+        buf.mem()
+            .write(0, host_bytes(&data))
+            .map_err(|e| self.backend("from_host", e))?;
+        Ok(Box::new(buf))
+    }
+
+    /// Waits for the stream, then copies the view's span down with one `aclrtMemcpy`; a strided
+    /// view is gathered from that span on the host (part of the download, no arithmetic).
+    fn to_host(&self, src: View) -> Result<HostBuffer> {
+        const OP: &str = "to_host";
+        let buf = self.buffer(OP, &src)?;
+        self.stream.synchronize().map_err(|e| self.backend(OP, e))?;
+        let dtype = buf.dtype();
+        let size = dtype.size_in_bytes();
+        let layout = src.layout;
+        if let Some((start, end)) = layout.contiguous_range() {
+            let mut host = HostBuffer::zeros(dtype, end - start);
+            buf.mem()
+                .read(start * size, host_bytes_mut(&mut host))
+                .map_err(|e| self.backend(OP, e))?;
+            return Ok(host);
+        }
+        let span = layout.max_index_exclusive();
+        let mut whole = HostBuffer::zeros(dtype, span);
+        buf.mem()
+            .read(0, host_bytes_mut(&mut whole))
+            .map_err(|e| self.backend(OP, e))?;
+        Ok(crate::with_host_buffer!(&whole, v => {
+            HostBuffer::from_vec(layout.offsets().map(|o| v[o]).collect())
+        }))
+    }
+
+    fn zeros(&self, dtype: DType, len: usize) -> Result<Buffer> {
+        let buf = self.alloc("zeros", dtype, len)?;
+        buf.mem()
+            .zero(buf.bytes())
+            .map_err(|e| self.backend("zeros", e))?;
+        Ok(Box::new(buf))
+    }
+
+    /// Contiguous views are one device-to-device copy; strided ones need a gather kernel.
+    fn copy_strided(&self, src: View) -> Result<Buffer> {
+        const OP: &str = "copy";
+        let buf = self.buffer(OP, &src)?;
+        let Some((start, end)) = src.layout.contiguous_range() else {
+            return Err(self.unsupported_case(OP, "a strided view (no gather kernel yet)"));
+        };
+        let size = buf.dtype().size_in_bytes();
+        let out = self.alloc(OP, buf.dtype(), end - start)?;
+        out.mem()
+            .copy_from(0, buf.mem(), start * size, (end - start) * size)
+            .map_err(|e| self.backend(OP, e))?;
+        Ok(Box::new(out))
+    }
+
+    fn cast(&self, src: View, dtype: DType) -> Result<Buffer> {
+        if src.dtype() == dtype {
+            return self.copy_strided(src);
+        }
+        Err(self.unsupported_case(
+            "cast",
+            format!("{:?} -> {:?} (no cast kernel yet)", src.dtype(), dtype),
+        ))
+    }
+
+    fn binary(&self, op: BinaryOp, lhs: View, rhs: View) -> Result<Buffer> {
+        elementwise::binary(self, op, lhs, rhs)
+    }
+
+    fn matmul(&self, lhs: View, rhs: View) -> Result<Buffer> {
+        matmul::matmul(self, lhs, rhs)
+    }
+
+    fn softmax(&self, src: View) -> Result<Buffer> {
+        softmax::softmax(self, src)
+    }
+
+    fn attention(
+        &self,
+        q: View,
+        k: View,
+        v: View,
+        mask: Option<View>,
+        p: &AttentionParams,
+    ) -> Result<Buffer> {
+        attention::attention(self, q, k, v, mask, p)
+    }
+}

@@ -1,0 +1,188 @@
+// attention.cpp: flash-style attention forward, f32 (osum_flash_attention_f32).
+//
+// Per unit (batch b, query head h, query tile of blockQ rows) and per key block of blockK keys:
+//   1. cube:   S = Q_tile . K_block^T            -> GM workspace (Fixpipe)
+//   2. vector: per row: scale, mask (ragged keys, causal), online softmax update
+//              (m_new = max(m_old, rowmax); P = exp(S - m_new); l = l * exp(m_old - m_new) + sum P;
+//              O *= exp(m_old - m_new)), P written back over S
+//   3. vector: V_block^T staged into the workspace (the cube path reads Bt = V^T rows)
+//   4. cube:   PV = P . V_block                    -> GM workspace
+//   5. vector: O += PV
+// and at the end O / l -> out. Softmax statistics stay in f32 (ASCEND.md: fp16 NaNs).
+// GQA: query head h reads kv head h / (headsQ / headsKv).
+//
+// Simplifications of this first version (stated, not hidden): f32 operands (the NPU design
+// feeds the cube fp16/bf16); V^T is staged with scalar UB accesses (to be replaced by a
+// transposing L1 -> L0B load); masks are applied with scalar SetValue (to be replaced by
+// Compare/Select); cube and vector stages of a unit run in one block, where the NPU splits them
+// over AIC and AIV with CrossCoreSetFlag/WaitFlag; key blocks of 64, not the 1024 of the
+// tuned fp16 kernel.
+#include <cmath>
+#include <limits>
+
+#include "cube_tile.h"
+#include "kernel_operator.h"
+#include "tiling.h"
+
+using namespace AscendC;
+
+namespace {
+
+class FlashAttentionKernel {
+   public:
+    __aicore__ inline void Init(GM_ADDR q, GM_ADDR k, GM_ADDR v, GM_ADDR out, GM_ADDR ws,
+                                const AttentionTiling &t) {
+        t_ = t;
+        uint64_t qElems = uint64_t(t.batch) * t.headsQ * t.tq * t.d;
+        uint64_t kvElems = uint64_t(t.batch) * t.headsKv * t.tk * t.d;
+        qGm_.SetGlobalBuffer((__gm__ float *)q, qElems);
+        kGm_.SetGlobalBuffer((__gm__ float *)k, kvElems);
+        vGm_.SetGlobalBuffer((__gm__ float *)v, kvElems);
+        oGm_.SetGlobalBuffer((__gm__ float *)out, qElems);
+        wsGm_.SetGlobalBuffer((__gm__ float *)ws + uint64_t(GetBlockIdx()) * t.wsPerBlock,
+                              t.wsPerBlock);
+        // Workspace of this block: S/P [blockQ x blockK], V^T [dPad x blockK], PV [blockQ x dPad].
+        sOff_ = 0;
+        vtOff_ = uint64_t(t.blockQ) * t.blockK;
+        pvOff_ = vtOff_ + uint64_t(t.dPad) * t.blockK;
+        uint32_t cubeN = t.blockK > t.dPad ? t.blockK : t.dPad;
+        uint32_t cubeK = t.dPad > t.blockK ? t.dPad : t.blockK;
+        cube_.Init(pipe_, t.blockQ, cubeN, cubeK);
+        pipe_.InitBuffer(oAcc_, t.blockQ * t.dPad * sizeof(float));
+        pipe_.InitBuffer(stats_, 2 * t.blockQ * sizeof(float));
+        pipe_.InitBuffer(row_, (t.blockK > t.dPad ? t.blockK : t.dPad) * sizeof(float));
+        pipe_.InitBuffer(small_, 2 * 8 * sizeof(float));
+        pipe_.InitBuffer(vTile_, t.blockK * t.dPad * sizeof(float));
+    }
+
+    __aicore__ inline void Process() {
+        uint32_t units = t_.batch * t_.headsQ * t_.tilesQ;
+        for (uint32_t u = GetBlockIdx(); u < units; u += GetBlockNum()) {
+            uint32_t qt = u % t_.tilesQ;
+            uint32_t bh = u / t_.tilesQ;  // b * headsQ + h
+            uint32_t b = bh / t_.headsQ, h = bh % t_.headsQ;
+            uint32_t kvh = h / (t_.headsQ / t_.headsKv);
+            Unit(bh, b * t_.headsKv + kvh, qt * t_.blockQ);
+        }
+    }
+
+   private:
+    __aicore__ inline void Unit(uint32_t bh, uint32_t bkv, uint32_t q0) {
+        const float negInf = -std::numeric_limits<float>::infinity();
+        uint32_t qRows = t_.tq - q0 < t_.blockQ ? t_.tq - q0 : t_.blockQ;
+        uint64_t qBase = (uint64_t(bh) * t_.tq + q0) * t_.d;
+        uint64_t kvBase = uint64_t(bkv) * t_.tk * t_.d;
+        int64_t shift = int64_t(t_.tk) - int64_t(t_.tq);  // causal: key j <= i + shift
+        uint32_t kEnd = t_.tk;
+        if (t_.causal) {
+            int64_t last = int64_t(q0 + qRows - 1) + shift + 1;
+            kEnd = last < int64_t(t_.tk) ? static_cast<uint32_t>(last) : t_.tk;
+        }
+        LocalTensor<float> o = oAcc_.Get<float>();
+        LocalTensor<float> st = stats_.Get<float>();  // [0, blockQ): m, [blockQ, 2 blockQ): l
+        Duplicate(o, 0.0f, static_cast<int32_t>(t_.blockQ * t_.dPad));
+        for (uint32_t r = 0; r < t_.blockQ; ++r) {
+            st.SetValue(r, negInf);
+            st.SetValue(t_.blockQ + r, 0.0f);
+        }
+        for (uint32_t j0 = 0; j0 < kEnd; j0 += t_.blockK) {
+            uint32_t kRows = kEnd - j0 < t_.blockK ? kEnd - j0 : t_.blockK;
+            // 1. S = Q . K^T (ldc = blockK).
+            cube_.Run(qGm_[qBase], t_.d, kGm_[kvBase + uint64_t(j0) * t_.d], t_.d,
+                      wsGm_[sOff_], t_.blockK, qRows, kRows, t_.d);
+            PipeBarrier<PIPE_ALL>();
+            // 2. Online softmax per row; P overwrites S.
+            for (uint32_t r = 0; r < qRows; ++r) SoftmaxRow(r, q0, j0, kRows, shift);
+            // 3. V^T for this key block.
+            StageVt(kvBase + uint64_t(j0) * t_.d, kRows);
+            PipeBarrier<PIPE_ALL>();
+            // 4. PV = P . (V^T)^T (ldc = dPad).
+            cube_.Run(wsGm_[sOff_], t_.blockK, wsGm_[vtOff_], t_.blockK, wsGm_[pvOff_], t_.dPad,
+                      qRows, t_.d, kRows);
+            PipeBarrier<PIPE_ALL>();
+            // 5. O += PV.
+            LocalTensor<float> row = row_.Get<float>();
+            for (uint32_t r = 0; r < qRows; ++r) {
+                DataCopy(row, wsGm_[pvOff_ + uint64_t(r) * t_.dPad], t_.dPad);
+                Add(o[r * t_.dPad], o[r * t_.dPad], row, static_cast<int32_t>(t_.dPad));
+            }
+        }
+        // O / l -> out (ragged rows of d floats).
+        for (uint32_t r = 0; r < qRows; ++r) {
+            float l = st.GetValue(t_.blockQ + r);
+            Muls(o[r * t_.dPad], o[r * t_.dPad], 1.0f / l, static_cast<int32_t>(t_.dPad));
+            DataCopyExtParams p{1, static_cast<uint32_t>(t_.d * sizeof(float)), 0, 0, 0};
+            DataCopyPad(oGm_[qBase + uint64_t(r) * t_.d], o[r * t_.dPad], p);
+        }
+    }
+
+    __aicore__ inline void SoftmaxRow(uint32_t r, uint32_t q0, uint32_t j0, uint32_t kRows,
+                                      int64_t shift) {
+        const float negInf = -std::numeric_limits<float>::infinity();
+        int32_t bk = static_cast<int32_t>(t_.blockK);
+        LocalTensor<float> s = row_.Get<float>();
+        LocalTensor<float> sm = small_.Get<float>();  // [0, 8): result, [8, 16): scratch
+        LocalTensor<float> st = stats_.Get<float>();
+        DataCopy(s, wsGm_[sOff_ + uint64_t(r) * t_.blockK], t_.blockK);
+        Muls(s, s, t_.scale, bk);
+        int64_t limit = int64_t(q0 + r) + shift;  // last visible key (causal)
+        for (uint32_t c = 0; c < t_.blockK; ++c) {
+            bool masked = c >= kRows || (t_.causal && int64_t(j0 + c) > limit);
+            if (masked) s.SetValue(c, negInf);
+        }
+        ReduceMax(sm, s, sm[8], bk);
+        float mOld = st.GetValue(r);
+        float rowMax = sm.GetValue(0);
+        float mNew = rowMax > mOld ? rowMax : mOld;
+        if (mNew == negInf) {
+            // Every key so far is masked for this row: P = 0, statistics unchanged.
+            Duplicate(s, 0.0f, bk);
+        } else {
+            Adds(s, s, -mNew, bk);
+            Exp(s, s, bk);
+            ReduceSum(sm, s, sm[8], bk);
+            float rowSum = sm.GetValue(0);
+            Duplicate(sm, mOld - mNew, 8);
+            Exp(sm, sm, 8);
+            float alpha = sm.GetValue(0);  // exp(m_old - m_new); 0 when m_old = -inf
+            st.SetValue(r, mNew);
+            st.SetValue(t_.blockQ + r, st.GetValue(t_.blockQ + r) * alpha + rowSum);
+            LocalTensor<float> o = oAcc_.Get<float>();
+            Muls(o[r * t_.dPad], o[r * t_.dPad], alpha, static_cast<int32_t>(t_.dPad));
+        }
+        DataCopy(wsGm_[sOff_ + uint64_t(r) * t_.blockK], s, t_.blockK);
+    }
+
+    // V[j0 .. j0 + kRows) (rows of d floats, contiguous in GM) -> V^T [d x blockK] in the
+    // workspace; columns kRows.. are zero so P's zero columns meet zeros.
+    __aicore__ inline void StageVt(uint64_t vOff, uint32_t kRows) {
+        LocalTensor<float> tile = vTile_.Get<float>();
+        DataCopyExtParams in{1, static_cast<uint32_t>(kRows * t_.d * sizeof(float)), 0, 0, 0};
+        DataCopyPadExtParams<float> pad{false, 0, 0, 0.0f};
+        DataCopyPad(tile, vGm_[vOff], in, pad);
+        PipeBarrier<PIPE_ALL>();
+        LocalTensor<float> row = row_.Get<float>();
+        for (uint32_t c = 0; c < t_.d; ++c) {
+            Duplicate(row, 0.0f, static_cast<int32_t>(t_.blockK));
+            for (uint32_t r = 0; r < kRows; ++r) row.SetValue(r, tile.GetValue(r * t_.d + c));
+            DataCopy(wsGm_[vtOff_ + uint64_t(c) * t_.blockK], row, t_.blockK);
+        }
+    }
+
+    TPipe pipe_;
+    osum::CubeTile cube_;
+    TBuf<TPosition::VECCALC> oAcc_, stats_, row_, small_, vTile_;
+    GlobalTensor<float> qGm_, kGm_, vGm_, oGm_, wsGm_;
+    AttentionTiling t_{};
+    uint64_t sOff_ = 0, vtOff_ = 0, pvOff_ = 0;
+};
+
+}  // namespace
+
+extern "C" __global__ __aicore__ void osum_flash_attention_f32(GM_ADDR q, GM_ADDR k, GM_ADDR v,
+                                                               GM_ADDR out, GM_ADDR workspace,
+                                                               AttentionTiling tiling) {
+    FlashAttentionKernel kernel;
+    kernel.Init(q, k, v, out, workspace, tiling);
+    kernel.Process();
+}

@@ -1,0 +1,391 @@
+//! The Ascend device on the simulator (`ascend-sim`): our AscendC kernels against the CPU
+//! device, the simulator's rule enforcement (deliberately broken kernels), and the named errors
+//! of ops without a kernel. Everything here runs on the CPU simulator — a simulation, not an NPU.
+//!
+//! Tolerances: add/mul/sub/max are the same f32 operation on both devices, so results must be
+//! bit-identical. Matmul accumulates in a different order (K tiles of 64 on the cube vs the CPU
+//! GEMM's blocking), so |ascend − cpu| ≤ 1e-5·(1 + Σ|a·b|) per element, Σ|a·b| being the
+//! magnitude sum of the dot product (the f32 rounding bound of both orders).
+
+mod ascend_sim {
+    use osum::engine::{
+        cpu_device, device_named, AttentionParams, Device, Error, Result, Rng, Tensor,
+    };
+    use osum::ffi::{DeviceContext, DeviceMemory, Runtime, Stream};
+    use osum::kernels::broken::{self, BrokenKernel};
+    use osum::kernels::{self, BinaryKernelOp, GmF32, KernelError};
+    use std::sync::Arc;
+
+    fn sim() -> Arc<dyn Device> {
+        device_named("ascend-sim").expect("ascend-sim device")
+    }
+
+    fn random(rng: &mut Rng, n: usize) -> Vec<f32> {
+        (0..n).map(|_| rng.normal()).collect()
+    }
+
+    /// A raw device buffer and stream, for launching kernels directly.
+    fn raw_setup() -> (Stream, DeviceMemory) {
+        let rt = Runtime::shared().expect("aclInit");
+        let ctx = Arc::new(DeviceContext::new(rt, 0).expect("device 0"));
+        let mem = DeviceMemory::new(ctx.clone(), 64 * 4).expect("malloc");
+        mem.write(0, &[0u8; 256]).expect("h2d");
+        (Stream::new(ctx).expect("stream"), mem)
+    }
+
+    fn violation(kind: BrokenKernel, blocks: u32) -> String {
+        let (stream, mem) = raw_setup();
+        let err = broken::launch(kind, blocks, &stream, &mem)
+            .expect_err("the simulator must refuse a broken kernel");
+        let KernelError::Acl(acl) = &err else {
+            panic!("expected an ACL error, got {err}");
+        };
+        assert_eq!(acl.code, 500002, "{err}");
+        // The failure is also reported again at the stream's synchronisation, as on the NPU.
+        let sync = stream
+            .synchronize()
+            .expect_err("sync reports the failed kernel");
+        assert_eq!(sync.code, 500002);
+        acl.message.clone()
+    }
+
+    #[test]
+    fn ub_over_capacity_is_caught_with_kernel_and_block() {
+        let msg = violation(BrokenKernel::UbOverflow, 2);
+        assert!(msg.contains("osum_broken_ub_overflow block 0"), "{msg}");
+        assert!(msg.contains("UB") && msg.contains("usable bytes"), "{msg}");
+    }
+
+    #[test]
+    fn misaligned_copy_is_caught_in_the_block_that_does_it() {
+        let msg = violation(BrokenKernel::MisalignedCopy, 3);
+        assert!(
+            msg.contains("osum_broken_misaligned_copy block 1 of 3"),
+            "{msg}"
+        );
+        assert!(msg.contains("28 bytes is not a multiple of 32"), "{msg}");
+    }
+
+    #[test]
+    fn queue_discipline_and_gm_bounds_are_enforced() {
+        let msg = violation(BrokenKernel::DequeueEmpty, 1);
+        assert!(msg.contains("DeQue: queue is empty"), "{msg}");
+        let msg = violation(BrokenKernel::Leak, 1);
+        assert!(msg.contains("FreeTensor missing"), "{msg}");
+        let msg = violation(BrokenKernel::GmOverrun, 1);
+        assert!(msg.contains("outside the 56-element GlobalTensor"), "{msg}");
+    }
+
+    #[test]
+    fn binary_ops_equal_the_cpu_on_ragged_lengths() -> Result<()> {
+        let (cpu, dev) = (cpu_device(), sim());
+        let mut rng = Rng::new(7);
+        // Lengths around the 8-float block, the 4096-float tile and the 2048-per-block split.
+        for n in [1usize, 7, 9, 4095, 4097, 2049 * 3 + 5, 100_003] {
+            let (a, b) = (random(&mut rng, n), random(&mut rng, n));
+            let (ca, cb) = (
+                Tensor::from_vec(a.clone(), &[n], &cpu)?,
+                Tensor::from_vec(b.clone(), &[n], &cpu)?,
+            );
+            let (da, db) = (
+                Tensor::from_vec(a, &[n], &dev)?,
+                Tensor::from_vec(b, &[n], &dev)?,
+            );
+            assert_eq!(
+                da.add(&db)?.to_vec::<f32>()?,
+                ca.add(&cb)?.to_vec::<f32>()?,
+                "add {n}"
+            );
+            assert_eq!(
+                da.mul(&db)?.to_vec::<f32>()?,
+                ca.mul(&cb)?.to_vec::<f32>()?,
+                "mul {n}"
+            );
+            assert_eq!(
+                da.sub(&db)?.to_vec::<f32>()?,
+                ca.sub(&cb)?.to_vec::<f32>()?,
+                "sub {n}"
+            );
+            assert_eq!(
+                da.maximum(&db)?.to_vec::<f32>()?,
+                ca.maximum(&cb)?.to_vec::<f32>()?,
+                "maximum {n}"
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn binary_kernel_counts_its_traffic() {
+        let (stream, _) = raw_setup();
+        let rt = Runtime::shared().expect("aclInit");
+        let ctx = Arc::new(DeviceContext::new(rt, 0).expect("device 0"));
+        let n = 5000usize;
+        let mem = |v: f32| {
+            let m = DeviceMemory::new(ctx.clone(), n * 4).expect("malloc");
+            let bytes: Vec<u8> = std::iter::repeat_n(v.to_le_bytes(), n).flatten().collect();
+            m.write(0, &bytes).expect("h2d");
+            m
+        };
+        let (x, y, z) = (mem(1.5), mem(2.0), mem(0.0));
+        let g = |m| GmF32::new("test", m, 0, n).expect("range");
+        let stats =
+            kernels::binary_f32(&stream, BinaryKernelOp::Mul, g(&x), g(&y), g(&z)).expect("launch");
+        let mut out = vec![0u8; n * 4];
+        z.read(0, &mut out).expect("d2h");
+        assert!(out
+            .chunks(4)
+            .all(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) == 3.0));
+        // 5000 elements: 3 blocks of 1672 (the last 1656); every element in twice, out once.
+        assert_eq!(stats.blocks, 3);
+        assert_eq!(stats.gm_to_ub_bytes, 2 * n as u64 * 4);
+        assert_eq!(stats.ub_to_gm_bytes, n as u64 * 4);
+        assert_eq!(stats.cube_macs, 0);
+        assert!(stats.vector_elems >= n as u64 && stats.peak_ub_bytes > 0);
+    }
+
+    /// `x·Wᵀ` with W `[n, k]`: both devices, compared within the stated bound.
+    fn check_linear(m: usize, k: usize, n: usize, seed: u64) -> Result<()> {
+        let (cpu, dev) = (cpu_device(), sim());
+        let mut rng = Rng::new(seed);
+        let (x, w) = (random(&mut rng, m * k), random(&mut rng, n * k));
+        let want = Tensor::from_vec(x.clone(), &[m, k], &cpu)?
+            .matmul(&Tensor::from_vec(w.clone(), &[n, k], &cpu)?.t()?)?
+            .to_vec::<f32>()?;
+        let got = Tensor::from_vec(x.clone(), &[m, k], &dev)?
+            .matmul(&Tensor::from_vec(w.clone(), &[n, k], &dev)?.t()?)?
+            .to_vec::<f32>()?;
+        for i in 0..m {
+            for j in 0..n {
+                let mag: f32 = (0..k).map(|p| (x[i * k + p] * w[j * k + p]).abs()).sum();
+                let (g, c) = (got[i * n + j], want[i * n + j]);
+                assert!(
+                    (g - c).abs() <= 1e-5 * (1.0 + mag),
+                    "{m}x{k}x{n} at ({i},{j}): ascend-sim {g} vs cpu {c}"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn matmul_matches_the_cpu_on_odd_shapes() -> Result<()> {
+        // Not multiples of 16 (fractal rows), 8 (f32 C0), 64 (K step) or 128 (tile).
+        for (i, &(m, k, n)) in [
+            (1, 1, 1),
+            (3, 5, 7),
+            (17, 9, 33),
+            (130, 65, 129),
+            (257, 200, 31),
+            (5, 300, 260),
+        ]
+        .iter()
+        .enumerate()
+        {
+            check_linear(m, k, n, 100 + i as u64)?;
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn batched_matmul_q_kt_matches_the_cpu() -> Result<()> {
+        let (cpu, dev) = (cpu_device(), sim());
+        let mut rng = Rng::new(3);
+        let (b, h, t, d) = (2, 3, 19, 24);
+        let (q, k) = (
+            random(&mut rng, b * h * t * d),
+            random(&mut rng, b * h * t * d),
+        );
+        let run = |dev: &Arc<dyn Device>| -> Result<Vec<f32>> {
+            let q = Tensor::from_vec(q.clone(), &[b, h, t, d], dev)?;
+            let k = Tensor::from_vec(k.clone(), &[b, h, t, d], dev)?;
+            q.matmul(&k.transpose(-2, -1)?)?.to_vec::<f32>()
+        };
+        let (got, want) = (run(&dev)?, run(&cpu)?);
+        assert_eq!(got.len(), want.len());
+        for (g, c) in got.iter().zip(&want) {
+            assert!((g - c).abs() <= 1e-4 * (1.0 + c.abs()), "{g} vs {c}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn matmul_kernel_counts_cube_work() {
+        let rt = Runtime::shared().expect("aclInit");
+        let ctx = Arc::new(DeviceContext::new(rt, 0).expect("device 0"));
+        let stream = Stream::new(ctx.clone()).expect("stream");
+        let (m, k, n) = (130usize, 70usize, 40usize);
+        let alloc = |len: usize| {
+            let mem = DeviceMemory::new(ctx.clone(), len * 4).expect("malloc");
+            mem.zero(len * 4).expect("memset");
+            mem
+        };
+        let (a, bt, c) = (alloc(m * k), alloc(n * k), alloc(m * n));
+        let shape = kernels::MatmulShape {
+            m,
+            n,
+            k,
+            lda: k,
+            ldb: k,
+            ldc: n,
+        };
+        let stats = kernels::matmul_f32(
+            &stream,
+            &shape,
+            GmF32::new("t", &a, 0, m * k).unwrap(),
+            GmF32::new("t", &bt, 0, n * k).unwrap(),
+            GmF32::new("t", &c, 0, m * n).unwrap(),
+        )
+        .expect("launch");
+        assert_eq!(stats.cube_macs, (m * n * k) as u64);
+        assert_eq!(stats.l0c_to_gm_bytes, (m * n * 4) as u64);
+        // A is read once per N tile (1 here), Bt once per M tile (2 here).
+        assert_eq!(stats.gm_to_l1_bytes, ((m * k + 2 * n * k) * 4) as u64);
+        assert!(stats.peak_l0a_bytes <= 64 * 1024 && stats.peak_l0c_bytes <= 128 * 1024);
+        assert_eq!(stats.vector_elems, 0);
+    }
+
+    /// Attention on both devices; |ascend − cpu| ≤ 1e-5 + 1e-4·|cpu| (f32 online softmax in key
+    /// blocks of 64 vs the CPU's own tiling: different summation order only).
+    fn check_attention(
+        (b, hq, hkv, tq, tk, d): (usize, usize, usize, usize, usize, usize),
+        causal: bool,
+        seed: u64,
+    ) -> Result<()> {
+        let (cpu, dev) = (cpu_device(), sim());
+        let mut rng = Rng::new(seed);
+        let q = random(&mut rng, b * hq * tq * d);
+        let k = random(&mut rng, b * hkv * tk * d);
+        let v = random(&mut rng, b * hkv * tk * d);
+        let p = AttentionParams {
+            scale: 1.0 / (d as f32).sqrt(),
+            causal,
+        };
+        let run = |dev: &Arc<dyn Device>| -> Result<Vec<f32>> {
+            let q = Tensor::from_vec(q.clone(), &[b, hq, tq, d], dev)?;
+            let k = Tensor::from_vec(k.clone(), &[b, hkv, tk, d], dev)?;
+            let v = Tensor::from_vec(v.clone(), &[b, hkv, tk, d], dev)?;
+            q.attention(&k, &v, None, &p)?.to_vec::<f32>()
+        };
+        let (got, want) = (run(&dev)?, run(&cpu)?);
+        assert_eq!(got.len(), want.len());
+        for (i, (g, c)) in got.iter().zip(&want).enumerate() {
+            assert!(
+                (g - c).abs() <= 1e-5 + 1e-4 * c.abs(),
+                "{:?} causal={causal} at {i}: ascend-sim {g} vs cpu {c}",
+                (b, hq, hkv, tq, tk, d)
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn flash_attention_matches_the_cpu_on_edge_shapes() -> Result<()> {
+        // Lengths not multiples of the 64-row/64-key tiles, odd head dims, GQA ratios 1, 2, 3,
+        // decode (one query over a long cache) and prefill with the causal mask.
+        let cases = [
+            ((1, 2, 2, 5, 5, 8), false),
+            ((1, 2, 2, 5, 5, 8), true),
+            ((2, 4, 2, 37, 101, 40), false),
+            ((2, 4, 2, 37, 101, 40), true),
+            ((1, 6, 2, 130, 130, 24), true),
+            ((1, 3, 1, 1, 200, 7), true),
+            ((1, 2, 1, 70, 65, 128), false),
+        ];
+        for (i, (dims, causal)) in cases.into_iter().enumerate() {
+            check_attention(dims, causal, 200 + i as u64)?;
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn softmax_matches_the_cpu_on_ragged_and_long_rows() -> Result<()> {
+        // Same f32 formula, different summation order for the row sum (the kernel sums chunks
+        // of up to 8192 sequentially): |ascend − cpu| ≤ 1e-7 + (1e-6 + cols·2⁻²⁴)·|cpu|, the
+        // worst-case relative error of an f32 sum of `cols` positive terms.
+        let (cpu, dev) = (cpu_device(), sim());
+        let mut rng = Rng::new(11);
+        for (rows, cols) in [(1usize, 1usize), (3, 7), (45, 100), (2, 8193), (1, 49_152)] {
+            let x: Vec<f32> = random(&mut rng, rows * cols)
+                .iter()
+                .map(|v| 4.0 * v)
+                .collect();
+            let want = Tensor::from_vec(x.clone(), &[rows, cols], &cpu)?
+                .softmax()?
+                .to_vec::<f32>()?;
+            let got = Tensor::from_vec(x, &[rows, cols], &dev)?
+                .softmax()?
+                .to_vec::<f32>()?;
+            for (g, c) in got.iter().zip(&want) {
+                let rel = 1e-6 + cols as f32 * f32::EPSILON / 2.0;
+                assert!(
+                    (g - c).abs() <= 1e-7 + rel * c.abs(),
+                    "{rows}x{cols}: {g} vs {c}"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn attention_cases_without_a_kernel_are_named() -> Result<()> {
+        let dev = sim();
+        let t = |shape: &[usize]| Tensor::zeros(shape, osum::engine::DType::F32, &dev);
+        let p = AttentionParams {
+            scale: 1.0,
+            causal: false,
+        };
+        let err =
+            t(&[1, 1, 2, 200])?.attention(&t(&[1, 1, 2, 200])?, &t(&[1, 1, 2, 200])?, None, &p);
+        assert!(matches!(err, Err(Error::UnsupportedCase { .. })), "{err:?}");
+        let mask = t(&[1, 1, 2, 2])?;
+        let (q, k) = (t(&[1, 1, 2, 8])?, t(&[1, 1, 2, 8])?);
+        let err = q
+            .attention(&k, &k, Some(&mask), &p)
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("attention") && err.contains("mask") && err.contains("ascend-sim"),
+            "{err}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn ops_without_a_kernel_are_named_errors() -> Result<()> {
+        let dev = sim();
+        let x = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], &[2, 2], &dev)?;
+        let named = |r: Result<Tensor>, op: &str| match r {
+            Err(e @ (Error::Unsupported { .. } | Error::UnsupportedCase { .. })) => {
+                let msg = e.to_string();
+                assert!(msg.contains(op) && msg.contains("ascend-sim"), "{msg}");
+            }
+            other => panic!("{op}: expected a named unsupported error, got {other:?}"),
+        };
+        named(x.exp(), "exp");
+        named(x.log_softmax(), "log_softmax");
+        named(x.t()?.softmax(), "softmax");
+        named(x.sum_keepdim(0), "sum");
+        named(x.div(&x), "div");
+        named(x.to_dtype(osum::engine::DType::F16), "cast");
+        // Kernels that exist refuse the layouts they cannot read, by name.
+        named(x.matmul(&x), "matmul");
+        named(x.add(&x.t()?), "add");
+        // Memory ops work: upload, strided download, zeros.
+        assert_eq!(x.t()?.to_vec::<f32>()?, vec![1.0, 3.0, 2.0, 4.0]);
+        assert_eq!(
+            Tensor::zeros(&[3], osum::engine::DType::F32, &dev)?.to_vec::<f32>()?,
+            vec![0.0; 3]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn tensors_on_ascend_sim_and_cpu_do_not_mix() -> Result<()> {
+        let x = Tensor::from_vec(vec![1.0f32; 4], &[4], &sim())?;
+        let y = Tensor::from_vec(vec![1.0f32; 4], &[4], &cpu_device())?;
+        assert!(matches!(x.add(&y), Err(Error::DeviceMismatch { .. })));
+        Ok(())
+    }
+}

@@ -347,9 +347,11 @@ pub trait Device: Send + Sync + std::fmt::Debug {
     fn matmul(&self, lhs: View, rhs: View) -> Result<Buffer> {
         Err(self.unsupported("matmul"))
     }
-    /// `y = x·Wᵀ + b` with x `[…, in]`, W `[out, in]` (f32/f16/bf16), b `[out]`: a linear
-    /// layer as one op, so a device can add the bias as it writes the product.
-    fn linear(&self, x: View, w: View, b: Option<View>) -> Result<Buffer> {
+    /// `y = act(x·Wᵀ + b)` with x `[…, in]`, W `[out, in]` (f32/f16/bf16), b `[out]` and an
+    /// optional elementwise activation: a linear layer as one op, so a device can add the bias
+    /// and apply the activation as it writes the product. A device that cannot fuse a given
+    /// activation returns an error naming it.
+    fn linear(&self, x: View, w: View, b: Option<View>, act: Option<UnaryOp>) -> Result<Buffer> {
         Err(self.unsupported("linear"))
     }
     /// `y = x·Wᵀ + b + scale·(x·Aᵀ)·Bᵀ` with x `[…, in]`, W `[out, in]`, b `[out]`,

@@ -8,7 +8,7 @@
 //! which goes through the shared [`gemm`]. Only `groups = 1` is supported.
 
 use super::elementwise::PAR_THRESHOLD;
-use super::gemm::{gemm_precision, Precision, Rhs, Start, Weights};
+use super::gemm::{gemm_precision, Finish, Precision, Rhs, Start, Weights};
 use super::memory::{boxed, f32_only, f32_values};
 use crate::engine::device::{Buffer, Conv2dParams, View};
 use crate::engine::error::{Error, Result};
@@ -245,7 +245,18 @@ pub fn conv2d(
             cs: 1,
         };
         gemm_precision(
-            precision, o, rows, cols, &ws, rows, 1, rhs, y, cols, start, true,
+            precision,
+            o,
+            rows,
+            cols,
+            &ws,
+            rows,
+            1,
+            rhs,
+            y,
+            cols,
+            (start, Finish::None),
+            true,
         );
     };
     let image = |ni: usize, y: &mut [f32]| {

@@ -155,6 +155,20 @@ multiversion! {
     fn unary_slice(op: UnaryOp, x: &[f32], out: &mut [f32]) = unary_body;
 }
 
+#[inline(always)]
+fn gelu_in_place_body(x: &mut [f32]) {
+    // A `for` loop, not `for_each`: see `unary_body`.
+    for v in x.iter_mut() {
+        *v = gelu(*v);
+    }
+}
+
+multiversion! {
+    /// GELU (erf form) in place: the activation the GEMM applies to finished tiles
+    /// (`gemm::Finish::Gelu`).
+    pub fn gelu_in_place(x: &mut [f32]) = gelu_in_place_body;
+}
+
 /// Unary kernel.
 pub fn unary(op: UnaryOp, src: View) -> Result<Buffer> {
     let x = f32_values(op.name(), &src)?;

@@ -4,7 +4,7 @@
 //! `h·Bᵀ` is added: O(rows·r·(in + out)) extra work and no `[out, in]` temporary, where forming
 //! the merged update `B·A` would cost O(out·r·in) and a full weight-sized buffer per call.
 
-use super::gemm::Precision;
+use super::gemm::{Finish, Precision};
 use super::matmul::{f32_rows, linear_rows, matmul_into, Matrix};
 use super::memory::boxed;
 use crate::engine::device::{Buffer, View};
@@ -30,7 +30,7 @@ pub fn lora_linear(
         rhs: other.shape().to_vec(),
     };
     // y = x·Wᵀ + b (shapes of x, W and b checked there), then the low-rank update.
-    let (mut y, rows) = linear_rows(OP, &x, &w, b.as_ref(), precision)?;
+    let (mut y, rows) = linear_rows(OP, (&x, &w, b.as_ref()), Finish::None, precision)?;
     let (inp, out, r) = (am.cols, bmm.rows, am.rows);
     if x.shape().last() != Some(&inp) {
         return Err(mismatch(&a));

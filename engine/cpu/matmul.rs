@@ -8,9 +8,9 @@
 //! many small ones). Products with few rows and a transposed weight take the GEMM's streamed
 //! GEMV path.
 
-use super::gemm::{gemm_precision, sgemm, Precision, Rhs, Start, Weights};
+use super::gemm::{gemm_precision, sgemm, Finish, Precision, Rhs, Start, Weights};
 use super::memory::{boxed, f32_values, host, host_slice};
-use crate::engine::device::{Buffer, View};
+use crate::engine::device::{Buffer, UnaryOp, View};
 use crate::engine::dtype::DType;
 use crate::engine::error::{Error, Result};
 use crate::engine::layout::Layout;
@@ -287,9 +287,26 @@ fn batch_offsets(l: &Layout) -> Vec<usize> {
 
 // ---- entry points ----------------------------------------------------------------------------
 
-/// [`linear_rows`] as a device buffer (the device op `linear`).
-pub fn linear(x: View, w: View, b: Option<View>, precision: Precision) -> Result<Buffer> {
-    let (y, _) = linear_rows("linear", &x, &w, b.as_ref(), precision)?;
+/// [`linear_rows`] as a device buffer (the device op `linear`); the CPU fuses GELU
+/// (`Some(UnaryOp::Gelu)`), and any other activation is an error naming it.
+pub fn linear(
+    x: View,
+    w: View,
+    b: Option<View>,
+    act: Option<UnaryOp>,
+    precision: Precision,
+) -> Result<Buffer> {
+    let finish = match act {
+        None => Finish::None,
+        Some(UnaryOp::Gelu) => Finish::Gelu,
+        Some(other) => {
+            return Err(Error::Unsupported {
+                op: other.name(),
+                device: "cpu (fused into linear)".into(),
+            })
+        }
+    };
+    let (y, _) = linear_rows("linear", (&x, &w, b.as_ref()), finish, precision)?;
     Ok(boxed(HostBuffer::F32(y)))
 }
 
@@ -349,7 +366,7 @@ pub fn matmul(lhs: View, rhs: View, precision: Precision) -> Result<Buffer> {
                 b,
                 &mut out,
                 n,
-                Start::Zero,
+                (Start::Zero, Finish::None),
                 true,
             );
         } else {
@@ -365,7 +382,7 @@ pub fn matmul(lhs: View, rhs: View, precision: Precision) -> Result<Buffer> {
                 b,
                 &mut out,
                 n,
-                Start::Zero,
+                (Start::Zero, Finish::None),
                 true,
             );
         }
@@ -375,15 +392,15 @@ pub fn matmul(lhs: View, rhs: View, precision: Precision) -> Result<Buffer> {
     Ok(boxed(HostBuffer::F32(out)))
 }
 
-/// `y = x·Wᵀ + b` for x `[…, in]` (f32, any strides), W `[out, in]` (f32/f16/bf16, any
+/// `y = act(x·Wᵀ + b)` for x `[…, in]` (f32, any strides), W `[out, in]` (f32/f16/bf16, any
 /// strides), b `[out]`: the rows of y `[Π…, out]` as a row-major vector. The bias enters the
-/// GEMM as its start value (`Start::Row`), written tile by tile as the product is, so the layer
-/// makes one pass over its output and allocates nothing beyond it.
+/// GEMM as its start value (`Start::Row`) and the activation as its `Finish`, both applied tile
+/// by tile as the product is written, so the layer makes one pass over its output and allocates
+/// nothing beyond it.
 pub fn linear_rows(
     op: &'static str,
-    x: &View,
-    w: &View,
-    b: Option<&View>,
+    (x, w, b): (&View, &View, Option<&View>),
+    finish: Finish,
     precision: Precision,
 ) -> Result<(Vec<f32>, usize)> {
     let wm = Matrix::of(op, w)?;
@@ -423,23 +440,61 @@ pub fn linear_rows(
         });
     };
     if inp == 0 {
-        // An empty sum: y is the bias (or zero).
-        if let Some(bias) = &bias {
-            y.chunks_exact_mut(out)
-                .for_each(|r| r.copy_from_slice(bias));
-        }
+        // An empty sum: y = act(bias) (or act(0)), which the GEMM's zero-depth path gives.
+        let none = Rhs {
+            elems: Weights::F32(&[]),
+            rs: out,
+            cs: 1,
+        };
+        let c = (start, finish);
+        gemm_precision(
+            precision,
+            rows,
+            0,
+            out,
+            &[],
+            0,
+            1,
+            none,
+            &mut y,
+            out,
+            c,
+            false,
+        );
         return Ok((y, rows));
     }
     let rhs = wm.t().rhs();
     if let Some((off, rs, cs)) = folded_rows(x.layout) {
         let xv = &xv[off..];
         gemm_precision(
-            precision, rows, inp, out, xv, rs, cs, rhs, &mut y, out, start, true,
+            precision,
+            rows,
+            inp,
+            out,
+            xv,
+            rs,
+            cs,
+            rhs,
+            &mut y,
+            out,
+            (start, finish),
+            true,
         );
     } else {
         let a = f32_rows(op, x)?;
         gemm_precision(
-            precision, rows, inp, out, &a, inp, 1, rhs, &mut y, out, start, true,
+            precision,
+            rows,
+            inp,
+            out,
+            &a,
+            inp,
+            1,
+            rhs,
+            &mut y,
+            out,
+            (start, finish),
+            true,
         );
     }
     Ok((y, rows))
@@ -497,7 +552,7 @@ fn batched<'a>(
             b,
             c,
             n,
-            Start::Zero,
+            (Start::Zero, Finish::None),
             !outer_par,
         );
     };
@@ -527,7 +582,7 @@ pub fn matmul_into(a: &[f32], rows: usize, b: &Matrix, c: &mut [f32]) {
         b.rhs(),
         c,
         n,
-        Start::Keep,
+        (Start::Keep, Finish::None),
         true,
     );
 }

@@ -115,8 +115,8 @@ impl Device for CpuDevice {
     fn matmul(&self, lhs: View, rhs: View) -> Result<Buffer> {
         matmul::matmul(lhs, rhs, self.precision)
     }
-    fn linear(&self, x: View, w: View, b: Option<View>) -> Result<Buffer> {
-        matmul::linear(x, w, b, self.precision)
+    fn linear(&self, x: View, w: View, b: Option<View>, act: Option<UnaryOp>) -> Result<Buffer> {
+        matmul::linear(x, w, b, act, self.precision)
     }
     fn lora_linear(
         &self,

@@ -1,7 +1,7 @@
 //! Matrix products: batched `matmul` with NumPy batch broadcasting, and `linear` (x·Wᵀ + b).
 
 use crate::engine::autograd::BackwardOp;
-use crate::engine::device::View;
+use crate::engine::device::{UnaryOp, View};
 use crate::engine::dtype::DType;
 use crate::engine::error::{Error, Result};
 use crate::engine::layout::broadcast_shape;
@@ -55,6 +55,35 @@ impl Tensor {
     /// `x·Wᵀ + b` for x `[…, in]` (f32), W `[out, in]` (PyTorch layout; f32/f16/bf16),
     /// b `[out]`: one device op, so the bias is added as the product is written.
     pub fn linear(&self, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+        let (buf, shape) = self.linear_op(w, b, None)?;
+        let mut inputs = vec![self, w];
+        inputs.extend(b);
+        Tensor::from_op(buf, &shape, self.device(), &inputs, || {
+            Box::new(LinearBackward)
+        })
+    }
+
+    /// `gelu(x·Wᵀ + b)` (a transformer MLP's first layer): when no gradient is recorded the
+    /// device applies GELU as it writes the product (no pass and no buffer of its own); when
+    /// training, it is [`Tensor::linear`] then [`Tensor::gelu`], whose backward needs the
+    /// pre-activation.
+    pub fn linear_gelu(&self, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+        let mut inputs = vec![self, w];
+        inputs.extend(b);
+        if crate::engine::autograd::should_record(&inputs) {
+            return self.linear(w, b)?.gelu();
+        }
+        let (buf, shape) = self.linear_op(w, b, Some(UnaryOp::Gelu))?;
+        Tensor::from_op_no_backward(buf, &shape, self.device(), &inputs, "linear+gelu")
+    }
+
+    /// Checks and the device call of the linear ops: the output buffer and shape.
+    fn linear_op(
+        &self,
+        w: &Tensor,
+        b: Option<&Tensor>,
+        act: Option<UnaryOp>,
+    ) -> Result<(crate::engine::device::Buffer, Vec<usize>)> {
         const OP: &str = "linear";
         for t in [w].into_iter().chain(b) {
             self.check_same_device(OP, t)?;
@@ -86,13 +115,9 @@ impl Tensor {
             let (xr, wr) = (self.read(), w.read());
             let br = b.map(|b| b.read());
             self.device()
-                .linear(xr.view(), wr.view(), br.as_ref().map(|r| r.view()))?
+                .linear(xr.view(), wr.view(), br.as_ref().map(|r| r.view()), act)?
         };
-        let mut inputs = vec![self, w];
-        inputs.extend(b);
-        Tensor::from_op(buf, &shape, self.device(), &inputs, || {
-            Box::new(LinearBackward)
-        })
+        Ok((buf, shape))
     }
 }
 

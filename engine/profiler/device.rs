@@ -257,14 +257,20 @@ impl Device for ProfiledDevice {
             self.inner.matmul(lhs, rhs)
         })
     }
-    fn linear(&self, x: View, w: View, b: Option<View>) -> Result<Buffer> {
+    fn linear(&self, x: View, w: View, b: Option<View>, act: Option<UnaryOp>) -> Result<Buffer> {
         let fan_in = cost::dim_from_end(x.shape(), 0);
         let fan_out = cost::dim_from_end(w.shape(), 1);
         let tokens = elems(&x) / (fan_in.max(1) as u64);
         let shape = with_dim(x.shape(), x.shape().len().saturating_sub(1), fan_out);
         let flops = cost::linear(tokens, fan_in as u64, fan_out as u64, b.is_some());
         let ins = Inputs::of_opt(&[Some(x), Some(w), b]);
-        self.one("linear", ins, shape, flops, || self.inner.linear(x, w, b))
+        // The fused activation shows in the op name (its few flops per output are not counted).
+        let name = match act {
+            Some(UnaryOp::Gelu) => "linear+gelu",
+            Some(_) => "linear+act",
+            None => "linear",
+        };
+        self.one(name, ins, shape, flops, || self.inner.linear(x, w, b, act))
     }
     fn lora_linear(
         &self,

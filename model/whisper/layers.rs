@@ -52,6 +52,11 @@ impl Linear {
         Ok(x.linear(&self.w, self.b.as_ref())?)
     }
 
+    /// `gelu(x·Wᵀ + b)`, fused by the device at inference.
+    pub fn forward_gelu(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(x.linear_gelu(&self.w, self.b.as_ref())?)
+    }
+
     /// The weight (the decoder's tied output projection reads the embedding this way).
     pub fn weight(&self) -> &Tensor {
         &self.w
@@ -145,6 +150,6 @@ impl Mlp {
 
     /// Apply to `x` `[…, d]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.fc2.forward(&self.fc1.forward(x)?.gelu()?)
+        self.fc2.forward(&self.fc1.forward_gelu(x)?)
     }
 }

@@ -19,6 +19,7 @@ macro_rules! linalg_index_cases {
                 gemm_relative_error_within_1e5_on_every_kernel_edge,
                 gemv_relative_error_within_1e5_for_half_and_f32_weights,
                 linear_matches_reference_with_and_without_bias,
+                linear_gelu_equals_linear_then_gelu_on_every_gemm_path,
                 lora_linear_matches_reference,
                 index_select_matches_reference_on_every_dim_and_dtype,
                 embedding_looks_up_rows_for_ids_of_any_shape,
@@ -341,6 +342,36 @@ pub fn matmul_edge_sizes_m1_n1_k0_and_empty_batch(dev: &Dev) -> Result<()> {
     assert!(y.to_vec::<f32>()?.is_empty());
     let y = randn(dev, &[0, 4], 11)?.matmul(&randn(dev, &[4, 2], 12)?)?;
     assert_eq!(y.shape(), &[0, 2]);
+    Ok(())
+}
+
+/// The fused `linear_gelu` (inference) against `linear` then `gelu`: the blocked GEMM with edge
+/// tiles and more than one depth pass (K = 600), the short wide driver, the GEMV path (≤ 8
+/// rows), a zero-depth product, with and without bias; and under gradient recording, where it
+/// is the composition and must train like it.
+pub fn linear_gelu_equals_linear_then_gelu_on_every_gemm_path(dev: &Dev) -> Result<()> {
+    for (rows, inp, out) in [(450, 600, 70), (100, 33, 130), (5, 64, 300), (7, 0, 9)] {
+        let x = randn(dev, &[rows, inp], 11)?;
+        let w = randn(dev, &[out, inp], 12)?.scale(0.1)?;
+        let b = randn(dev, &[out], 13)?;
+        for bias in [Some(&b), None] {
+            let fused = osum::engine::no_grad(|| x.linear_gelu(&w, bias))?;
+            let want = values(&x.linear(&w, bias)?.gelu()?)?;
+            let what = format!("linear_gelu {rows}x{inp}x{out} bias={}", bias.is_some());
+            assert_tensor_close(&fused, &want, 1e-6, 1e-5, &what)?;
+        }
+    }
+    // Recording gradients: the composition, so the gradient reaches W and b.
+    let x = randn(dev, &[4, 6], 14)?;
+    let (w, b) = (
+        randn(dev, &[3, 6], 15)?.variable(),
+        randn(dev, &[3], 16)?.variable(),
+    );
+    let g = x.linear_gelu(&w, Some(&b))?.sum_all()?.backward()?;
+    assert!(
+        g.get(&w).is_some() && g.get(&b).is_some(),
+        "gradients reach W and b"
+    );
     Ok(())
 }
 

@@ -18,7 +18,7 @@
 
 use super::pack::{pack_a, pack_b, prefetch_b, to_pairs, AlignedBuf};
 use super::{
-    kernel_avx2, kernel_avx512, kernel_avx512_bf16, kernel_portable, Isa, Precision, Rhs,
+    kernel_avx2, kernel_avx512, kernel_avx512_bf16, kernel_portable, Finish, Isa, Precision, Rhs,
     SharedMut, Start,
 };
 use rayon::prelude::*;
@@ -147,7 +147,7 @@ pub(super) fn gemm(
     (a, a_rs, a_cs): (&[f32], usize, usize),
     b: Rhs,
     (c, c_rs): (&mut [f32], usize),
-    start: Start,
+    (start, finish): (Start, Finish),
     parallel: bool,
 ) {
     let kern = kernel_for(isa, precision);
@@ -167,7 +167,7 @@ pub(super) fn gemm(
             (a, a_rs, a_cs),
             b,
             (c_ptr, c_rs),
-            start,
+            (start, finish),
             threads,
         );
     }
@@ -206,6 +206,7 @@ pub(super) fn gemm(
                 let bp = &*bp;
                 let load = matches!(start, Start::Keep) || pc > 0;
                 let bias = start.row().filter(|_| pc == 0);
+                let fin = if pc + kcur >= k { finish } else { Finish::None };
                 let task = |t: usize| {
                     let (rows, cols) = plan.task(t);
                     let (i0, i1) = (rows.start * mr, (rows.end * mr).min(m));
@@ -231,8 +232,7 @@ pub(super) fn gemm(
                                     (i, j0),
                                     (h, w),
                                     c_rs,
-                                    load,
-                                    bias.map(|r| &r[j0..j0 + w]),
+                                    (load, bias.map(|r| &r[j0..j0 + w]), fin),
                                 )
                             };
                         };
@@ -270,7 +270,7 @@ fn wide(
     (a, a_rs, a_cs): (&[f32], usize, usize),
     b: Rhs,
     (c_ptr, c_rs): (SharedMut, usize),
-    start: Start,
+    (start, finish): (Start, Finish),
     threads: usize,
 ) {
     let (mr, nr) = (kern.mr, kern.nr);
@@ -284,6 +284,7 @@ fn wide(
             let kcur = kc.min(k - pc);
             let load = matches!(start, Start::Keep) || pc > 0;
             let bias = start.row().filter(|_| pc == 0);
+            let fin = if pc + kcur >= k { finish } else { Finish::None };
             let ap = abuf.get(m_panels * mr * kcur);
             let pack = |(q, d): (usize, &mut [f32])| {
                 pack_a(
@@ -335,8 +336,7 @@ fn wide(
                                     (i, j),
                                     (mr.min(m - i), nr.min(n - j)),
                                     c_rs,
-                                    load,
-                                    bias.map(|r| &r[j..j + nr.min(n - j)]),
+                                    (load, bias.map(|r| &r[j..j + nr.min(n - j)]), fin),
                                 )
                             };
                         }
@@ -356,7 +356,8 @@ fn wide(
 /// scratch tile so the kernel never touches C outside the product. A `bias` (`w` values, first
 /// pass only) is written into the tile just before the kernel adds to it: the tile's lines are
 /// then already in L1 for the kernel's load, so the bias costs a few stores per tile instead of
-/// a separate pass over C.
+/// a separate pass over C. A `finish` (last pass only) runs over the tile right after the kernel
+/// wrote it.
 ///
 /// # Safety
 /// As for [`MicroKernel`]; rows `i..i+h`, columns `j..j+w` of C are valid and unshared.
@@ -370,8 +371,7 @@ unsafe fn tile(
     (i, j): (usize, usize),
     (h, w): (usize, usize),
     c_rs: usize,
-    load: bool,
-    bias: Option<&[f32]>,
+    (load, bias, finish): (bool, Option<&[f32]>, Finish),
 ) {
     // SAFETY: (i, j) is inside C by the caller's contract.
     let cij = unsafe { c.ptr().add(i * c_rs + j) };
@@ -389,6 +389,12 @@ unsafe fn tile(
         }
         // SAFETY: kernel features were detected when `kern` was chosen; sizes per the contract.
         unsafe { (kern.run)(kc, ap.as_ptr(), bp.as_ptr(), cij, c_rs, load) };
+        if finish != Finish::None {
+            for r in 0..h {
+                // SAFETY: row i + r, columns j..j+w of C are inside C and unshared.
+                finish.apply(unsafe { std::slice::from_raw_parts_mut(cij.add(r * c_rs), w) });
+            }
+        }
         return;
     }
     let mut scratch = [0f32; MAX_TILE];
@@ -410,6 +416,7 @@ unsafe fn tile(
             let v = v + bias.map_or(0.0, |b| b[jj]);
             *d = if load { *d + v } else { v };
         }
+        finish.apply(row);
     }
 }
 

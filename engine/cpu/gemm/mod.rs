@@ -120,6 +120,44 @@ impl<'a> Start<'a> {
     }
 }
 
+/// A function applied in place to C once its products are complete (an activation fused into
+/// the product): tile by tile as the last pass writes them, while they are still in L1, so the
+/// activation needs no pass over C and no buffer of its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Finish {
+    /// Leave C as is.
+    #[default]
+    None,
+    /// GELU (erf form), as [`crate::engine::cpu::elementwise::gelu_in_place`].
+    Gelu,
+}
+
+impl Finish {
+    /// Apply to one dense row segment of C.
+    fn apply(self, row: &mut [f32]) {
+        match self {
+            Finish::None => {}
+            Finish::Gelu => crate::engine::cpu::elementwise::gelu_in_place(row),
+        }
+    }
+
+    /// Apply to `C[0..m, 0..n]` with row stride `c_rs` and column stride `c_cs`.
+    fn apply_rows(self, c: &mut [f32], (m, n): (usize, usize), (c_rs, c_cs): (usize, usize)) {
+        if self == Finish::None {
+            return;
+        }
+        for i in 0..m {
+            if c_cs == 1 {
+                self.apply(&mut c[i * c_rs..i * c_rs + n]);
+            } else {
+                for j in 0..n {
+                    self.apply(std::slice::from_mut(&mut c[i * c_rs + j * c_cs]));
+                }
+            }
+        }
+    }
+}
+
 /// A strided rhs: element `(p, j)` of the `[K, N]` matrix is `elems[p·rs + j·cs]`.
 #[derive(Clone, Copy, Debug)]
 pub struct Rhs<'a> {
@@ -177,13 +215,14 @@ pub fn sgemm(
         rhs,
         c,
         c_rs,
-        start,
+        (start, Finish::None),
         parallel,
     );
 }
 
 /// [`sgemm`] with a rhs of any [`Weights`] type (f16/bf16 are widened to f32 exactly), in a
-/// chosen [`Precision`], onto a chosen [`Start`] value of C (a bias row needs `n` values).
+/// chosen [`Precision`], onto a chosen [`Start`] value of C (a bias row needs `n` values), with
+/// a [`Finish`] applied to the result.
 ///
 /// # Panics
 /// When `precision` is not [`supported`](Precision::supported) on this CPU (callers check once,
@@ -200,7 +239,7 @@ pub fn gemm_precision(
     b: Rhs,
     c: &mut [f32],
     c_rs: usize,
-    start: Start,
+    (start, finish): (Start, Finish),
     parallel: bool,
 ) {
     assert!(
@@ -219,7 +258,7 @@ pub fn gemm_precision(
         b,
         c,
         c_rs,
-        start,
+        (start, finish),
         parallel,
     );
 }
@@ -247,7 +286,7 @@ pub(crate) fn gemm_with(
     b: Rhs,
     c: &mut [f32],
     c_rs: usize,
-    start: Start,
+    (start, finish): (Start, Finish),
     parallel: bool,
 ) {
     if m == 0 || n == 0 {
@@ -269,6 +308,7 @@ pub(crate) fn gemm_with(
     );
     if k == 0 {
         start.apply(c, (m, n), (c_rs, 1));
+        finish.apply_rows(c, (m, n), (c_rs, 1));
         return;
     }
     let parallel = parallel && m * k * n >= PAR_WORK && rayon::current_num_threads() > 1;
@@ -285,7 +325,9 @@ pub(crate) fn gemm_with(
         if start.row().is_some() {
             start.apply(c, (m, n), (c_rs, 1));
         }
-        return gemv::gemv(isa, m, k, n, x, b.elems, b.cs, c, out, keep, parallel);
+        gemv::gemv(isa, m, k, n, x, b.elems, b.cs, c, out, keep, parallel);
+        finish.apply_rows(c, (m, n), (c_rs, 1));
+        return;
     }
     if n == 1 && a_cs == 1 && m > GEMV_MAX_M {
         // Matrix × vector: (A·b)ᵀ = bᵀ·Aᵀ, a one-row product whose "weights" are the rows of A.
@@ -303,7 +345,7 @@ pub(crate) fn gemm_with(
         if start.row().is_some() {
             start.apply(c, (m, 1), (c_rs, 1));
         }
-        return gemv::gemv(
+        gemv::gemv(
             isa,
             1,
             k,
@@ -316,6 +358,8 @@ pub(crate) fn gemm_with(
             keep,
             parallel,
         );
+        finish.apply_rows(c, (m, 1), (c_rs, 1));
+        return;
     }
     blocked::gemm(
         isa,
@@ -324,7 +368,7 @@ pub(crate) fn gemm_with(
         (a, a_rs, a_cs),
         b,
         (c, c_rs),
-        start,
+        (start, finish),
         parallel,
     );
 }

@@ -144,7 +144,19 @@ fn check_in(
         C0::Bias => Start::Row(&bias),
     };
     gemm_with(
-        isa, precision, m, k, n, &a, a_rs, a_cs, rhs, &mut c, c_rs, start, parallel,
+        isa,
+        precision,
+        m,
+        k,
+        n,
+        &a,
+        a_rs,
+        a_cs,
+        rhs,
+        &mut c,
+        c_rs,
+        (start, Finish::None),
+        parallel,
     );
     for i in 0..m {
         for j in 0..n {
@@ -288,6 +300,19 @@ fn k_zero_clears_keeps_or_sets_c_to_the_bias() {
     };
     let bias = [1.0, 2.0, 3.0];
     let (f32_, row) = (Precision::F32, Start::Row(&bias));
-    gemm_precision(f32_, 2, 0, 3, &[], 0, 1, none, &mut c, 3, row, false);
+    gemm_precision(
+        f32_,
+        2,
+        0,
+        3,
+        &[],
+        0,
+        1,
+        none,
+        &mut c,
+        3,
+        (row, Finish::None),
+        false,
+    );
     assert_eq!(c, [1.0, 2.0, 3.0, 1.0, 2.0, 3.0]);
 }

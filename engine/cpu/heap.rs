@@ -6,8 +6,10 @@
 //! returns them to the kernel (`munmap`, or trimming the top of the heap), so each new output
 //! starts with thousands of page faults, about 1 ms per 9 MB: more than the elementwise op that
 //! writes it. Raising the mmap threshold to its maximum (32 MiB on 64-bit glibc) and disabling
-//! trimming keeps those pages in the heap; measured on the tiny.en encoder with `osum bench
-//! encoder --quick` (cpu-bf16, 2 threads) this took a forward from 187–330 ms to 158 ms. Cost:
+//! trimming keeps those pages in the heap. Measured with `osum --device cpu-bf16 bench encoder
+//! --quick --reps 9` (tiny-shaped, 2 threads), the binary before and after alternating three
+//! times on a quiet machine: 226 / 188 / 188 ms → 178 / 160 / 158 ms per forward, and minor
+//! page faults per run 199k → 19k. Cost:
 //! freed memory up to those sizes stays with the process until it exits, which suits a
 //! command that runs one model. Buffers above 32 MiB (weights) are unaffected.
 //!

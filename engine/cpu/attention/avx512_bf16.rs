@@ -7,21 +7,6 @@
 use super::{BK, MR};
 use std::arch::x86_64::*;
 
-/// Calls `$f::<M>(args)` for a row count `M` in `1..=MR` known only at run time.
-macro_rules! by_rows {
-    ($m:expr, $f:ident($($a:expr),*)) => {
-        match $m {
-            1 => $f::<1>($($a),*),
-            2 => $f::<2>($($a),*),
-            3 => $f::<3>($($a),*),
-            4 => $f::<4>($($a),*),
-            5 => $f::<5>($($a),*),
-            6 => $f::<6>($($a),*),
-            _ => unreachable!("row block larger than MR"),
-        }
-    };
-}
-
 /// A pair word broadcast to every lane, as the bf16 vector type.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bf16")]

@@ -36,6 +36,24 @@ use crate::engine::error::{Error, Result};
 use crate::engine::storage::HostBuffer;
 use rayon::prelude::*;
 use std::borrow::Cow;
+
+/// Calls `$f::<M>(args)` for a row count `M` in `1..=MR` known only at run time (the register-
+/// blocked micro-kernels of `avx512.rs` and `avx512_bf16.rs` are generic over their row count).
+#[cfg(target_arch = "x86_64")]
+macro_rules! by_rows {
+    ($m:expr, $f:ident($($a:expr),*)) => {
+        match $m {
+            1 => $f::<1>($($a),*),
+            2 => $f::<2>($($a),*),
+            3 => $f::<3>($($a),*),
+            4 => $f::<4>($($a),*),
+            5 => $f::<5>($($a),*),
+            6 => $f::<6>($($a),*),
+            _ => unreachable!("row block larger than MR"),
+        }
+    };
+}
+
 mod backward;
 #[cfg(target_arch = "x86_64")]
 mod bf16;

@@ -2,7 +2,6 @@
 //! `s = α/r` folded in). W is usually frozen (and may be f16/bf16); only A and B train.
 
 use crate::engine::autograd::BackwardOp;
-use crate::engine::dtype::DType;
 use crate::engine::error::{Error, Result};
 use crate::engine::tensor::Tensor;
 
@@ -48,17 +47,7 @@ impl Tensor {
         bm: &Tensor,
     ) -> Result<Vec<usize>> {
         let weights: Vec<&Tensor> = [w, a, bm].into_iter().chain(b).collect();
-        for t in &weights {
-            self.check_same_device(OP, t)?;
-            if !t.dtype().is_float() {
-                return Err(Error::DTypeMismatch {
-                    op: OP,
-                    lhs: DType::F32,
-                    rhs: t.dtype(),
-                });
-            }
-        }
-        self.check_dtype(OP, DType::F32)?;
+        self.check_layer_inputs(OP, &weights)?;
         let mismatch = |lhs: &Tensor, rhs: &Tensor| Error::ShapeMismatch {
             op: OP,
             lhs: lhs.shape().to_vec(),

@@ -77,6 +77,22 @@ impl Tensor {
         Tensor::from_op_no_backward(buf, &shape, self.device(), &inputs, "linear+gelu")
     }
 
+    /// The dtype/device checks every layer op makes: x is f32, and each weight is a float tensor
+    /// (f32/f16/bf16) on x's device.
+    pub(crate) fn check_layer_inputs(&self, op: &'static str, weights: &[&Tensor]) -> Result<()> {
+        for t in weights {
+            self.check_same_device(op, t)?;
+            if !t.dtype().is_float() {
+                return Err(Error::DTypeMismatch {
+                    op,
+                    lhs: DType::F32,
+                    rhs: t.dtype(),
+                });
+            }
+        }
+        self.check_dtype(op, DType::F32)
+    }
+
     /// Checks and the device call of the linear ops: the output buffer and shape.
     fn linear_op(
         &self,
@@ -85,17 +101,8 @@ impl Tensor {
         act: Option<UnaryOp>,
     ) -> Result<(crate::engine::device::Buffer, Vec<usize>)> {
         const OP: &str = "linear";
-        for t in [w].into_iter().chain(b) {
-            self.check_same_device(OP, t)?;
-            if !t.dtype().is_float() {
-                return Err(Error::DTypeMismatch {
-                    op: OP,
-                    lhs: DType::F32,
-                    rhs: t.dtype(),
-                });
-            }
-        }
-        self.check_dtype(OP, DType::F32)?;
+        let weights: Vec<&Tensor> = [w].into_iter().chain(b).collect();
+        self.check_layer_inputs(OP, &weights)?;
         let mismatch = |rhs: &Tensor| Error::ShapeMismatch {
             op: OP,
             lhs: self.shape().to_vec(),

@@ -9,6 +9,9 @@ use osum::model::adapter::{
 };
 use osum::model::weights::SafeTensors;
 use serde_json::Value;
+
+mod golden;
+use golden::{floats, max_abs_diff};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -53,22 +56,6 @@ fn small(variant: AdapterVariant) -> AdapterConfig {
 
 fn noise(shape: &[usize], seed: u64) -> Tensor {
     Tensor::randn(shape, 0.0, 1.0, &mut Rng::new(seed), &dev()).unwrap()
-}
-
-fn floats(v: &Value) -> Vec<f32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap() as f32)
-        .collect()
-}
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
 }
 
 /// Rows `0..len` of item `i` of a `[B, T, C]` output.

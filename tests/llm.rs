@@ -8,6 +8,9 @@ use osum::model::llm::random::{random_weights, MemSource};
 use osum::model::llm::{Llm, LlmConfig, LlmError, LoraTarget};
 use osum::model::weights::SafeTensors;
 use serde_json::Value;
+
+mod golden;
+use golden::{floats, ids as ids_of, max_abs_diff as max_diff};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -29,33 +32,6 @@ fn data(name: &str) -> PathBuf {
 fn golden() -> Value {
     let text = std::fs::read_to_string(data("golden.json")).unwrap();
     serde_json::from_str(&text).unwrap()
-}
-
-fn ids_of(v: &Value) -> Vec<u32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
-}
-
-fn floats(v: &Value) -> Vec<f32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|row| match row {
-            Value::Array(r) => r.iter().map(|x| x.as_f64().unwrap() as f32).collect(),
-            x => vec![x.as_f64().unwrap() as f32],
-        })
-        .collect()
-}
-
-fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
 }
 
 fn load(config: &str, weights: &str) -> Llm {

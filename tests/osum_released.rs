@@ -10,6 +10,9 @@ use osum::model::llm::{generate_from_embeds, GenerationConfig};
 use osum::model::osum::OsumModel;
 use osum::model::preset::{LlmSource, Preset};
 use serde_json::Value;
+
+mod golden;
+use golden::{floats, ids, max_abs_diff};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -47,30 +50,6 @@ fn golden() -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
-fn floats(v: &Value) -> Vec<f32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap() as f32)
-        .collect()
-}
-
-fn ids(v: &Value) -> Vec<u32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
-}
-
-fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
-
 fn open_err(p: Preset) -> String {
     match OsumModel::open(p, None, &cpu_device()) {
         Ok(_) => panic!("expected an error"),
@@ -98,7 +77,7 @@ fn released_checkpoint_loads_and_matches_the_pytorch_reference() {
         .map(|&x| x as usize)
         .collect();
     assert_eq!(speech.shape(), want_shape.as_slice());
-    let d = max_diff(&speech.to_vec::<f32>().unwrap(), &floats(&g["speech"]));
+    let d = max_abs_diff(&speech.to_vec::<f32>().unwrap(), &floats(&g["speech"]));
     eprintln!("speech embeddings: max |diff| {d:.3e}");
     assert!(d < 1e-4, "speech embeddings differ by {d}");
 
@@ -118,7 +97,7 @@ fn released_checkpoint_loads_and_matches_the_pytorch_reference() {
     let logits = no_grad(|| llm.forward_embeds(&embeds, None)).unwrap();
     let t = logits.shape()[1];
     let last = logits.narrow(1, t - 1, 1).unwrap().to_vec::<f32>().unwrap();
-    let d = max_diff(&last, &floats(&g["last_logits"]));
+    let d = max_abs_diff(&last, &floats(&g["last_logits"]));
     eprintln!("last-position logits: max |diff| {d:.3e}");
     assert!(d < 1e-4, "logits differ by {d}");
 

@@ -7,6 +7,9 @@
 
 use osum::model::tokenizer::sentencepiece::{ModelType, PieceType, SentencePiece, SpmError};
 use serde_json::Value;
+
+mod golden;
+use golden::ids;
 use std::path::PathBuf;
 
 fn data(name: &str) -> PathBuf {
@@ -18,14 +21,6 @@ fn data(name: &str) -> PathBuf {
 fn goldens() -> Value {
     let text = std::fs::read_to_string(data("goldens.json")).unwrap();
     serde_json::from_str(&text).unwrap()
-}
-
-fn ids(v: &Value) -> Vec<u32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
 }
 
 fn opt_id(v: &Value) -> Option<u32> {

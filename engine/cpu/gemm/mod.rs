@@ -104,12 +104,12 @@ impl<'a> Start<'a> {
         }
     }
 
-    /// Set `C[0..m, 0..n]` (row stride `c_rs`) to its start value, for the paths that then
-    /// accumulate (a zero-depth product, the GEMV paths).
-    fn apply(self, c: &mut [f32], (m, n): (usize, usize), (c_rs, c_cs): (usize, usize)) {
+    /// Set `C[0..m, 0..n]` (dense rows, row stride `c_rs`) to its start value, for the paths
+    /// that then accumulate (a zero-depth product, the GEMV paths).
+    fn apply(self, c: &mut [f32], (m, n): (usize, usize), c_rs: usize) {
         for i in 0..m {
             for j in 0..n {
-                let x = &mut c[i * c_rs + j * c_cs];
+                let x = &mut c[i * c_rs + j];
                 match self {
                     Start::Zero => *x = 0.0,
                     Start::Keep => {}
@@ -141,19 +141,13 @@ impl Finish {
         }
     }
 
-    /// Apply to `C[0..m, 0..n]` with row stride `c_rs` and column stride `c_cs`.
-    fn apply_rows(self, c: &mut [f32], (m, n): (usize, usize), (c_rs, c_cs): (usize, usize)) {
+    /// Apply to `C[0..m, 0..n]` (dense rows, row stride `c_rs`).
+    fn apply_rows(self, c: &mut [f32], (m, n): (usize, usize), c_rs: usize) {
         if self == Finish::None {
             return;
         }
         for i in 0..m {
-            if c_cs == 1 {
-                self.apply(&mut c[i * c_rs..i * c_rs + n]);
-            } else {
-                for j in 0..n {
-                    self.apply(std::slice::from_mut(&mut c[i * c_rs + j * c_cs]));
-                }
-            }
+            self.apply(&mut c[i * c_rs..i * c_rs + n]);
         }
     }
 }
@@ -307,8 +301,8 @@ pub(crate) fn gemm_with(
         "sgemm: bias too short"
     );
     if k == 0 {
-        start.apply(c, (m, n), (c_rs, 1));
-        finish.apply_rows(c, (m, n), (c_rs, 1));
+        start.apply(c, (m, n), c_rs);
+        finish.apply_rows(c, (m, n), c_rs);
         return;
     }
     let parallel = parallel && m * k * n >= PAR_WORK && rayon::current_num_threads() > 1;
@@ -323,10 +317,10 @@ pub(crate) fn gemm_with(
         // The streamed pass accumulates onto C, set to its start value first (M ≤ 8 rows).
         let keep = !matches!(start, Start::Zero);
         if start.row().is_some() {
-            start.apply(c, (m, n), (c_rs, 1));
+            start.apply(c, (m, n), c_rs);
         }
         gemv::gemv(isa, m, k, n, x, b.elems, b.cs, c, out, keep, parallel);
-        finish.apply_rows(c, (m, n), (c_rs, 1));
+        finish.apply_rows(c, (m, n), c_rs);
         return;
     }
     if n == 1 && a_cs == 1 && m > GEMV_MAX_M {
@@ -343,7 +337,7 @@ pub(crate) fn gemm_with(
         };
         let keep = !matches!(start, Start::Zero);
         if start.row().is_some() {
-            start.apply(c, (m, 1), (c_rs, 1));
+            start.apply(c, (m, 1), c_rs);
         }
         gemv::gemv(
             isa,
@@ -358,7 +352,7 @@ pub(crate) fn gemm_with(
             keep,
             parallel,
         );
-        finish.apply_rows(c, (m, 1), (c_rs, 1));
+        finish.apply_rows(c, (m, 1), c_rs);
         return;
     }
     blocked::gemm(

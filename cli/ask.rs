@@ -1,5 +1,6 @@
 //! `osum ask`: an instruction about a speech clip, answered by the OSUM model with task tags and
-//! text; `--json` prints the parsed fields.
+//! text; `--json` prints the parsed fields (timings go to stderr, so the JSON line depends only on
+//! the answer).
 
 use clap::Args;
 use osum::engine::Device;
@@ -18,8 +19,9 @@ pub struct AskArgs {
     /// A built-in preset (osum-tiny) or a path to a preset .json file.
     #[arg(long, default_value = "osum-tiny")]
     preset: String,
-    /// A trained checkpoint folder (adapter.safetensors, lora.safetensors). Without it the
-    /// adapter is untrained and the answer is noise.
+    /// A trained checkpoint folder (adapter.safetensors, lora.safetensors). Default: the
+    /// preset's shipped checkpoint (osum-tiny: `assets/osum-tiny`); without either the adapter
+    /// is untrained and the answer is noise.
     #[arg(long, value_name = "DIR")]
     checkpoint: Option<PathBuf>,
     /// At most this many new tokens (default: the preset's).
@@ -31,7 +33,8 @@ pub struct AskArgs {
     /// Sample rate of headerless `.raw`/`.pcm` s16le input (WAV files carry their own).
     #[arg(long, value_name = "HZ")]
     raw_rate: Option<u32>,
-    /// Print one JSON object: the parsed answer (tasks, transcript, labels), raw text, timings.
+    /// Print one JSON object: the parsed answer (tasks, transcript, labels) and raw text; the
+    /// timings stay on stderr.
     #[arg(long)]
     json: bool,
     /// The audio: WAV (any rate and channel count) or raw s16le, at most 30 s.
@@ -49,11 +52,12 @@ pub fn run(a: AskArgs, dev: &Arc<dyn Device>) -> Result<(), String> {
     let t0 = Instant::now();
     let max_new = a.max_new_tokens.unwrap_or(preset.generation.max_new_tokens);
     let penalty = preset.generation.repetition_penalty;
-    let model = OsumModel::open(preset, a.checkpoint.as_deref(), dev)?;
+    let checkpoint = preset.checkpoint_or_shipped(a.checkpoint.as_deref());
+    let model = OsumModel::open(preset, checkpoint.as_deref(), dev)?;
     if !model.trained {
         eprintln!(
-            "note: no --checkpoint: the adapter is untrained (random) and LoRA is zero, so the \
-             answer is noise; train one with `osum train` (issue 6)"
+            "note: no --checkpoint and no shipped one: the adapter is untrained (random) and LoRA is zero, so the \
+             answer is noise; train one with `osum train`"
         );
     }
     let load_s = t0.elapsed().as_secs_f64();
@@ -80,6 +84,8 @@ pub fn run(a: AskArgs, dev: &Arc<dyn Device>) -> Result<(), String> {
     })?;
     let gen_s = t1.elapsed().as_secs_f64();
     if json {
+        // Only what the model answered, so the line is the same bytes on every device and run
+        // (timings go to stderr below).
         let mut v = ans.parsed.to_json();
         v["raw"] = ans.text.clone().into();
         v["audio"] = a.audio.display().to_string().into();
@@ -87,18 +93,15 @@ pub fn run(a: AskArgs, dev: &Arc<dyn Device>) -> Result<(), String> {
         v["trained"] = model.trained.into();
         v["speech_positions"] = ans.speech_positions.into();
         v["tokens"] = ans.tokens.len().into();
-        v["load_s"] = load_s.into();
-        v["answer_s"] = gen_s.into();
-        v["device"] = dev.name().into();
         println!("{v}");
     } else {
         println!();
-        eprintln!(
-            "[{} tokens in {gen_s:.2} s; {} speech positions; load {load_s:.2} s; device {}]",
-            ans.tokens.len(),
-            ans.speech_positions,
-            dev.name()
-        );
     }
+    eprintln!(
+        "[{} tokens in {gen_s:.2} s; {} speech positions; load {load_s:.2} s; device {}]",
+        ans.tokens.len(),
+        ans.speech_positions,
+        dev.name()
+    );
     Ok(())
 }

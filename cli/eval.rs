@@ -22,8 +22,9 @@ pub struct EvalArgs {
     /// A built-in preset (osum-tiny) or a path to a preset .json file.
     #[arg(long, default_value = "osum-tiny")]
     preset: String,
-    /// A trained checkpoint folder (adapter.safetensors, lora.safetensors). Without it the
-    /// adapter is untrained and the answers are noise.
+    /// A trained checkpoint folder (adapter.safetensors, lora.safetensors). Default: the
+    /// preset's shipped checkpoint (osum-tiny: `assets/osum-tiny`); without either the adapter
+    /// is untrained and the answers are noise.
     #[arg(long, value_name = "DIR")]
     checkpoint: Option<PathBuf>,
     /// Make the last line of stdout one JSON object with the metrics.
@@ -88,10 +89,11 @@ pub fn run(a: EvalArgs, dev: &Arc<dyn Device>) -> Result<(), String> {
     let preset = Preset::find(&a.preset).map_err(|e| e.to_string())?;
     let max_new = a.max_new_tokens.unwrap_or(preset.generation.max_new_tokens);
     let penalty = preset.generation.repetition_penalty;
-    let model = OsumModel::open(preset, a.checkpoint.as_deref(), dev)?;
+    let checkpoint = preset.checkpoint_or_shipped(a.checkpoint.as_deref());
+    let model = OsumModel::open(preset, checkpoint.as_deref(), dev)?;
     if !model.trained {
         eprintln!(
-            "note: no --checkpoint: the adapter is untrained (random) and LoRA is zero, so the \
+            "note: no --checkpoint and no shipped one: the adapter is untrained (random) and LoRA is zero, so the \
              answers are noise and the scores measure nothing but the plumbing"
         );
     }

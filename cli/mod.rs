@@ -8,6 +8,7 @@ mod demo;
 mod eval;
 mod setup;
 mod synth;
+mod toy;
 mod train;
 mod transcribe;
 
@@ -42,11 +43,17 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Subcommand)]
 pub enum Command {
-    /// Train a small transformer from scratch on the CPU to reverse digit sequences, printing
-    /// the loss as it falls and the held-out accuracy at the end.
+    /// Answer natural-language instructions about the bundled sample clips (assets/samples, voices
+    /// never seen in training) with the shipped trained osum-tiny, printing the structured answers
+    /// next to the truth, and timings; runs `osum setup` first when the weights are missing.
     ///
-    /// Example: osum demo --steps 600 --seed 1
+    /// Example: osum demo
     Demo(demo::DemoArgs),
+    /// Train a small transformer from scratch to reverse digit sequences, printing the loss as it
+    /// falls and the held-out accuracy at the end (the engine's end-to-end training check).
+    ///
+    /// Example: osum toy --steps 600 --seed 1
+    Toy(toy::ToyArgs),
     /// Ask an instruction about a speech clip (≤ 30 s): the answer starts with task tags, then
     /// the text; --json prints the parsed fields.
     ///
@@ -94,6 +101,7 @@ impl Cli {
         let problem = match &self.command {
             Command::Bench(b) => b.usage_problem(),
             Command::Demo(_)
+            | Command::Toy(_)
             | Command::Setup(_)
             | Command::Transcribe(_)
             | Command::Chat(_)
@@ -114,7 +122,8 @@ impl Cli {
 pub fn run(cmd: Command, device: &str) -> Result<(), String> {
     let dev = || osum::engine::device_named(device).map_err(|e| e.to_string());
     match cmd {
-        Command::Demo(args) => demo::run(args, &dev()?).map_err(|e| e.to_string()),
+        Command::Demo(args) => demo::run(args, &dev()?),
+        Command::Toy(args) => toy::run(args, &dev()?).map_err(|e| e.to_string()),
         Command::Bench(args) => bench::run(args, dev),
         Command::Chat(args) => chat::run(args, &dev()?),
         Command::Ask(args) => ask::run(args, &dev()?),

@@ -88,6 +88,10 @@ pub struct Preset {
     /// LoRA on the LLM (REFERENCE §7).
     #[serde(default)]
     pub lora: Option<LoraSpec>,
+    /// Speech models only: the trained adapter + LoRA shipped with the project (a folder under
+    /// the project's `assets/`, as `osum train` writes it), used when no `--checkpoint` is given.
+    #[serde(default)]
+    pub trained: Option<String>,
 }
 
 /// Where LoRA goes and its size (REFERENCE §7: OSUM r 8 / α 32, OSUM-Pangu r 64 / α 32).
@@ -193,6 +197,26 @@ pub enum PresetError {
 }
 
 impl Preset {
+    /// The shipped trained checkpoint folder ([`Preset::trained`] under the project's
+    /// `assets/`, or `$OSUM_ASSETS` when set), when the preset names one and it exists.
+    pub fn shipped_checkpoint(&self) -> Option<PathBuf> {
+        let name = self.trained.as_deref()?;
+        let assets = std::env::var_os("OSUM_ASSETS")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("assets"));
+        let dir = assets.join(name);
+        dir.is_dir().then_some(dir)
+    }
+
+    /// The checkpoint to answer with: `explicit` (`--checkpoint`) when given, else the shipped
+    /// one ([`Preset::shipped_checkpoint`]), else none (an untrained adapter).
+    pub fn checkpoint_or_shipped(&self, explicit: Option<&Path>) -> Option<PathBuf> {
+        explicit
+            .map(Path::to_path_buf)
+            .or_else(|| self.shipped_checkpoint())
+    }
+
     /// The names of the built-in presets.
     pub fn built_in_names() -> Vec<&'static str> {
         BUILT_IN.iter().map(|(n, _)| *n).collect()

@@ -71,7 +71,7 @@ fn help_texts_exit_zero() {
 #[test]
 fn usage_errors_exit_two() {
     for args in [
-        &["demo", "--no-such-flag"][..],
+        &["toy", "--no-such-flag"][..],
         &["bench", "nope"],
         &["bench"],
         &["bench", "gemm", "--reps", "0"],
@@ -86,11 +86,11 @@ fn usage_errors_exit_two() {
 
 #[test]
 fn demo_runs_and_input_errors_exit_one() {
-    let o = osum(&["demo", "--steps", "3"], &[]);
+    let o = osum(&["toy", "--steps", "3"], &[]);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     assert!(text(&o.stdout).contains("held-out"));
 
-    let o = osum(&["demo", "--steps", "0"], &[]);
+    let o = osum(&["toy", "--steps", "0"], &[]);
     assert_eq!(code(&o), 1);
     assert!(text(&o.stderr).contains("must be positive"));
 }
@@ -99,7 +99,7 @@ fn demo_runs_and_input_errors_exit_one() {
 fn osum_profile_writes_a_trace_naming_matmul_and_attention() {
     let path = temp_trace("env");
     let o = osum(
-        &["demo", "--steps", "2", "--batch", "4"],
+        &["toy", "--steps", "2", "--batch", "4"],
         &[("OSUM_PROFILE", path.to_str().unwrap())],
     );
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
@@ -120,7 +120,7 @@ fn profile_flag_works_anywhere_and_on_failure() {
     let path = temp_trace("flag");
     let o = osum(
         &[
-            "demo",
+            "toy",
             "--steps",
             "1",
             "--batch",
@@ -137,7 +137,7 @@ fn profile_flag_works_anywhere_and_on_failure() {
     // A failing command still writes its (empty) trace and keeps exit code 1.
     let path = temp_trace("fail");
     let o = osum(
-        &["--profile", path.to_str().unwrap(), "demo", "--steps", "0"],
+        &["--profile", path.to_str().unwrap(), "toy", "--steps", "0"],
         &[],
     );
     assert_eq!(code(&o), 1);
@@ -146,7 +146,7 @@ fn profile_flag_works_anywhere_and_on_failure() {
 
     // An unwritable trace path is an error, reported after the command ran.
     let o = osum(
-        &["demo", "--steps", "1", "--batch", "2"],
+        &["toy", "--steps", "1", "--batch", "2"],
         &[("OSUM_PROFILE", "/nonexistent-dir/osum/trace.json")],
     );
     assert_eq!(code(&o), 1);

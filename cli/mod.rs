@@ -7,6 +7,7 @@ mod chat;
 mod demo;
 mod eval;
 mod setup;
+mod ship;
 mod synth;
 mod toy;
 mod train;
@@ -93,6 +94,11 @@ pub enum Command {
     /// Example: osum train --stage 1 --preset osum-tiny --data data/ --out ckpt/stage1
     ///          osum train --stage 2 --data data/ --out ckpt/stage2 --from ckpt/stage1
     Train(train::TrainArgs),
+    /// Pack a trained checkpoint (the last stage's folder) as bf16 adapter + LoRA files with a
+    /// provenance.json naming every stage's settings and training time.
+    ///
+    /// Example: osum ship --checkpoint ckpt/stage3 --out assets/osum-tiny
+    Ship(ship::ShipArgs),
 }
 
 impl Cli {
@@ -108,7 +114,8 @@ impl Cli {
             | Command::Ask(_)
             | Command::Synth(_)
             | Command::Eval(_)
-            | Command::Train(_) => None,
+            | Command::Train(_)
+            | Command::Ship(_) => None,
         };
         match problem {
             Some((kind, msg)) => Err(Cli::command().error(kind, msg)),
@@ -132,5 +139,6 @@ pub fn run(cmd: Command, device: &str) -> Result<(), String> {
         Command::Synth(args) => synth::run(args),
         Command::Eval(args) => eval::run(args, &dev()?),
         Command::Train(args) => train::run(args, &dev()?),
+        Command::Ship(args) => ship::run(args),
     }
 }

@@ -3,7 +3,7 @@
 
 use clap::Args;
 use osum::engine::{Device, Error, Result};
-use osum::train::demo::{train_reversal, TinyConfig, TrainOptions};
+use osum::train::toy::{train_reversal, TinyConfig, TrainOptions};
 use std::sync::Arc;
 use std::time::Instant;
 

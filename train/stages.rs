@@ -420,8 +420,22 @@ fn prepare_model(
             return Err("the checkpoint holds no LoRA tensors".into());
         }
     } else if from.is_none() {
-        // Stage I from scratch: the run's own seed, not `open`'s fixed one.
-        model.adapter = Adapter::random(&acfg, opts.seed, dev).map_err(msg)?;
+        // Stage I from scratch: the run's own seed, not `open`'s fixed one, with the speech rows
+        // at the scale of the LLM's token embeddings (see `Adapter::random_matched`).
+        let embed_rms = crate::engine::no_grad(|| {
+            model
+                .text
+                .llm
+                .embedding_table()
+                .to_dtype(crate::engine::DType::F32)?
+                .sqr()?
+                .mean_all()?
+                .to_scalar_f32()
+        })
+        .map_err(|e| e.to_string())?
+        .sqrt();
+        model.adapter =
+            Adapter::random_matched(&acfg, opts.seed, embed_rms, dev).map_err(msg)?;
         drop_lora(&mut model.text.llm)?;
         let layers = model.text.llm.config.layers;
         let mut rng = Rng::new(opts.seed);

@@ -1,12 +1,12 @@
 //! Conformance cases: whole models learn. A small MLP (linear → LayerNorm → GELU → linear →
-//! cross-entropy) separates two concentric rings, and the demo's 2-layer transformer (embedding,
+//! cross-entropy) separates two concentric rings, and the toy's 2-layer transformer (embedding,
 //! RMSNorm, RoPE, GQA causal attention, SwiGLU) learns to reverse digit sequences. Both are seeded,
 //! so each bound below is a fixed, repeatable threshold, not a statistical one.
 
 use super::*;
 use osum::engine::{DType, Rng};
-use osum::train::demo::{train_reversal, TinyConfig, TinyTransformer, TrainOptions};
 use osum::train::optim::{AdamW, AdamWConfig};
+use osum::train::toy::{train_reversal, TinyConfig, TinyTransformer, TrainOptions};
 
 macro_rules! training_cases {
     ($dev:path) => {
@@ -80,7 +80,7 @@ pub fn mlp_separates_two_rings_within_200_steps(dev: &Dev) -> Result<()> {
     Ok(())
 }
 
-fn small_run(dev: &Dev, steps: u64) -> Result<osum::train::demo::TrainReport> {
+fn small_run(dev: &Dev, steps: u64) -> Result<osum::train::toy::TrainReport> {
     let cfg = TinyConfig {
         seq_len: 4,
         d_model: 32,

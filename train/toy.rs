@@ -1,8 +1,8 @@
-//! The engine's end-to-end demo: a small Llama-style transformer (token + learned position
+//! The engine's end-to-end toy training run: a small Llama-style transformer (token + learned position
 //! embeddings, RMSNorm, rotary attention with grouped KV heads, SwiGLU, untied LM head) trained
 //! from scratch with AdamW to reverse a digit sequence: `x₁…x_L <sep> x_L…x₁`.
 //! Only the answer half is scored (the prompt positions use the ignore index), so the loss
-//! measures exactly the reversal. Used by `osum demo` and by the conformance training tests.
+//! measures exactly the reversal. Used by `osum toy` and by the conformance training tests.
 
 use crate::engine::ops::rope::rope_tables;
 use crate::engine::{no_grad, AttentionParams, DType, Device, Result, Rng, RopeStyle, Tensor};
@@ -12,7 +12,7 @@ use std::sync::Arc;
 /// Targets at prompt positions carry this value and are not scored.
 pub const IGNORE: i64 = -100;
 
-/// Shape of the demo model.
+/// Shape of the toy model.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TinyConfig {
     /// Digits 0..digits-1 plus one separator token.
@@ -73,7 +73,7 @@ struct Block {
     w_down: Tensor,
 }
 
-/// The demo transformer; every weight is a trainable leaf.
+/// The toy transformer; every weight is a trainable leaf.
 pub struct TinyTransformer {
     cfg: TinyConfig,
     tok_emb: Tensor,
@@ -259,7 +259,7 @@ pub struct TrainReport {
     pub eval_accuracy: f32,
 }
 
-/// Train the demo model; `on_step` sees every step (for progress output).
+/// Train the toy model; `on_step` sees every step (for progress output).
 pub fn train_reversal(
     cfg: TinyConfig,
     opts: TrainOptions,

@@ -31,10 +31,11 @@ pub struct Cli {
     /// path at exit and print a summary table to stderr (also OSUM_PROFILE=PATH).
     #[arg(long, global = true, value_name = "PATH")]
     pub profile: Option<PathBuf>,
-    /// Compute device: `cpu` (f32) or `cpu-bf16` (matrix products with bf16 operands and f32
-    /// accumulation on AVX512_BF16 CPUs: about twice the arithmetic rate; also OSUM_DEVICE), or
-    /// `ascend-sim` (our AscendC kernels on the CPU simulator; ops without a kernel are errors).
-    #[arg(long, global = true, env = "OSUM_DEVICE", default_value = "cpu")]
+    /// Compute device: `auto` (the default: `cpu-bf16` on CPUs with AVX512_BF16, else `cpu`),
+    /// `cpu` (f32 throughout), `cpu-bf16` (matrix products, attention and convolutions with bf16
+    /// operands and f32 accumulation: about twice the arithmetic rate), or `ascend-sim` (our
+    /// AscendC kernels on the CPU simulator; ops without a kernel are errors). Also OSUM_DEVICE.
+    #[arg(long, global = true, env = "OSUM_DEVICE", default_value = "auto")]
     pub device: String,
     /// The command.
     #[command(subcommand)]

@@ -49,13 +49,17 @@ pub fn cpu_device() -> std::sync::Arc<dyn Device> {
 }
 
 /// Names [`device_named`] accepts.
-pub const DEVICE_NAMES: &[&str] = &["cpu", "cpu-bf16", "ascend-sim"];
+pub const DEVICE_NAMES: &[&str] = &["auto", "cpu", "cpu-bf16", "ascend-sim"];
 
 /// The device called `name` (one of [`DEVICE_NAMES`]), profiled like [`cpu_device`] when
-/// profiling is on. `cpu-bf16` is an error on a CPU without AVX512_BF16 — never a silent f32.
+/// profiling is on. `cpu-bf16` is an error on a CPU without AVX512_BF16 — never a silent f32;
+/// `auto` is `cpu-bf16` on a CPU with it and `cpu` otherwise (the CLI's default).
 pub fn device_named(name: &str) -> Result<std::sync::Arc<dyn Device>> {
     match name {
-        "cpu" => Ok(cpu_device()),
+        // The fastest CPU device this machine runs exactly as documented: bf16 products where
+        // the CPU multiplies bf16 natively, f32 everywhere else.
+        "auto" if cpu::gemm::Precision::Bf16.supported() => device_named("cpu-bf16"),
+        "auto" | "cpu" => Ok(cpu_device()),
         "cpu-bf16" => {
             let dev = cpu::CpuDevice::shared_bf16()?;
             if !profiler::enabled() {
@@ -75,7 +79,7 @@ pub fn device_named(name: &str) -> Result<std::sync::Arc<dyn Device>> {
             Ok(PROFILED.get_or_init(|| profiler::wrap(dev)).clone())
         }
         other => Err(Error::Unsupported {
-            op: "device name (known: cpu, cpu-bf16, ascend-sim)",
+            op: "device name (known: auto, cpu, cpu-bf16, ascend-sim)",
             device: other.to_string(),
         }),
     }

@@ -434,8 +434,7 @@ fn prepare_model(
         })
         .map_err(|e| e.to_string())?
         .sqrt();
-        model.adapter =
-            Adapter::random_matched(&acfg, opts.seed, embed_rms, dev).map_err(msg)?;
+        model.adapter = Adapter::random_matched(&acfg, opts.seed, embed_rms, dev).map_err(msg)?;
         drop_lora(&mut model.text.llm)?;
         let layers = model.text.llm.config.layers;
         let mut rng = Rng::new(opts.seed);

@@ -114,10 +114,12 @@ impl Adapter {
         ];
         let params = random_params(config, seed, device)?
             .into_iter()
-            .map(|(name, t)| match default_rms.iter().find(|(n, _)| *n == name) {
-                Some((_, rms)) => Ok((name, t.affine(embed_rms / rms, 0.0)?)),
-                None => Ok((name, t)),
-            })
+            .map(
+                |(name, t)| match default_rms.iter().find(|(n, _)| *n == name) {
+                    Some((_, rms)) => Ok((name, t.affine(embed_rms / rms, 0.0)?)),
+                    None => Ok((name, t)),
+                },
+            )
             .collect::<Result<NamedParams>>()?;
         Self::build(config, params, None)?.trainable()
     }

@@ -51,6 +51,7 @@ fn small(variant: AdapterVariant) -> AdapterConfig {
         n_speech_tokens: 6,
         conv_channels: Some(6),
         norm_eps: 1e-5,
+        output_rms: None,
     }
 }
 

@@ -50,6 +50,14 @@ pub struct AdapterConfig {
     /// (`TransformerEncoder(norm_eps=1e-5)`, `LinearNoSubsampling`'s `LayerNorm(eps=1e-5)`).
     #[serde(default = "default_norm_eps")]
     pub norm_eps: f32,
+    /// When set, every projected speech row is rescaled to this RMS (a parameter-free RMSNorm
+    /// after `speech_llama_proj`; the BOS/EOS rows are untouched). Not in the released OSUM
+    /// adapter (absent there). osum-tiny sets it to SmolLM2-135M's token-embedding RMS (0.136):
+    /// measured on a stage-I run, projected rows grew to RMS ≈ 1.4, 10× any text row, and
+    /// because an RMSNorm's gradient scales with 1/RMS of its input the speech rows then got
+    /// 20–90× less gradient than the BOS/EOS rows, and the frozen LLM answered every clip alike.
+    #[serde(default)]
+    pub output_rms: Option<f32>,
 }
 
 fn default_norm_eps() -> f32 {
@@ -79,11 +87,13 @@ impl AdapterConfig {
             n_speech_tokens: 4099,
             conv_channels: None,
             norm_eps: 1e-5,
+            output_rms: None,
         }
     }
 
     /// `osum-tiny`: Whisper tiny.en (384) into SmolLM2-135M (576) through a 2-block transformer
-    /// of width 384 with 6 heads of 64 and FFN 1024.
+    /// of width 384 with 6 heads of 64 and FFN 1024; speech rows rescaled to SmolLM2's embedding
+    /// RMS ([`AdapterConfig::output_rms`]).
     pub fn osum_tiny() -> AdapterConfig {
         AdapterConfig {
             variant: AdapterVariant::Released,
@@ -97,6 +107,7 @@ impl AdapterConfig {
             n_speech_tokens: 4099,
             conv_channels: None,
             norm_eps: 1e-5,
+            output_rms: Some(0.136),
         }
     }
 
@@ -154,6 +165,11 @@ impl AdapterConfig {
     /// field.
     pub fn validate(&self) -> Result<()> {
         let bad = |msg: String| Err(AdapterError::Config(msg));
+        if let Some(r) = self.output_rms {
+            if !(r.is_finite() && r > 0.0) {
+                return bad(format!("output_rms must be a positive number, not {r}"));
+            }
+        }
         let sizes = [
             ("enc_dim", self.enc_dim),
             ("dim", self.dim),

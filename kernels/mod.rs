@@ -8,6 +8,8 @@
 //!
 //! Used only by `engine::ascend` (and tests).
 
+pub mod nn;
+
 use crate::ffi::{AclError, DeviceMemory, Stream};
 use std::ffi::c_void;
 

@@ -13,11 +13,21 @@
 
 pub mod attention;
 pub mod elementwise;
+pub mod index;
+pub mod log_softmax;
+pub mod loss;
 pub mod matmul;
 pub mod memory;
+pub mod norm;
+mod operands;
+pub mod optim;
+pub mod reduce;
+pub mod rope;
 pub mod softmax;
 
-use crate::engine::device::{AttentionParams, BinaryOp, Buffer, Device, View};
+use crate::engine::device::{
+    AdamWParams, AttentionParams, BinaryOp, Buffer, Device, ReduceOp, RopeStyle, View,
+};
 use crate::engine::dtype::DType;
 use crate::engine::error::{Error, Result};
 use crate::engine::storage::{DeviceBuffer, HostBuffer};
@@ -201,5 +211,66 @@ impl Device for AscendDevice {
         p: &AttentionParams,
     ) -> Result<Buffer> {
         attention::attention(self, q, k, v, mask, p)
+    }
+
+    fn reduce(&self, op: ReduceOp, src: View, dim: usize) -> Result<Buffer> {
+        reduce::reduce(self, op, src, dim)
+    }
+
+    fn index_select(&self, src: View, ids: View, dim: usize) -> Result<Buffer> {
+        index::index_select(self, src, ids, dim)
+    }
+
+    fn index_add(&self, dst: View, ids: View, src: View, dim: usize) -> Result<Buffer> {
+        index::index_add(self, dst, ids, src, dim)
+    }
+
+    fn gather(&self, src: View, index: View, dim: usize) -> Result<Buffer> {
+        index::gather(self, src, index, dim)
+    }
+
+    fn scatter_add(&self, dst: View, index: View, src: View, dim: usize) -> Result<Buffer> {
+        index::scatter_add(self, dst, index, src, dim)
+    }
+
+    fn log_softmax(&self, src: View) -> Result<Buffer> {
+        log_softmax::log_softmax(self, src)
+    }
+
+    fn layer_norm(&self, x: View, w: View, b: Option<View>, eps: f32) -> Result<Buffer> {
+        norm::norm(self, "layer_norm", x, w, b, eps, false)
+    }
+
+    fn rms_norm(&self, x: View, w: View, eps: f32) -> Result<Buffer> {
+        norm::norm(self, "rms_norm", x, w, None, eps, true)
+    }
+
+    fn rope(&self, x: View, cos: View, sin: View, style: RopeStyle) -> Result<Buffer> {
+        rope::rope(self, x, cos, sin, style)
+    }
+
+    fn cross_entropy(&self, logits: View, targets: View, ignore_index: i64) -> Result<Buffer> {
+        loss::cross_entropy(self, logits, targets, ignore_index)
+    }
+
+    fn cross_entropy_backward(
+        &self,
+        logits: View,
+        targets: View,
+        grad: View,
+        ignore_index: i64,
+    ) -> Result<Buffer> {
+        loss::cross_entropy_backward(self, logits, targets, grad, ignore_index)
+    }
+
+    fn adamw_step(
+        &self,
+        param: &mut dyn DeviceBuffer,
+        grad: View,
+        m: &mut dyn DeviceBuffer,
+        v: &mut dyn DeviceBuffer,
+        hp: &AdamWParams,
+    ) -> Result<()> {
+        optim::adamw_step(self, param, grad, m, v, hp)
     }
 }

@@ -4,7 +4,10 @@
 //! entries. UB budgets follow the 910B figures in ASCEND.md (192 KiB, ≥ 8.25 KiB left to the
 //! runtime); the simulator enforces them on every launch.
 
-use super::{launched, tiling_error, Gm, GmF32, KernelResult, LaunchStats, AIV_CORES};
+use super::{
+    attention_tiling, launched, tiling_error, AttentionShape, AttentionTiling, Gm, GmF32,
+    KernelResult, LaunchStats, AIC_CORES, AIV_CORES,
+};
 use crate::engine::device::AdamWParams;
 use crate::ffi::{DeviceMemory, Stream};
 use std::ffi::c_void;
@@ -284,6 +287,19 @@ extern "C" {
         grad: Gm,
         dlogits: Gm,
         t: RowLossTiling,
+    ) -> u32;
+    fn aclrtlaunch_osum_flash_attention_bwd_f32(
+        blocks: u32,
+        stream: *mut c_void,
+        q: Gm,
+        k: Gm,
+        v: Gm,
+        dout: Gm,
+        dq: Gm,
+        dk: Gm,
+        dv: Gm,
+        workspace: Gm,
+        t: AttentionTiling,
     ) -> u32;
     fn aclrtlaunch_osum_adamw_f32(
         blocks: u32,
@@ -824,6 +840,72 @@ pub fn adamw_f32(
         )
     };
     launched("aclrtlaunch_osum_adamw_f32", code)
+}
+
+/// Tiling of `osum_flash_attention_bwd_f32`: the forward's query/key blocks (≤ 64) and head
+/// dim padding, one unit per (batch, kv head) so a block owns dK/dV of its kv head and dQ of
+/// that head's query group; workspace per block for S/P, dP/dS, the five staged transposes and
+/// one product tile. Returns (blocks, tiling).
+pub fn attention_backward_tiling(s: &AttentionShape) -> KernelResult<(u32, AttentionTiling)> {
+    const K: &str = "osum_flash_attention_bwd_f32";
+    let (_, mut t) = attention_tiling(s)?;
+    let (bq, bk, dp) = (t.block_q as usize, t.block_k as usize, t.d_pad as usize);
+    let ws = 4 * bq * bk + dp * bk + 2 * dp * bq + bq.max(bk) * dp;
+    t.ws_per_block = u32_of(K, ws)?;
+    let units = s.batch * s.heads_kv;
+    Ok((units.clamp(1, AIC_CORES as usize) as u32, t))
+}
+
+/// Gradients (dq, dk, dv) of flash attention (f32, contiguous operands) on `stream`. `dk` and
+/// `dv` must hold zeros; `workspace` [`AttentionTiling::ws_per_block`] floats per block.
+#[allow(clippy::too_many_arguments)] // one launch: every operand is a kernel argument
+pub fn flash_attention_backward_f32(
+    stream: &Stream,
+    shape: &AttentionShape,
+    (q, k, v, dout): (GmF32, GmF32, GmF32, GmF32),
+    dq: GmF32,
+    dk: GmF32,
+    dv: GmF32,
+    workspace: GmF32,
+) -> KernelResult<LaunchStats> {
+    const K: &str = "osum_flash_attention_bwd_f32";
+    let (blocks, tiling) = attention_backward_tiling(shape)?;
+    let q_len = shape.batch * shape.heads_q * shape.tq * shape.d;
+    let kv_len = shape.batch * shape.heads_kv * shape.tk * shape.d;
+    for (what, g, want) in [
+        ("q", &q, q_len),
+        ("dout", &dout, q_len),
+        ("dq", &dq, q_len),
+        ("k", &k, kv_len),
+        ("v", &v, kv_len),
+        ("dk", &dk, kv_len),
+        ("dv", &dv, kv_len),
+        (
+            "workspace",
+            &workspace,
+            blocks as usize * tiling.ws_per_block as usize,
+        ),
+    ] {
+        need_f32(K, what, g, want)?;
+    }
+    // SAFETY: every range checked against a live allocation and the shape; the signature
+    // matches kernels/sim/launch_entries_nn.cpp.
+    let code = unsafe {
+        aclrtlaunch_osum_flash_attention_bwd_f32(
+            blocks,
+            stream.raw(),
+            q.ptr(),
+            k.ptr(),
+            v.ptr(),
+            dout.ptr(),
+            dq.ptr(),
+            dk.ptr(),
+            dv.ptr(),
+            workspace.ptr(),
+            tiling,
+        )
+    };
+    launched("aclrtlaunch_osum_flash_attention_bwd_f32", code)
 }
 
 #[cfg(test)]

@@ -36,6 +36,7 @@ mod ascend_nn_kernels {
 
     fn close(got: &[f32], want: &[f32], atol: f32, rtol: f32, what: &str) {
         assert_eq!(got.len(), want.len(), "{what}: lengths");
+        assert!(!want.is_empty(), "{what}: nothing to compare");
         for (i, (g, w)) in got.iter().zip(want).enumerate() {
             assert!(
                 (g - w).abs() <= atol + rtol * w.abs() || g == w,
@@ -339,8 +340,8 @@ mod ascend_nn_kernels {
                     let loss = d.to_host(osum::engine::View::new(&*loss, &l))?;
                     let dx = d.to_host(osum::engine::View::new(&*dx, &lx))?;
                     Ok((
-                        loss.into_vec::<f32>().unwrap_or_default(),
-                        dx.into_vec::<f32>().unwrap_or_default(),
+                        loss.into_vec::<f32>().expect("an f32 buffer"),
+                        dx.into_vec::<f32>().expect("an f32 buffer"),
                     ))
                 };
                 let (lc, dc) = run(&cpu, &xc, &targets.0, &gc)?;
@@ -385,6 +386,76 @@ mod ascend_nn_kernels {
                     0.0,
                     0.0,
                     &format!("adamw {what} n={n}"),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// dq, dk, dv of both devices for one shape.
+    fn attention_grads(
+        dev: &Arc<dyn Device>,
+        (b, hq, hkv, tq, tk, d): (usize, usize, usize, usize, usize, usize),
+        causal: bool,
+        seed: u64,
+    ) -> Result<[Vec<f32>; 3]> {
+        let p = osum::engine::AttentionParams {
+            scale: 1.0 / (d as f32).sqrt(),
+            causal,
+        };
+        let q = Tensor::from_vec(random(seed, b * hq * tq * d, 1.0), &[b, hq, tq, d], dev)?;
+        let k = Tensor::from_vec(
+            random(seed + 1, b * hkv * tk * d, 1.0),
+            &[b, hkv, tk, d],
+            dev,
+        )?;
+        let v = Tensor::from_vec(
+            random(seed + 2, b * hkv * tk * d, 1.0),
+            &[b, hkv, tk, d],
+            dev,
+        )?;
+        let g = Tensor::from_vec(random(seed + 3, b * hq * tq * d, 1.0), &[b, hq, tq, d], dev)?;
+        let (qr, kr, vr, gr) = (q.read(), k.read(), v.read(), g.read());
+        let (dq, dk, dv) =
+            dev.attention_backward(qr.view(), kr.view(), vr.view(), None, gr.view(), &p)?;
+        let lq = osum::engine::Layout::contiguous(&[b * hq * tq * d]);
+        let lk = osum::engine::Layout::contiguous(&[b * hkv * tk * d]);
+        let host = |buf: &osum::engine::Buffer, l: &osum::engine::Layout| -> Result<Vec<f32>> {
+            Ok(dev
+                .to_host(osum::engine::View::new(&**buf, l))?
+                .into_vec::<f32>()
+                .expect("an f32 buffer"))
+        };
+        Ok([host(&dq, &lq)?, host(&dk, &lk)?, host(&dv, &lk)?])
+    }
+
+    #[test]
+    fn ascend_attention_backward_matches_the_cpu_on_edge_shapes() -> Result<()> {
+        // Ragged lengths against the 64-row / 64-key blocks, odd head dims, GQA ratios 1, 2, 3,
+        // decode (one query over many keys), causal and not. Tolerance as the forward's
+        // (tests/ascend_sim.rs): 2e-5 + 2e-4·|cpu| — both devices sum over keys in f32 in
+        // different orders; gradients carry one more product than the output.
+        let cases = [
+            ((1, 2, 2, 5, 5, 8), false),
+            ((1, 2, 2, 5, 5, 8), true),
+            ((2, 4, 2, 37, 101, 40), false),
+            ((2, 4, 2, 37, 101, 40), true),
+            ((1, 6, 2, 70, 70, 24), true),
+            ((1, 3, 1, 1, 90, 7), true),
+            ((1, 2, 1, 20, 65, 128), false),
+        ];
+        let (cpu, dev) = (cpu_device(), sim());
+        for (i, (dims, causal)) in cases.into_iter().enumerate() {
+            let seed = 300 + 10 * i as u64;
+            let want = attention_grads(&cpu, dims, causal, seed)?;
+            let got = attention_grads(&dev, dims, causal, seed)?;
+            for (name, (g, w)) in ["dq", "dk", "dv"].iter().zip(got.iter().zip(&want)) {
+                close(
+                    g,
+                    w,
+                    2e-5,
+                    2e-4,
+                    &format!("{name} {dims:?} causal={causal}"),
                 );
             }
         }

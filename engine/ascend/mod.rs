@@ -12,6 +12,7 @@
 //! (f32, contiguous).
 
 pub mod attention;
+pub mod attention_backward;
 pub mod elementwise;
 pub mod index;
 pub mod log_softmax;
@@ -211,6 +212,18 @@ impl Device for AscendDevice {
         p: &AttentionParams,
     ) -> Result<Buffer> {
         attention::attention(self, q, k, v, mask, p)
+    }
+
+    fn attention_backward(
+        &self,
+        q: View,
+        k: View,
+        v: View,
+        mask: Option<View>,
+        dout: View,
+        p: &AttentionParams,
+    ) -> Result<(Buffer, Buffer, Buffer)> {
+        attention_backward::attention_backward(self, (q, k, v), mask, dout, p)
     }
 
     fn reduce(&self, op: ReduceOp, src: View, dim: usize) -> Result<Buffer> {

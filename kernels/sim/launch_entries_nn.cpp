@@ -2,6 +2,7 @@
 // reduce, index, loss and optimizer kernels (see launch_entries.cpp for the scheme: the AscendC
 // toolchain generates these for the NPU build; here each runs every block through
 // osum_sim::launch, which turns rule violations into an aclError).
+#include "../ascend/tiling.h"
 #include "../ascend/tiling_nn.h"
 #include "kernel_operator.h"
 
@@ -88,6 +89,19 @@ uint32_t aclrtlaunch_osum_adamw_f32(uint32_t blocks, void *stream, GM_ADDR param
                                     GM_ADDR m, GM_ADDR v, AdamWTiling tiling) {
     return osum_sim::launch("osum_adamw_f32", blocks, stream,
                             [&] { osum_adamw_f32(param, grad, m, v, tiling); });
+}
+
+void osum_flash_attention_bwd_f32(GM_ADDR q, GM_ADDR k, GM_ADDR v, GM_ADDR dout, GM_ADDR dq,
+                                  GM_ADDR dk, GM_ADDR dv, GM_ADDR workspace,
+                                  AttentionTiling tiling);
+
+uint32_t aclrtlaunch_osum_flash_attention_bwd_f32(uint32_t blocks, void *stream, GM_ADDR q,
+                                                  GM_ADDR k, GM_ADDR v, GM_ADDR dout, GM_ADDR dq,
+                                                  GM_ADDR dk, GM_ADDR dv, GM_ADDR workspace,
+                                                  AttentionTiling tiling) {
+    return osum_sim::launch("osum_flash_attention_bwd_f32", blocks, stream, [&] {
+        osum_flash_attention_bwd_f32(q, k, v, dout, dq, dk, dv, workspace, tiling);
+    });
 }
 
 size_t osum_sim_nn_tiling_sizes(uint32_t which) {

@@ -1,10 +1,11 @@
 //! Attention forward on the Ascend device through `osum_flash_attention_f32`
 //! (kernels/ascend/attention.cpp): online softmax over key blocks, causal or not, GQA.
 //!
-//! Taken: f32 q/k/v in contiguous `[B, H, T, D]` layout, no additive mask, head dim ≤ 128,
-//! causal only with Tq ≤ Tk. Anything else is refused by name (no CPU fallback); the backward
-//! has no kernel yet.
+//! Taken: f32 q/k/v `[B, H, T, D]` (strided views are made dense by the device first), no
+//! additive mask, head dim ≤ 128, causal only with Tq ≤ Tk. Anything else is refused by name (no
+//! CPU fallback). The backward is `attention_backward.rs`.
 
+use super::operands::dense_f32;
 use super::AscendDevice;
 use crate::engine::device::{AttentionParams, Buffer, View};
 use crate::engine::dtype::DType;
@@ -35,10 +36,6 @@ pub fn attention(
             });
         }
     }
-    let ranges = [&q, &k, &v].map(|t| t.layout.contiguous_range());
-    let [Some((qs, _)), Some((ks, _)), Some((vs, _))] = ranges else {
-        return Err(dev.unsupported_case(OP, "strided q/k/v (contiguous [B, H, T, D] only)"));
-    };
     let (qsh, ksh) = (q.shape(), k.shape());
     let shape = AttentionShape {
         batch: qsh[0],
@@ -73,11 +70,13 @@ pub fn attention(
     let ws_len = kernels::attention_workspace_len(blocks, &tiling);
     let ws = dev.alloc(OP, DType::F32, ws_len)?;
     let kv_len = shape.batch * shape.heads_kv * shape.tk * shape.d;
+    // Strided q/k/v (head-split projections, KV-cache views) are made dense on the device.
     let (bq, bk, bv) = (
-        dev.buffer(OP, &q)?,
-        dev.buffer(OP, &k)?,
-        dev.buffer(OP, &v)?,
+        dense_f32(dev, OP, &q)?,
+        dense_f32(dev, OP, &k)?,
+        dense_f32(dev, OP, &v)?,
     );
+    let (qs, ks, vs) = (bq.start, bk.start, bv.start);
     kernels::flash_attention_f32(
         dev.stream(),
         &shape,

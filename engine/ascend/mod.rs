@@ -6,13 +6,17 @@
 //! Memory: a stream-ordered caching allocator ([`memory::Pool`]); host↔device copies are
 //! explicit `aclrtMemcpy` calls. Ops without a kernel are errors naming op and device
 //! ([`Device`]'s defaults, or [`Error::UnsupportedCase`] for layouts a kernel does not take) —
-//! there is no CPU fallback. Kernels so far: elementwise add/sub/mul/maximum (f32, same-shape
-//! contiguous), matmul (f32, rhs in the `[N, K]` weight layout, i.e. `x·Wᵀ`) and flash attention
-//! forward (f32, contiguous, causal or not, GQA, no additive mask), softmax over the last dim
-//! (f32, contiguous).
+//! there is no CPU fallback. Ops with kernels (f32 unless noted): elementwise add/sub/mul/maximum
+//! (same-shape dense), matmul (rhs in the `[N, K]` weight layout), flash attention forward and
+//! backward (causal or not, GQA, no additive mask), softmax and log-softmax, layer/RMS norm, rope
+//! (both styles), sum/max/min/argmax over a dim, index_select and gather (any dtype), index_add and
+//! scatter_add, cross-entropy and its backward, the fused AdamW step; copy_into is device-to-device
+//! copies. Operands a kernel cannot read directly (strided, f16/bf16) are made dense f32 by the
+//! device's own copy/cast ops first (`operands.rs`).
 
 pub mod attention;
 pub mod attention_backward;
+pub mod copy_into;
 pub mod elementwise;
 pub mod index;
 pub mod log_softmax;
@@ -31,6 +35,7 @@ use crate::engine::device::{
 };
 use crate::engine::dtype::DType;
 use crate::engine::error::{Error, Result};
+use crate::engine::layout::Layout;
 use crate::engine::storage::{DeviceBuffer, HostBuffer};
 use crate::ffi::{AclError, DeviceContext, Runtime, Stream};
 use memory::{host_bytes, host_bytes_mut, AscendBuffer, Pool};
@@ -179,6 +184,10 @@ impl Device for AscendDevice {
             .copy_from(0, buf.mem(), start * size, (end - start) * size)
             .map_err(|e| self.backend(OP, e))?;
         Ok(Box::new(out))
+    }
+
+    fn copy_into(&self, dst: &mut dyn DeviceBuffer, dst_layout: &Layout, src: View) -> Result<()> {
+        copy_into::copy_into(self, dst, dst_layout, src)
     }
 
     fn cast(&self, src: View, dtype: DType) -> Result<Buffer> {

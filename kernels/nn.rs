@@ -5,8 +5,8 @@
 //! runtime); the simulator enforces them on every launch.
 
 use super::{
-    attention_tiling, launched, tiling_error, AttentionShape, AttentionTiling, Gm, GmF32,
-    KernelResult, LaunchStats, AIC_CORES, AIV_CORES,
+    attention_tiling, launched, set_attention_mask, tiling_error, AttentionMask, AttentionShape,
+    AttentionTiling, Gm, GmF32, KernelResult, LaunchStats, AIC_CORES, AIV_CORES,
 };
 use crate::engine::device::AdamWParams;
 use crate::ffi::{DeviceMemory, Stream};
@@ -299,6 +299,7 @@ extern "C" {
         dk: Gm,
         dv: Gm,
         workspace: Gm,
+        mask: Gm,
         t: AttentionTiling,
     ) -> u32;
     fn aclrtlaunch_osum_adamw_f32(
@@ -863,13 +864,15 @@ pub fn flash_attention_backward_f32(
     stream: &Stream,
     shape: &AttentionShape,
     (q, k, v, dout): (GmF32, GmF32, GmF32, GmF32),
+    mask: Option<&AttentionMask>,
     dq: GmF32,
     dk: GmF32,
     dv: GmF32,
     workspace: GmF32,
 ) -> KernelResult<LaunchStats> {
     const K: &str = "osum_flash_attention_bwd_f32";
-    let (blocks, tiling) = attention_backward_tiling(shape)?;
+    let (blocks, mut tiling) = attention_backward_tiling(shape)?;
+    set_attention_mask(K, shape, &mut tiling, mask)?;
     let q_len = shape.batch * shape.heads_q * shape.tq * shape.d;
     let kv_len = shape.batch * shape.heads_kv * shape.tk * shape.d;
     for (what, g, want) in [
@@ -902,6 +905,7 @@ pub fn flash_attention_backward_f32(
             dk.ptr(),
             dv.ptr(),
             workspace.ptr(),
+            mask.map_or(std::ptr::null_mut(), |m| m.gm.ptr()),
             tiling,
         )
     };
@@ -917,7 +921,7 @@ mod tests {
     }
 
     #[test]
-    fn nn_tiling_mirrors_have_the_kernel_layouts() {
+    fn ascend_nn_tiling_mirrors_have_the_kernel_layouts() {
         use std::mem::size_of;
         let sizes = [
             size_of::<NormTiling>(),
@@ -939,7 +943,7 @@ mod tests {
     }
 
     #[test]
-    fn row_chunks_are_aligned_and_bounded() {
+    fn ascend_row_chunks_are_aligned_and_bounded() {
         for cols in [1usize, 7, 8, 9, 8191, 8193, 150_000] {
             let c = row_chunk(cols);
             assert_eq!(c % 8, 0);

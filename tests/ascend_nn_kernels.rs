@@ -392,41 +392,110 @@ mod ascend_nn_kernels {
         Ok(())
     }
 
-    /// dq, dk, dv of both devices for one shape.
+    /// dq, dk, dv of one device for one shape.
     fn attention_grads(
         dev: &Arc<dyn Device>,
-        (b, hq, hkv, tq, tk, d): (usize, usize, usize, usize, usize, usize),
+        dims: (usize, usize, usize, usize, usize, usize),
         causal: bool,
         seed: u64,
     ) -> Result<[Vec<f32>; 3]> {
-        let p = osum::engine::AttentionParams {
+        attention_grads_masked(dev, dims, causal, None, seed).map(|r| r.1)
+    }
+
+    /// Forward output and (dq, dk, dv) of one device, with an optional `[tq, tk]` additive mask
+    /// broadcast over batch and heads through stride 0.
+    fn attention_grads_masked(
+        dev: &Arc<dyn Device>,
+        (b, hq, hkv, tq, tk, d): (usize, usize, usize, usize, usize, usize),
+        causal: bool,
+        mask: Option<&[f32]>,
+        seed: u64,
+    ) -> Result<(Vec<f32>, [Vec<f32>; 3])> {
+        use osum::engine::{AttentionParams, Layout, View};
+        let p = AttentionParams {
             scale: 1.0 / (d as f32).sqrt(),
             causal,
         };
-        let q = Tensor::from_vec(random(seed, b * hq * tq * d, 1.0), &[b, hq, tq, d], dev)?;
-        let k = Tensor::from_vec(
-            random(seed + 1, b * hkv * tk * d, 1.0),
-            &[b, hkv, tk, d],
-            dev,
-        )?;
-        let v = Tensor::from_vec(
-            random(seed + 2, b * hkv * tk * d, 1.0),
-            &[b, hkv, tk, d],
-            dev,
-        )?;
-        let g = Tensor::from_vec(random(seed + 3, b * hq * tq * d, 1.0), &[b, hq, tq, d], dev)?;
+        let t = |s: u64, shape: &[usize]| {
+            Tensor::from_vec(random(seed + s, shape.iter().product(), 1.0), shape, dev)
+        };
+        let (q, k, v, g) = (
+            t(0, &[b, hq, tq, d])?,
+            t(1, &[b, hkv, tk, d])?,
+            t(2, &[b, hkv, tk, d])?,
+            t(3, &[b, hq, tq, d])?,
+        );
+        let m = mask
+            .map(|m| Tensor::from_vec(m.to_vec(), &[tq * tk], dev))
+            .transpose()?;
+        let mr = m.as_ref().map(|m| m.read());
+        let ml = Layout::new(vec![b, hq, tq, tk], vec![0, 0, tk, 1], 0);
+        let mv = mr.as_ref().map(|r| View::new(r.view().buf, &ml));
         let (qr, kr, vr, gr) = (q.read(), k.read(), v.read(), g.read());
+        let out = dev.attention(qr.view(), kr.view(), vr.view(), mv, &p)?;
         let (dq, dk, dv) =
-            dev.attention_backward(qr.view(), kr.view(), vr.view(), None, gr.view(), &p)?;
-        let lq = osum::engine::Layout::contiguous(&[b * hq * tq * d]);
-        let lk = osum::engine::Layout::contiguous(&[b * hkv * tk * d]);
-        let host = |buf: &osum::engine::Buffer, l: &osum::engine::Layout| -> Result<Vec<f32>> {
+            dev.attention_backward(qr.view(), kr.view(), vr.view(), mv, gr.view(), &p)?;
+        let lq = Layout::contiguous(&[b * hq * tq * d]);
+        let lk = Layout::contiguous(&[b * hkv * tk * d]);
+        let host = |buf: &osum::engine::Buffer, l: &Layout| -> Result<Vec<f32>> {
             Ok(dev
-                .to_host(osum::engine::View::new(&**buf, l))?
+                .to_host(View::new(&**buf, l))?
                 .into_vec::<f32>()
                 .expect("an f32 buffer"))
         };
-        Ok([host(&dq, &lq)?, host(&dk, &lk)?, host(&dv, &lk)?])
+        Ok((
+            host(&out, &lq)?,
+            [host(&dq, &lq)?, host(&dk, &lk)?, host(&dv, &lk)?],
+        ))
+    }
+
+    #[test]
+    fn ascend_attention_with_a_broadcast_additive_mask_matches_the_cpu() -> Result<()> {
+        // A [Tq, Tk] mask broadcast over batch and heads (stride 0) with random values, scattered
+        // -inf entries and one fully masked row (whose output and gradients must be 0 on both
+        // devices). Tolerance as the unmasked backward test.
+        let (cpu, dev) = (cpu_device(), sim());
+        for (i, (dims, causal)) in [
+            ((2, 4, 2, 37, 101, 40), false),
+            ((1, 3, 1, 70, 70, 24), true),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let (tq, tk) = (dims.3, dims.4);
+            let mut mask = random(500 + i as u64, tq * tk, 1.0);
+            for (j, m) in mask.iter_mut().enumerate() {
+                if j % 7 == 3 || j / tk == 2 {
+                    *m = f32::NEG_INFINITY;
+                }
+            }
+            let seed = 510 + 10 * i as u64;
+            let (ow, want) = attention_grads_masked(&cpu, dims, causal, Some(&mask), seed)?;
+            let (og, got) = attention_grads_masked(&dev, dims, causal, Some(&mask), seed)?;
+            close(
+                &og,
+                &ow,
+                2e-5,
+                2e-4,
+                &format!("out {dims:?} masked causal={causal}"),
+            );
+            for (name, (g, w)) in ["dq", "dk", "dv"].iter().zip(got.iter().zip(&want)) {
+                close(
+                    g,
+                    w,
+                    2e-5,
+                    2e-4,
+                    &format!("{name} {dims:?} masked causal={causal}"),
+                );
+            }
+            // Row 2 of every (batch, head) is fully masked: exactly zero output.
+            let d = dims.5;
+            for bh in 0..dims.0 * dims.1 {
+                let row = &og[(bh * tq + 2) * d..(bh * tq + 3) * d];
+                assert!(row.iter().all(|&x| x == 0.0), "fully masked row: {row:?}");
+            }
+        }
+        Ok(())
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Attention forward on the Ascend device through `osum_flash_attention_f32`
 //! (kernels/ascend/attention.cpp): online softmax over key blocks, causal or not, GQA.
 //!
-//! Taken: f32 q/k/v `[B, H, T, D]` (strided views are made dense by the device first), no
-//! additive mask, head dim ≤ 128, causal only with Tq ≤ Tk. Anything else is refused by name (no
+//! Taken: f32 q/k/v `[B, H, T, D]` (strided views are made dense by the device first), an
+//! optional f32 additive mask viewed as `[B, Hq, Tq, Tk]` (any strides, 0 = broadcast), head
+//! dim ≤ 128, causal only with Tq ≤ Tk. Anything else is refused by name (no
 //! CPU fallback). The backward is `attention_backward.rs`.
 
 use super::operands::dense_f32;
@@ -10,7 +11,7 @@ use super::AscendDevice;
 use crate::engine::device::{AttentionParams, Buffer, View};
 use crate::engine::dtype::DType;
 use crate::engine::error::{Error, Result};
-use crate::kernels::{self, AttentionShape, GmF32, ATTENTION_MAX_HEAD_DIM};
+use crate::kernels::{self, AttentionMask, AttentionShape, GmF32, ATTENTION_MAX_HEAD_DIM};
 
 const OP: &str = "attention";
 const KERNEL: &str = "osum_flash_attention_f32";
@@ -24,9 +25,6 @@ pub fn attention(
     mask: Option<View>,
     p: &AttentionParams,
 ) -> Result<Buffer> {
-    if mask.is_some() {
-        return Err(dev.unsupported_case(OP, "an additive mask (causal flag only)"));
-    }
     for t in [&q, &k, &v] {
         if t.dtype() != DType::F32 {
             return Err(Error::UnsupportedDType {
@@ -66,6 +64,7 @@ pub fn attention(
         return Ok(Box::new(out));
     }
     let kerr = |e: kernels::KernelError| dev.backend(OP, e);
+    let mask = attention_mask(dev, OP, KERNEL, mask.as_ref(), &shape)?;
     let (blocks, tiling) = kernels::attention_tiling(&shape).map_err(kerr)?;
     let ws_len = kernels::attention_workspace_len(blocks, &tiling);
     let ws = dev.alloc(OP, DType::F32, ws_len)?;
@@ -77,15 +76,56 @@ pub fn attention(
         dense_f32(dev, OP, &v)?,
     );
     let (qs, ks, vs) = (bq.start, bk.start, bv.start);
-    kernels::flash_attention_f32(
+    kernels::flash_attention_masked_f32(
         dev.stream(),
         &shape,
-        GmF32::new(KERNEL, bq.mem(), qs, q_len).map_err(kerr)?,
-        GmF32::new(KERNEL, bk.mem(), ks, kv_len).map_err(kerr)?,
-        GmF32::new(KERNEL, bv.mem(), vs, kv_len).map_err(kerr)?,
+        (
+            GmF32::new(KERNEL, bq.mem(), qs, q_len).map_err(kerr)?,
+            GmF32::new(KERNEL, bk.mem(), ks, kv_len).map_err(kerr)?,
+            GmF32::new(KERNEL, bv.mem(), vs, kv_len).map_err(kerr)?,
+        ),
+        mask.as_ref(),
         GmF32::new(KERNEL, out.mem(), 0, q_len).map_err(kerr)?,
         GmF32::new(KERNEL, ws.mem(), 0, ws_len).map_err(kerr)?,
     )
     .map_err(kerr)?;
     Ok(Box::new(out))
+}
+
+/// The kernel operand of an additive mask viewed as `[B, Hq, Tq, Tk]`: its buffer from the
+/// view's offset, addressed through the view's strides (broadcast dims have stride 0).
+pub(crate) fn attention_mask<'a>(
+    dev: &AscendDevice,
+    op: &'static str,
+    kernel: &'static str,
+    mask: Option<&View<'a>>,
+    s: &AttentionShape,
+) -> Result<Option<AttentionMask<'a>>> {
+    let Some(m) = mask else {
+        return Ok(None);
+    };
+    let want = [s.batch, s.heads_q, s.tq, s.tk];
+    if m.shape() != want {
+        return Err(Error::ShapeMismatch {
+            op,
+            lhs: m.shape().to_vec(),
+            rhs: want.to_vec(),
+        });
+    }
+    if m.dtype() != DType::F32 {
+        return Err(Error::UnsupportedDType {
+            op,
+            dtype: m.dtype(),
+            device: dev.name.to_string(),
+        });
+    }
+    let buf = dev.buffer(op, m)?;
+    let (start, end) = (m.layout.offset(), m.layout.max_index_exclusive());
+    let gm = GmF32::new(kernel, buf.mem(), start, end.saturating_sub(start))
+        .map_err(|e| dev.backend(op, e))?;
+    let st = m.layout.strides();
+    Ok(Some(AttentionMask {
+        gm,
+        strides: [st[0], st[1], st[2], st[3]],
+    }))
 }

@@ -1,9 +1,9 @@
 //! Attention backward on the Ascend device through `osum_flash_attention_bwd_f32`
 //! (kernels/ascend/attention_backward.cpp): flash-style recomputation, causal or not, GQA.
 //!
-//! Taken: f32 q/k/v/dout `[B, H, T, D]` (strided views are made dense by the device first), no
-//! additive mask, head dim ≤ 128, causal only with Tq ≤ Tk — the same cases as the forward
-//! kernel; anything else is refused by name.
+//! Taken: f32 q/k/v/dout `[B, H, T, D]` (strided views are made dense by the device first), an
+//! optional additive f32 mask, head dim ≤ 128, causal only with Tq ≤ Tk — the same cases as the
+//! forward kernel; anything else is refused by name.
 
 use super::operands::{dense_f32, require_f32};
 use super::AscendDevice;
@@ -23,9 +23,6 @@ pub fn attention_backward(
     dout: View,
     p: &AttentionParams,
 ) -> Result<(Buffer, Buffer, Buffer)> {
-    if mask.is_some() {
-        return Err(dev.unsupported_case(OP, "an additive mask (causal flag only)"));
-    }
     for t in [&q, &k, &v, &dout] {
         require_f32(dev, OP, t)?;
     }
@@ -68,6 +65,7 @@ pub fn attention_backward(
         return Ok((Box::new(dq), dk, dv));
     }
     let kerr = |e: kernels::KernelError| dev.backend(OP, e);
+    let mask = super::attention::attention_mask(dev, OP, KERNEL, mask.as_ref(), &shape)?;
     let (blocks, tiling) = nn::attention_backward_tiling(&shape).map_err(kerr)?;
     let ws_len = blocks as usize * tiling.ws_per_block as usize;
     let ws = dev.alloc(OP, DType::F32, ws_len)?;
@@ -93,6 +91,7 @@ pub fn attention_backward(
             vd.gm(KERNEL).map_err(kerr)?,
             dod.gm(KERNEL).map_err(kerr)?,
         ),
+        mask.as_ref(),
         GmF32::new(KERNEL, dq.mem(), 0, q_len).map_err(kerr)?,
         mem(&dk, kv_len)?,
         mem(&dv, kv_len)?,

@@ -14,11 +14,13 @@
 // dK and dV must be zero on entry. Statistics stay in f32.
 // Simplifications (stated, as in attention.cpp): f32 operands on the cube; transposes and masks
 // with scalar UB accesses (the NPU would use transposing loads and Compare/Select); cube and
-// vector stages in one block (the NPU splits them over AIC/AIV with cross-core flags); no
-// additive mask (the host refuses one).
+// vector stages in one block (the NPU splits them over AIC/AIV with cross-core flags). An
+// optional additive mask is added to the scaled scores (attention_mask.h); a row whose every key
+// is masked has P = 0 and so zero gradients.
 #include <cmath>
 #include <limits>
 
+#include "attention_mask.h"
 #include "cube_tile.h"
 #include "kernel_operator.h"
 #include "tiling.h"
@@ -30,8 +32,10 @@ namespace {
 class FlashAttentionBackwardKernel {
    public:
     __aicore__ inline void Init(GM_ADDR q, GM_ADDR k, GM_ADDR v, GM_ADDR dout, GM_ADDR dq,
-                                GM_ADDR dk, GM_ADDR dv, GM_ADDR ws, const AttentionTiling &t) {
+                                GM_ADDR dk, GM_ADDR dv, GM_ADDR ws, GM_ADDR mask,
+                                const AttentionTiling &t) {
         t_ = t;
+        if (t.hasMask) mGm_.SetGlobalBuffer((__gm__ float *)mask, t.maskElems);
         uint64_t qElems = uint64_t(t.batch) * t.headsQ * t.tq * t.d;
         uint64_t kvElems = uint64_t(t.batch) * t.headsKv * t.tk * t.d;
         qGm_.SetGlobalBuffer((__gm__ float *)q, qElems);
@@ -102,7 +106,7 @@ class FlashAttentionBackwardKernel {
         for (uint32_t j0 = 0; j0 < kEnd; j0 += t_.blockK) {
             uint32_t kRows = kEnd - j0 < t_.blockK ? kEnd - j0 : t_.blockK;
             Scores(qBase, kvBase + uint64_t(j0) * t_.d, qRows, kRows);
-            for (uint32_t r = 0; r < qRows; ++r) StatsRow(r, q0, j0, kRows, shift);
+            for (uint32_t r = 0; r < qRows; ++r) StatsRow(bh, r, q0, j0, kRows, shift);
         }
         // Pass B: δ.
         for (uint32_t j0 = 0; j0 < kEnd; j0 += t_.blockK) {
@@ -110,7 +114,7 @@ class FlashAttentionBackwardKernel {
             uint64_t kvOff = kvBase + uint64_t(j0) * t_.d;
             Scores(qBase, kvOff, qRows, kRows);
             OutGradScores(qBase, kvOff, qRows, kRows);
-            for (uint32_t r = 0; r < qRows; ++r) DeltaRow(r, q0, j0, kRows, shift);
+            for (uint32_t r = 0; r < qRows; ++r) DeltaRow(bh, r, q0, j0, kRows, shift);
         }
         // Pass C: gradients.
         LocalTensor<float> dq = dqAcc_.Get<float>();
@@ -122,7 +126,7 @@ class FlashAttentionBackwardKernel {
             uint64_t kvOff = kvBase + uint64_t(j0) * t_.d;
             Scores(qBase, kvOff, qRows, kRows);
             OutGradScores(qBase, kvOff, qRows, kRows);
-            for (uint32_t r = 0; r < qRows; ++r) GradRow(r, q0, j0, kRows, shift);
+            for (uint32_t r = 0; r < qRows; ++r) GradRow(bh, r, q0, j0, kRows, shift);
             PipeBarrier<PIPE_ALL>();
             Transpose(kGm_[kvOff], kRows, t_.d, t_.d, ktOff_, t_.blockK);
             Transpose(wsGm_[sOff_], qRows, kRows, t_.blockK, ptOff_, t_.blockQ);
@@ -168,21 +172,22 @@ class FlashAttentionBackwardKernel {
     }
 
     // Row r of S scaled and masked (ragged keys, causal) into rowA.
-    __aicore__ inline LocalTensor<float> MaskedScores(uint32_t r, uint32_t q0, uint32_t j0,
-                                                      uint32_t kRows, int64_t shift) {
+    __aicore__ inline LocalTensor<float> MaskedScores(uint32_t bh, uint32_t r, uint32_t q0,
+                                                      uint32_t j0, uint32_t kRows, int64_t shift) {
         LocalTensor<float> s = rowA_.Get<float>();
         DataCopy(s, wsGm_[sOff_ + uint64_t(r) * t_.blockK], t_.blockK);
         Muls(s, s, t_.scale, static_cast<int32_t>(t_.blockK));
+        if (t_.hasMask) AddMaskRow(mGm_, t_, s, bh, q0 + r, j0, kRows);
         int64_t limit = int64_t(q0 + r) + shift;
         for (uint32_t c = 0; c < t_.blockK; ++c)
             if (c >= kRows || (t_.causal && int64_t(j0 + c) > limit)) s.SetValue(c, kNegInf);
         return s;
     }
 
-    __aicore__ inline void StatsRow(uint32_t r, uint32_t q0, uint32_t j0, uint32_t kRows,
-                                    int64_t shift) {
+    __aicore__ inline void StatsRow(uint32_t bh, uint32_t r, uint32_t q0, uint32_t j0,
+                                    uint32_t kRows, int64_t shift) {
         int32_t bk = static_cast<int32_t>(t_.blockK);
-        LocalTensor<float> s = MaskedScores(r, q0, j0, kRows, shift);
+        LocalTensor<float> s = MaskedScores(bh, r, q0, j0, kRows, shift);
         LocalTensor<float> sm = small_.Get<float>();
         LocalTensor<float> st = stats_.Get<float>();
         ReduceMax(sm, s, sm[8], bk);
@@ -200,10 +205,10 @@ class FlashAttentionBackwardKernel {
     }
 
     // P row r (in rowA): exp(scale s - m) / l, masked entries 0.
-    __aicore__ inline LocalTensor<float> ProbRow(uint32_t r, uint32_t q0, uint32_t j0,
+    __aicore__ inline LocalTensor<float> ProbRow(uint32_t bh, uint32_t r, uint32_t q0, uint32_t j0,
                                                  uint32_t kRows, int64_t shift) {
         int32_t bk = static_cast<int32_t>(t_.blockK);
-        LocalTensor<float> s = MaskedScores(r, q0, j0, kRows, shift);
+        LocalTensor<float> s = MaskedScores(bh, r, q0, j0, kRows, shift);
         LocalTensor<float> st = stats_.Get<float>();
         float m = st.GetValue(r), l = st.GetValue(t_.blockQ + r);
         if (m == kNegInf) {
@@ -216,10 +221,10 @@ class FlashAttentionBackwardKernel {
         return s;
     }
 
-    __aicore__ inline void DeltaRow(uint32_t r, uint32_t q0, uint32_t j0, uint32_t kRows,
-                                    int64_t shift) {
+    __aicore__ inline void DeltaRow(uint32_t bh, uint32_t r, uint32_t q0, uint32_t j0,
+                                    uint32_t kRows, int64_t shift) {
         int32_t bk = static_cast<int32_t>(t_.blockK);
-        LocalTensor<float> p = ProbRow(r, q0, j0, kRows, shift);
+        LocalTensor<float> p = ProbRow(bh, r, q0, j0, kRows, shift);
         LocalTensor<float> dp = rowB_.Get<float>();
         LocalTensor<float> sm = small_.Get<float>();
         DataCopy(dp, wsGm_[dpOff_ + uint64_t(r) * t_.blockK], t_.blockK);
@@ -231,10 +236,10 @@ class FlashAttentionBackwardKernel {
     }
 
     // P -> workspace S row, scale · P ∘ (dP − δ) -> workspace dP row.
-    __aicore__ inline void GradRow(uint32_t r, uint32_t q0, uint32_t j0, uint32_t kRows,
-                                   int64_t shift) {
+    __aicore__ inline void GradRow(uint32_t bh, uint32_t r, uint32_t q0, uint32_t j0,
+                                   uint32_t kRows, int64_t shift) {
         int32_t bk = static_cast<int32_t>(t_.blockK);
-        LocalTensor<float> p = ProbRow(r, q0, j0, kRows, shift);
+        LocalTensor<float> p = ProbRow(bh, r, q0, j0, kRows, shift);
         LocalTensor<float> dp = rowB_.Get<float>();
         LocalTensor<float> st = stats_.Get<float>();
         DataCopy(dp, wsGm_[dpOff_ + uint64_t(r) * t_.blockK], t_.blockK);
@@ -284,7 +289,7 @@ class FlashAttentionBackwardKernel {
     TPipe pipe_;
     osum::CubeTile cube_;
     TBuf<TPosition::VECCALC> dqAcc_, stats_, rowA_, rowB_, small_, tIn_, tOut_;
-    GlobalTensor<float> qGm_, kGm_, vGm_, doGm_, dqGm_, dkGm_, dvGm_, wsGm_;
+    GlobalTensor<float> qGm_, kGm_, vGm_, doGm_, dqGm_, dkGm_, dvGm_, wsGm_, mGm_;
     AttentionTiling t_{};
     uint64_t sOff_ = 0, dpOff_ = 0, ktOff_ = 0, qtOff_ = 0, dotOff_ = 0, ptOff_ = 0, dstOff_ = 0,
              prodOff_ = 0;
@@ -295,10 +300,10 @@ class FlashAttentionBackwardKernel {
 extern "C" __global__ __aicore__ void osum_flash_attention_bwd_f32(GM_ADDR q, GM_ADDR k, GM_ADDR v,
                                                                    GM_ADDR dout, GM_ADDR dq,
                                                                    GM_ADDR dk, GM_ADDR dv,
-                                                                   GM_ADDR workspace,
+                                                                   GM_ADDR workspace, GM_ADDR mask,
                                                                    AttentionTiling tiling) {
     FlashAttentionBackwardKernel kernel;
-    kernel.Init(q, k, v, dout, dq, dk, dv, workspace, tiling);
+    kernel.Init(q, k, v, dout, dq, dk, dv, workspace, mask, tiling);
     kernel.Process();
 }
 

@@ -7,8 +7,9 @@
 // inner columns); the n slices x[o, k, chunk] stream through a double-buffered queue and are
 // folded into an accumulator with Add / Max / Min. Sums accumulate in f32.
 // Argmax (u32 out, first maximum wins as on the CPU) tracks the index with scalar UB reads.
-// Simplification (stated): the NPU kernel would use ReduceMax with calIndex / Compare+Select;
-// the simulator does not implement those yet.
+// Simplifications (stated): the NPU kernel would use ReduceMax with calIndex / Compare+Select
+// (not in the simulator yet); the inner == 1 path stores one scalar per row to GM, where the NPU
+// kernel would gather a block's row results in UB and write them with one DataCopyPad.
 #include <limits>
 
 #include "kernel_operator.h"

@@ -92,15 +92,15 @@ uint32_t aclrtlaunch_osum_adamw_f32(uint32_t blocks, void *stream, GM_ADDR param
 }
 
 void osum_flash_attention_bwd_f32(GM_ADDR q, GM_ADDR k, GM_ADDR v, GM_ADDR dout, GM_ADDR dq,
-                                  GM_ADDR dk, GM_ADDR dv, GM_ADDR workspace,
+                                  GM_ADDR dk, GM_ADDR dv, GM_ADDR workspace, GM_ADDR mask,
                                   AttentionTiling tiling);
 
 uint32_t aclrtlaunch_osum_flash_attention_bwd_f32(uint32_t blocks, void *stream, GM_ADDR q,
                                                   GM_ADDR k, GM_ADDR v, GM_ADDR dout, GM_ADDR dq,
                                                   GM_ADDR dk, GM_ADDR dv, GM_ADDR workspace,
-                                                  AttentionTiling tiling) {
+                                                  GM_ADDR mask, AttentionTiling tiling) {
     return osum_sim::launch("osum_flash_attention_bwd_f32", blocks, stream, [&] {
-        osum_flash_attention_bwd_f32(q, k, v, dout, dq, dk, dv, workspace, tiling);
+        osum_flash_attention_bwd_f32(q, k, v, dout, dq, dk, dv, workspace, mask, tiling);
     });
 }
 

@@ -22,8 +22,11 @@
 //!   grad_rope_both_styles, conv2d_reads_noncontiguous_input_and_weights,
 //!   grad_conv2d_input_weight_bias, im2col_matches_reference_and_col2im_is_its_adjoint,
 //!   grad_im2col_and_col2im, attention_reads_noncontiguous_qkv,
-//!   attention_with_kv_cache_decodes_like_full_causal_attention, grad_attention_causal_gqa_masked
-//!   (the last three: the forward attention kernel reads contiguous q/k/v only);
+//!   attention_with_kv_cache_decodes_like_full_causal_attention, grad_attention_causal_gqa_masked,
+//!   attention_fully_masked_row_gives_zeros (its gradient part),
+//!   attention_backward_matches_reference_on_sizes_that_run_in_parallel,
+//!   attention_backward_matches_reference_across_row_blocks_and_key_tiles (the attention kernels
+//!   take strided q/k/v through the device's strided copy);
 //! - cast (f32 ↔ f16/bf16): casts_round_to_nearest_and_round_trip, unary_ops_accept_half_inputs,
 //!   matmul_widens_half_precision_rhs, gemv_relative_error_within_1e5_for_half_and_f32_weights,
 //!   norms_reject_bad_inputs_naming_the_op, cross_entropy_rejects_out_of_range_targets_and_bad_shapes,
@@ -53,14 +56,6 @@
 //!   matmul_broadcasts_batch_dims_like_numpy, matmul_edge_sizes_m1_n1_k0_and_empty_batch,
 //!   gemm_relative_error_within_1e5_on_every_kernel_edge,
 //!   grad_matmul_transposed_and_broadcast_operands.
-//!
-//! Waiting on an additive-mask path in the attention kernels (forward and backward refuse a mask
-//! by name): attention_additive_mask_broadcasts_over_batch_heads_queries,
-//! attention_fully_masked_row_gives_zeros, attention_long_key_sequence_crosses_tiles,
-//! attention_head_dims_and_block_shapes_of_the_tiled_kernel,
-//! attention_backward_matches_reference_on_sizes_that_run_in_parallel,
-//! attention_backward_matches_reference_across_row_blocks_and_key_tiles,
-//! attention_mask_tracking_gradients_is_refused.
 #![allow(unused_macros)] // the group macros of cases this device does not run yet
 #[macro_use]
 mod conformance;
@@ -101,5 +96,9 @@ conformance_cases!(
         attention_causal_square_matches_reference,
         attention_causal_decode_aligns_queries_to_the_last_keys,
         attention_gqa_query_heads_share_kv_heads,
+        attention_additive_mask_broadcasts_over_batch_heads_queries,
+        attention_long_key_sequence_crosses_tiles,
+        attention_head_dims_and_block_shapes_of_the_tiled_kernel,
+        attention_mask_tracking_gradients_is_refused,
     ]
 );

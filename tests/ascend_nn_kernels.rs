@@ -501,7 +501,7 @@ mod ascend_nn_kernels {
     #[test]
     fn ascend_attention_backward_matches_the_cpu_on_edge_shapes() -> Result<()> {
         // Ragged lengths against the 64-row / 64-key blocks, odd head dims, GQA ratios 1, 2, 3,
-        // decode (one query over many keys), causal and not. Tolerance as the forward's
+        // decode (one query over many keys), causal and not, causal with Tq > Tk. Tolerance as the forward's
         // (tests/ascend_sim.rs): 2e-5 + 2e-4·|cpu| — both devices sum over keys in f32 in
         // different orders; gradients carry one more product than the output.
         let cases = [
@@ -512,6 +512,8 @@ mod ascend_nn_kernels {
             ((1, 6, 2, 70, 70, 24), true),
             ((1, 3, 1, 1, 90, 7), true),
             ((1, 2, 1, 20, 65, 128), false),
+            // Causal with more queries than keys: the first 50 rows see no key (0 on both).
+            ((1, 2, 1, 70, 20, 16), true),
         ];
         let (cpu, dev) = (cpu_device(), sim());
         for (i, (dims, causal)) in cases.into_iter().enumerate() {

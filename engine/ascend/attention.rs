@@ -3,8 +3,8 @@
 //!
 //! Taken: f32 q/k/v `[B, H, T, D]` (strided views are made dense by the device first), an
 //! optional f32 additive mask viewed as `[B, Hq, Tq, Tk]` (any strides, 0 = broadcast), head
-//! dim ≤ 128, causal only with Tq ≤ Tk. Anything else is refused by name (no
-//! CPU fallback). The backward is `attention_backward.rs`.
+//! dim ≤ 128, causal or not (causal with Tq > Tk: rows that see no key give 0, as on the CPU).
+//! Anything else is refused by name (no CPU fallback). The backward is `attention_backward.rs`.
 
 use super::operands::dense_f32;
 use super::AscendDevice;
@@ -50,9 +50,6 @@ pub fn attention(
             OP,
             format!("head dim {} > {ATTENTION_MAX_HEAD_DIM}", shape.d),
         ));
-    }
-    if shape.causal && shape.tq > shape.tk {
-        return Err(dev.unsupported_case(OP, "causal with Tq > Tk"));
     }
     let q_len = shape.batch * shape.heads_q * shape.tq * shape.d;
     let out = dev.alloc(OP, DType::F32, q_len)?;

@@ -2,8 +2,8 @@
 //! (kernels/ascend/attention_backward.cpp): flash-style recomputation, causal or not, GQA.
 //!
 //! Taken: f32 q/k/v/dout `[B, H, T, D]` (strided views are made dense by the device first), an
-//! optional additive f32 mask, head dim ≤ 128, causal only with Tq ≤ Tk — the same cases as the
-//! forward kernel; anything else is refused by name.
+//! optional additive f32 mask, head dim ≤ 128, causal or not — the same cases as the forward
+//! kernel; anything else is refused by name.
 
 use super::operands::{dense_f32, require_f32};
 use super::AscendDevice;
@@ -49,9 +49,6 @@ pub fn attention_backward(
             OP,
             format!("head dim {} > {ATTENTION_MAX_HEAD_DIM}", shape.d),
         ));
-    }
-    if shape.causal && shape.tq > shape.tk {
-        return Err(dev.unsupported_case(OP, "causal with Tq > Tk"));
     }
     let q_len = shape.batch * shape.heads_q * shape.tq * shape.d;
     let kv_len = shape.batch * shape.heads_kv * shape.tk * shape.d;

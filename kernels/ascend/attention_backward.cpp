@@ -94,7 +94,8 @@ class FlashAttentionBackwardKernel {
         uint32_t kEnd = t_.tk;
         if (t_.causal) {
             int64_t last = int64_t(q0 + qRows - 1) + shift + 1;
-            kEnd = last < int64_t(t_.tk) ? static_cast<uint32_t>(last) : t_.tk;
+            // last <= 0: causal with Tq > Tk leaves the tile's rows no key (output 0).
+            kEnd = last <= 0 ? 0 : (last < int64_t(t_.tk) ? static_cast<uint32_t>(last) : t_.tk);
         }
         LocalTensor<float> st = stats_.Get<float>();
         for (uint32_t r = 0; r < t_.blockQ; ++r) {

@@ -64,41 +64,44 @@ fn ascend_sim() -> conformance::Dev {
     osum::engine::device_named("ascend-sim").expect("ascend-sim device")
 }
 
-conformance_cases!(
-    crate::ascend_sim,
-    elementwise,
-    [
-        host_round_trip_and_creation,
-        mismatches_name_the_op_and_both_shapes,
-    ]
-);
+// Inside a module named for the device, so `cargo test ascend` selects these cases too.
+mod ascend_conformance {
+    conformance_cases!(
+        crate::ascend_sim,
+        elementwise,
+        [
+            host_round_trip_and_creation,
+            mismatches_name_the_op_and_both_shapes,
+        ]
+    );
 
-conformance_cases!(
-    crate::ascend_sim,
-    linalg_index,
-    [ids_out_of_range_or_negative_are_errors_naming_the_op]
-);
+    conformance_cases!(
+        crate::ascend_sim,
+        linalg_index,
+        [ids_out_of_range_or_negative_are_errors_naming_the_op]
+    );
 
-conformance_cases!(
-    crate::ascend_sim,
-    nn,
-    [
-        rope_tables_match_f64_formula,
-        rope_rejects_odd_dims_bad_tables_and_tracked_tables,
-    ]
-);
+    conformance_cases!(
+        crate::ascend_sim,
+        nn,
+        [
+            rope_tables_match_f64_formula,
+            rope_rejects_odd_dims_bad_tables_and_tracked_tables,
+        ]
+    );
 
-conformance_cases!(
-    crate::ascend_sim,
-    conv_attention,
-    [
-        attention_noncausal_matches_reference,
-        attention_causal_square_matches_reference,
-        attention_causal_decode_aligns_queries_to_the_last_keys,
-        attention_gqa_query_heads_share_kv_heads,
-        attention_additive_mask_broadcasts_over_batch_heads_queries,
-        attention_long_key_sequence_crosses_tiles,
-        attention_head_dims_and_block_shapes_of_the_tiled_kernel,
-        attention_mask_tracking_gradients_is_refused,
-    ]
-);
+    conformance_cases!(
+        crate::ascend_sim,
+        conv_attention,
+        [
+            attention_noncausal_matches_reference,
+            attention_causal_square_matches_reference,
+            attention_causal_decode_aligns_queries_to_the_last_keys,
+            attention_gqa_query_heads_share_kv_heads,
+            attention_additive_mask_broadcasts_over_batch_heads_queries,
+            attention_long_key_sequence_crosses_tiles,
+            attention_head_dims_and_block_shapes_of_the_tiled_kernel,
+            attention_mask_tracking_gradients_is_refused,
+        ]
+    );
+}

@@ -8,6 +8,8 @@
 //!
 //! Used only by `engine::ascend` (and tests).
 
+pub mod nn;
+
 use crate::ffi::{AclError, DeviceMemory, Stream};
 use std::ffi::c_void;
 
@@ -115,6 +117,12 @@ pub struct AttentionTiling {
     pub ws_per_block: u32,
     /// Multiplies q·kᵀ.
     pub scale: f32,
+    /// 1: an additive mask is passed.
+    pub has_mask: u32,
+    /// Element strides of the mask viewed as `[batch, heads_q, tq, tk]` (0 = broadcast).
+    pub mask_strides: [u32; 4],
+    /// Mask elements readable from the mask pointer.
+    pub mask_elems: u32,
 }
 
 /// Mirror of `SoftmaxTiling` (kernels/ascend/tiling.h).
@@ -206,6 +214,7 @@ extern "C" {
         v: Gm,
         out: Gm,
         workspace: Gm,
+        mask: Gm,
         tiling: AttentionTiling,
     ) -> u32;
     fn aclrtlaunch_osum_softmax_f32(
@@ -511,12 +520,6 @@ pub fn attention_tiling(s: &AttentionShape) -> KernelResult<(u32, AttentionTilin
             format!("head dim {} > {ATTENTION_MAX_HEAD_DIM}", s.d),
         ));
     }
-    if s.causal && s.tq > s.tk {
-        return Err(tiling_error(
-            KERNEL,
-            "causal with more queries than keys (rows with no key)",
-        ));
-    }
     let u =
         |v: usize| u32::try_from(v).map_err(|_| tiling_error(KERNEL, format!("{v} exceeds u32")));
     let round16 = |v: usize| v.div_ceil(16) * 16;
@@ -540,6 +543,9 @@ pub fn attention_tiling(s: &AttentionShape) -> KernelResult<(u32, AttentionTilin
             causal: u32::from(s.causal),
             ws_per_block: u(ws)?,
             scale: s.scale,
+            has_mask: 0,
+            mask_strides: [0; 4],
+            mask_elems: 0,
         },
     ))
 }
@@ -547,6 +553,51 @@ pub fn attention_tiling(s: &AttentionShape) -> KernelResult<(u32, AttentionTilin
 /// Floats of workspace `osum_flash_attention_f32` needs for `blocks` blocks of `tiling`.
 pub fn attention_workspace_len(blocks: u32, tiling: &AttentionTiling) -> usize {
     blocks as usize * tiling.ws_per_block as usize
+}
+
+/// An additive f32 mask for the attention kernels: `gm` starts at the view's first element and
+/// `strides` address it as `[batch, heads_q, tq, tk]` (0 = broadcast).
+#[derive(Debug, Clone, Copy)]
+pub struct AttentionMask<'a> {
+    /// The mask elements (from the view's offset to one past its largest index).
+    pub gm: GmF32<'a>,
+    /// Element strides over `[batch, heads_q, tq, tk]`.
+    pub strides: [usize; 4],
+}
+
+/// Put `mask` into `tiling` (or leave it maskless); checks the strides reach only `mask.gm`.
+pub fn set_attention_mask(
+    kernel: &'static str,
+    shape: &AttentionShape,
+    tiling: &mut AttentionTiling,
+    mask: Option<&AttentionMask>,
+) -> KernelResult<()> {
+    let Some(m) = mask else {
+        return Ok(());
+    };
+    let dims = [shape.batch, shape.heads_q, shape.tq, shape.tk];
+    let last: usize = dims
+        .iter()
+        .zip(m.strides)
+        .map(|(&d, s)| d.saturating_sub(1) * s)
+        .sum();
+    if last >= m.gm.len {
+        return Err(tiling_error(
+            kernel,
+            format!(
+                "mask strides {:?} reach element {last} of {}",
+                m.strides, m.gm.len
+            ),
+        ));
+    }
+    let u =
+        |v: usize| u32::try_from(v).map_err(|_| tiling_error(kernel, format!("{v} exceeds u32")));
+    tiling.has_mask = 1;
+    for (t, s) in tiling.mask_strides.iter_mut().zip(m.strides) {
+        *t = u(s)?;
+    }
+    tiling.mask_elems = u(m.gm.len)?;
+    Ok(())
 }
 
 /// Flash attention forward (f32, contiguous operands) on `stream`; `workspace` must hold
@@ -560,8 +611,21 @@ pub fn flash_attention_f32(
     out: GmF32,
     workspace: GmF32,
 ) -> KernelResult<LaunchStats> {
+    flash_attention_masked_f32(stream, shape, (q, k, v), None, out, workspace)
+}
+
+/// [`flash_attention_f32`] with an optional additive mask.
+pub fn flash_attention_masked_f32(
+    stream: &Stream,
+    shape: &AttentionShape,
+    (q, k, v): (GmF32, GmF32, GmF32),
+    mask: Option<&AttentionMask>,
+    out: GmF32,
+    workspace: GmF32,
+) -> KernelResult<LaunchStats> {
     const KERNEL: &str = "osum_flash_attention_f32";
-    let (blocks, tiling) = attention_tiling(shape)?;
+    let (blocks, mut tiling) = attention_tiling(shape)?;
+    set_attention_mask(KERNEL, shape, &mut tiling, mask)?;
     let q_len = shape.batch * shape.heads_q * shape.tq * shape.d;
     let kv_len = shape.batch * shape.heads_kv * shape.tk * shape.d;
     for (name, g, want) in [
@@ -593,6 +657,7 @@ pub fn flash_attention_f32(
             v.ptr(),
             out.ptr(),
             workspace.ptr(),
+            mask.map_or(std::ptr::null_mut(), |m| m.gm.ptr()),
             tiling,
         )
     };
@@ -678,7 +743,8 @@ mod tests {
         assert!(t.d_pad.max(t.block_k) * t.d_pad.max(t.block_k) * 4 <= 64 * 1024);
         assert!(attention_tiling(&AttentionShape { d: 129, ..s }).is_err());
         assert!(attention_tiling(&AttentionShape { heads_kv: 3, ..s }).is_err());
-        assert!(attention_tiling(&AttentionShape { tq: 301, ..s }).is_err());
+        // Causal with more queries than keys: the first rows see no key (output 0), still tiled.
+        assert!(attention_tiling(&AttentionShape { tq: 301, ..s }).is_ok());
     }
 
     #[test]

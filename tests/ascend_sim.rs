@@ -338,17 +338,6 @@ mod ascend_sim {
         let err =
             t(&[1, 1, 2, 200])?.attention(&t(&[1, 1, 2, 200])?, &t(&[1, 1, 2, 200])?, None, &p);
         assert!(matches!(err, Err(Error::UnsupportedCase { .. })), "{err:?}");
-        let mask = t(&[1, 1, 2, 2])?;
-        let (q, k) = (t(&[1, 1, 2, 8])?, t(&[1, 1, 2, 8])?);
-        let err = q
-            .attention(&k, &k, Some(&mask), &p)
-            .map(|_| ())
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("attention") && err.contains("mask") && err.contains("ascend-sim"),
-            "{err}"
-        );
         Ok(())
     }
 
@@ -364,9 +353,7 @@ mod ascend_sim {
             other => panic!("{op}: expected a named unsupported error, got {other:?}"),
         };
         named(x.exp(), "exp");
-        named(x.log_softmax(), "log_softmax");
         named(x.t()?.softmax(), "softmax");
-        named(x.sum_keepdim(0), "sum");
         named(x.div(&x), "div");
         named(x.to_dtype(osum::engine::DType::F16), "cast");
         // Kernels that exist refuse the layouts they cannot read, by name.

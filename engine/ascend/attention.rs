@@ -1,15 +1,17 @@
 //! Attention forward on the Ascend device through `osum_flash_attention_f32`
 //! (kernels/ascend/attention.cpp): online softmax over key blocks, causal or not, GQA.
 //!
-//! Taken: f32 q/k/v in contiguous `[B, H, T, D]` layout, no additive mask, head dim ≤ 128,
-//! causal only with Tq ≤ Tk. Anything else is refused by name (no CPU fallback); the backward
-//! has no kernel yet.
+//! Taken: f32 q/k/v `[B, H, T, D]` (strided views are made dense by the device first), an
+//! optional f32 additive mask viewed as `[B, Hq, Tq, Tk]` (any strides, 0 = broadcast), head
+//! dim ≤ 128, causal or not (causal with Tq > Tk: rows that see no key give 0, as on the CPU).
+//! Anything else is refused by name (no CPU fallback). The backward is `attention_backward.rs`.
 
+use super::operands::dense_f32;
 use super::AscendDevice;
 use crate::engine::device::{AttentionParams, Buffer, View};
 use crate::engine::dtype::DType;
 use crate::engine::error::{Error, Result};
-use crate::kernels::{self, AttentionShape, GmF32, ATTENTION_MAX_HEAD_DIM};
+use crate::kernels::{self, AttentionMask, AttentionShape, GmF32, ATTENTION_MAX_HEAD_DIM};
 
 const OP: &str = "attention";
 const KERNEL: &str = "osum_flash_attention_f32";
@@ -23,9 +25,6 @@ pub fn attention(
     mask: Option<View>,
     p: &AttentionParams,
 ) -> Result<Buffer> {
-    if mask.is_some() {
-        return Err(dev.unsupported_case(OP, "an additive mask (causal flag only)"));
-    }
     for t in [&q, &k, &v] {
         if t.dtype() != DType::F32 {
             return Err(Error::UnsupportedDType {
@@ -35,10 +34,6 @@ pub fn attention(
             });
         }
     }
-    let ranges = [&q, &k, &v].map(|t| t.layout.contiguous_range());
-    let [Some((qs, _)), Some((ks, _)), Some((vs, _))] = ranges else {
-        return Err(dev.unsupported_case(OP, "strided q/k/v (contiguous [B, H, T, D] only)"));
-    };
     let (qsh, ksh) = (q.shape(), k.shape());
     let shape = AttentionShape {
         batch: qsh[0],
@@ -56,9 +51,6 @@ pub fn attention(
             format!("head dim {} > {ATTENTION_MAX_HEAD_DIM}", shape.d),
         ));
     }
-    if shape.causal && shape.tq > shape.tk {
-        return Err(dev.unsupported_case(OP, "causal with Tq > Tk"));
-    }
     let q_len = shape.batch * shape.heads_q * shape.tq * shape.d;
     let out = dev.alloc(OP, DType::F32, q_len)?;
     if q_len == 0 || shape.tk == 0 {
@@ -69,24 +61,68 @@ pub fn attention(
         return Ok(Box::new(out));
     }
     let kerr = |e: kernels::KernelError| dev.backend(OP, e);
+    let mask = attention_mask(dev, OP, KERNEL, mask.as_ref(), &shape)?;
     let (blocks, tiling) = kernels::attention_tiling(&shape).map_err(kerr)?;
     let ws_len = kernels::attention_workspace_len(blocks, &tiling);
     let ws = dev.alloc(OP, DType::F32, ws_len)?;
     let kv_len = shape.batch * shape.heads_kv * shape.tk * shape.d;
+    // Strided q/k/v (head-split projections, KV-cache views) are made dense on the device.
     let (bq, bk, bv) = (
-        dev.buffer(OP, &q)?,
-        dev.buffer(OP, &k)?,
-        dev.buffer(OP, &v)?,
+        dense_f32(dev, OP, &q)?,
+        dense_f32(dev, OP, &k)?,
+        dense_f32(dev, OP, &v)?,
     );
-    kernels::flash_attention_f32(
+    let (qs, ks, vs) = (bq.start, bk.start, bv.start);
+    kernels::flash_attention_masked_f32(
         dev.stream(),
         &shape,
-        GmF32::new(KERNEL, bq.mem(), qs, q_len).map_err(kerr)?,
-        GmF32::new(KERNEL, bk.mem(), ks, kv_len).map_err(kerr)?,
-        GmF32::new(KERNEL, bv.mem(), vs, kv_len).map_err(kerr)?,
+        (
+            GmF32::new(KERNEL, bq.mem(), qs, q_len).map_err(kerr)?,
+            GmF32::new(KERNEL, bk.mem(), ks, kv_len).map_err(kerr)?,
+            GmF32::new(KERNEL, bv.mem(), vs, kv_len).map_err(kerr)?,
+        ),
+        mask.as_ref(),
         GmF32::new(KERNEL, out.mem(), 0, q_len).map_err(kerr)?,
         GmF32::new(KERNEL, ws.mem(), 0, ws_len).map_err(kerr)?,
     )
     .map_err(kerr)?;
     Ok(Box::new(out))
+}
+
+/// The kernel operand of an additive mask viewed as `[B, Hq, Tq, Tk]`: its buffer from the
+/// view's offset, addressed through the view's strides (broadcast dims have stride 0).
+pub(crate) fn attention_mask<'a>(
+    dev: &AscendDevice,
+    op: &'static str,
+    kernel: &'static str,
+    mask: Option<&View<'a>>,
+    s: &AttentionShape,
+) -> Result<Option<AttentionMask<'a>>> {
+    let Some(m) = mask else {
+        return Ok(None);
+    };
+    let want = [s.batch, s.heads_q, s.tq, s.tk];
+    if m.shape() != want {
+        return Err(Error::ShapeMismatch {
+            op,
+            lhs: m.shape().to_vec(),
+            rhs: want.to_vec(),
+        });
+    }
+    if m.dtype() != DType::F32 {
+        return Err(Error::UnsupportedDType {
+            op,
+            dtype: m.dtype(),
+            device: dev.name.to_string(),
+        });
+    }
+    let buf = dev.buffer(op, m)?;
+    let (start, end) = (m.layout.offset(), m.layout.max_index_exclusive());
+    let gm = GmF32::new(kernel, buf.mem(), start, end.saturating_sub(start))
+        .map_err(|e| dev.backend(op, e))?;
+    let st = m.layout.strides();
+    Ok(Some(AttentionMask {
+        gm,
+        strides: [st[0], st[1], st[2], st[3]],
+    }))
 }

@@ -6,20 +6,36 @@
 //! Memory: a stream-ordered caching allocator ([`memory::Pool`]); host↔device copies are
 //! explicit `aclrtMemcpy` calls. Ops without a kernel are errors naming op and device
 //! ([`Device`]'s defaults, or [`Error::UnsupportedCase`] for layouts a kernel does not take) —
-//! there is no CPU fallback. Kernels so far: elementwise add/sub/mul/maximum (f32, same-shape
-//! contiguous), matmul (f32, rhs in the `[N, K]` weight layout, i.e. `x·Wᵀ`) and flash attention
-//! forward (f32, contiguous, causal or not, GQA, no additive mask), softmax over the last dim
-//! (f32, contiguous).
+//! there is no CPU fallback. Ops with kernels (f32 unless noted): elementwise add/sub/mul/maximum
+//! (same-shape dense), matmul (rhs in the `[N, K]` weight layout), flash attention forward and
+//! backward (causal or not, GQA, no additive mask), softmax and log-softmax, layer/RMS norm, rope
+//! (both styles), sum/max/min/argmax over a dim, index_select and gather (any dtype), index_add and
+//! scatter_add, cross-entropy and its backward, the fused AdamW step; copy_into is device-to-device
+//! copies. Operands a kernel cannot read directly (strided, f16/bf16) are made dense f32 by the
+//! device's own copy/cast ops first (`operands.rs`).
 
 pub mod attention;
+pub mod attention_backward;
+pub mod copy_into;
 pub mod elementwise;
+pub mod index;
+pub mod log_softmax;
+pub mod loss;
 pub mod matmul;
 pub mod memory;
+pub mod norm;
+mod operands;
+pub mod optim;
+pub mod reduce;
+pub mod rope;
 pub mod softmax;
 
-use crate::engine::device::{AttentionParams, BinaryOp, Buffer, Device, View};
+use crate::engine::device::{
+    AdamWParams, AttentionParams, BinaryOp, Buffer, Device, ReduceOp, RopeStyle, View,
+};
 use crate::engine::dtype::DType;
 use crate::engine::error::{Error, Result};
+use crate::engine::layout::Layout;
 use crate::engine::storage::{DeviceBuffer, HostBuffer};
 use crate::ffi::{AclError, DeviceContext, Runtime, Stream};
 use memory::{host_bytes, host_bytes_mut, AscendBuffer, Pool};
@@ -170,6 +186,10 @@ impl Device for AscendDevice {
         Ok(Box::new(out))
     }
 
+    fn copy_into(&self, dst: &mut dyn DeviceBuffer, dst_layout: &Layout, src: View) -> Result<()> {
+        copy_into::copy_into(self, dst, dst_layout, src)
+    }
+
     fn cast(&self, src: View, dtype: DType) -> Result<Buffer> {
         if src.dtype() == dtype {
             return self.copy_strided(src);
@@ -201,5 +221,78 @@ impl Device for AscendDevice {
         p: &AttentionParams,
     ) -> Result<Buffer> {
         attention::attention(self, q, k, v, mask, p)
+    }
+
+    fn attention_backward(
+        &self,
+        q: View,
+        k: View,
+        v: View,
+        mask: Option<View>,
+        dout: View,
+        p: &AttentionParams,
+    ) -> Result<(Buffer, Buffer, Buffer)> {
+        attention_backward::attention_backward(self, (q, k, v), mask, dout, p)
+    }
+
+    fn reduce(&self, op: ReduceOp, src: View, dim: usize) -> Result<Buffer> {
+        reduce::reduce(self, op, src, dim)
+    }
+
+    fn index_select(&self, src: View, ids: View, dim: usize) -> Result<Buffer> {
+        index::index_select(self, src, ids, dim)
+    }
+
+    fn index_add(&self, dst: View, ids: View, src: View, dim: usize) -> Result<Buffer> {
+        index::index_add(self, dst, ids, src, dim)
+    }
+
+    fn gather(&self, src: View, index: View, dim: usize) -> Result<Buffer> {
+        index::gather(self, src, index, dim)
+    }
+
+    fn scatter_add(&self, dst: View, index: View, src: View, dim: usize) -> Result<Buffer> {
+        index::scatter_add(self, dst, index, src, dim)
+    }
+
+    fn log_softmax(&self, src: View) -> Result<Buffer> {
+        log_softmax::log_softmax(self, src)
+    }
+
+    fn layer_norm(&self, x: View, w: View, b: Option<View>, eps: f32) -> Result<Buffer> {
+        norm::norm(self, "layer_norm", x, w, b, eps, false)
+    }
+
+    fn rms_norm(&self, x: View, w: View, eps: f32) -> Result<Buffer> {
+        norm::norm(self, "rms_norm", x, w, None, eps, true)
+    }
+
+    fn rope(&self, x: View, cos: View, sin: View, style: RopeStyle) -> Result<Buffer> {
+        rope::rope(self, x, cos, sin, style)
+    }
+
+    fn cross_entropy(&self, logits: View, targets: View, ignore_index: i64) -> Result<Buffer> {
+        loss::cross_entropy(self, logits, targets, ignore_index)
+    }
+
+    fn cross_entropy_backward(
+        &self,
+        logits: View,
+        targets: View,
+        grad: View,
+        ignore_index: i64,
+    ) -> Result<Buffer> {
+        loss::cross_entropy_backward(self, logits, targets, grad, ignore_index)
+    }
+
+    fn adamw_step(
+        &self,
+        param: &mut dyn DeviceBuffer,
+        grad: View,
+        m: &mut dyn DeviceBuffer,
+        v: &mut dyn DeviceBuffer,
+        hp: &AdamWParams,
+    ) -> Result<()> {
+        optim::adamw_step(self, param, grad, m, v, hp)
     }
 }

@@ -20,6 +20,7 @@
 #include <cmath>
 #include <limits>
 
+#include "attention_mask.h"
 #include "cube_tile.h"
 #include "kernel_operator.h"
 #include "tiling.h"
@@ -31,8 +32,9 @@ namespace {
 class FlashAttentionKernel {
    public:
     __aicore__ inline void Init(GM_ADDR q, GM_ADDR k, GM_ADDR v, GM_ADDR out, GM_ADDR ws,
-                                const AttentionTiling &t) {
+                                GM_ADDR mask, const AttentionTiling &t) {
         t_ = t;
+        if (t.hasMask) mGm_.SetGlobalBuffer((__gm__ float *)mask, t.maskElems);
         uint64_t qElems = uint64_t(t.batch) * t.headsQ * t.tq * t.d;
         uint64_t kvElems = uint64_t(t.batch) * t.headsKv * t.tk * t.d;
         qGm_.SetGlobalBuffer((__gm__ float *)q, qElems);
@@ -76,7 +78,8 @@ class FlashAttentionKernel {
         uint32_t kEnd = t_.tk;
         if (t_.causal) {
             int64_t last = int64_t(q0 + qRows - 1) + shift + 1;
-            kEnd = last < int64_t(t_.tk) ? static_cast<uint32_t>(last) : t_.tk;
+            // last <= 0: causal with Tq > Tk leaves the tile's rows no key (output 0).
+            kEnd = last <= 0 ? 0 : (last < int64_t(t_.tk) ? static_cast<uint32_t>(last) : t_.tk);
         }
         LocalTensor<float> o = oAcc_.Get<float>();
         LocalTensor<float> st = stats_.Get<float>();  // [0, blockQ): m, [blockQ, 2 blockQ): l
@@ -92,7 +95,7 @@ class FlashAttentionKernel {
                       wsGm_[sOff_], t_.blockK, qRows, kRows, t_.d);
             PipeBarrier<PIPE_ALL>();
             // 2. Online softmax per row; P overwrites S.
-            for (uint32_t r = 0; r < qRows; ++r) SoftmaxRow(r, q0, j0, kRows, shift);
+            for (uint32_t r = 0; r < qRows; ++r) SoftmaxRow(bh, r, q0, j0, kRows, shift);
             // 3. V^T for this key block.
             StageVt(kvBase + uint64_t(j0) * t_.d, kRows);
             PipeBarrier<PIPE_ALL>();
@@ -109,15 +112,17 @@ class FlashAttentionKernel {
         }
         // O / l -> out (ragged rows of d floats).
         for (uint32_t r = 0; r < qRows; ++r) {
+            // A row whose every key is masked has l = 0 and O = 0: its output is 0, not NaN.
             float l = st.GetValue(t_.blockQ + r);
-            Muls(o[r * t_.dPad], o[r * t_.dPad], 1.0f / l, static_cast<int32_t>(t_.dPad));
+            Muls(o[r * t_.dPad], o[r * t_.dPad], l > 0.0f ? 1.0f / l : 0.0f,
+                 static_cast<int32_t>(t_.dPad));
             DataCopyExtParams p{1, static_cast<uint32_t>(t_.d * sizeof(float)), 0, 0, 0};
             DataCopyPad(oGm_[qBase + uint64_t(r) * t_.d], o[r * t_.dPad], p);
         }
     }
 
-    __aicore__ inline void SoftmaxRow(uint32_t r, uint32_t q0, uint32_t j0, uint32_t kRows,
-                                      int64_t shift) {
+    __aicore__ inline void SoftmaxRow(uint32_t bh, uint32_t r, uint32_t q0, uint32_t j0,
+                                      uint32_t kRows, int64_t shift) {
         const float negInf = -std::numeric_limits<float>::infinity();
         int32_t bk = static_cast<int32_t>(t_.blockK);
         LocalTensor<float> s = row_.Get<float>();
@@ -125,6 +130,7 @@ class FlashAttentionKernel {
         LocalTensor<float> st = stats_.Get<float>();
         DataCopy(s, wsGm_[sOff_ + uint64_t(r) * t_.blockK], t_.blockK);
         Muls(s, s, t_.scale, bk);
+        if (t_.hasMask) AddMaskRow(mGm_, t_, s, bh, q0 + r, j0, kRows);
         int64_t limit = int64_t(q0 + r) + shift;  // last visible key (causal)
         for (uint32_t c = 0; c < t_.blockK; ++c) {
             bool masked = c >= kRows || (t_.causal && int64_t(j0 + c) > limit);
@@ -172,7 +178,7 @@ class FlashAttentionKernel {
     TPipe pipe_;
     osum::CubeTile cube_;
     TBuf<TPosition::VECCALC> oAcc_, stats_, row_, small_, vTile_;
-    GlobalTensor<float> qGm_, kGm_, vGm_, oGm_, wsGm_;
+    GlobalTensor<float> qGm_, kGm_, vGm_, oGm_, wsGm_, mGm_;
     AttentionTiling t_{};
     uint64_t sOff_ = 0, vtOff_ = 0, pvOff_ = 0;
 };
@@ -181,8 +187,9 @@ class FlashAttentionKernel {
 
 extern "C" __global__ __aicore__ void osum_flash_attention_f32(GM_ADDR q, GM_ADDR k, GM_ADDR v,
                                                                GM_ADDR out, GM_ADDR workspace,
+                                                               GM_ADDR mask,
                                                                AttentionTiling tiling) {
     FlashAttentionKernel kernel;
-    kernel.Init(q, k, v, out, workspace, tiling);
+    kernel.Init(q, k, v, out, workspace, mask, tiling);
     kernel.Process();
 }

@@ -50,6 +50,11 @@ struct AttentionTiling {
     uint32_t causal;  // query i sees keys j <= i + (tk - tq)
     uint32_t wsPerBlock;
     float scale;
+    // Optional additive f32 mask viewed as [batch, headsQ, tq, tk] through element strides
+    // (0 = broadcast); maskElems elements from the mask pointer.
+    uint32_t hasMask;
+    uint32_t maskStrides[4];
+    uint32_t maskElems;
 };
 
 // Softmax over the last dimension of a contiguous f32 [rows, cols] matrix. Rows are dealt

@@ -20,14 +20,15 @@ extern "C" uint32_t aclrtlaunch_osum_matmul_f32(uint32_t blocks, void *stream, G
 }
 
 extern "C" void osum_flash_attention_f32(GM_ADDR q, GM_ADDR k, GM_ADDR v, GM_ADDR out,
-                                         GM_ADDR workspace, AttentionTiling tiling);
+                                         GM_ADDR workspace, GM_ADDR mask, AttentionTiling tiling);
 
 extern "C" uint32_t aclrtlaunch_osum_flash_attention_f32(uint32_t blocks, void *stream, GM_ADDR q,
                                                          GM_ADDR k, GM_ADDR v, GM_ADDR out,
-                                                         GM_ADDR workspace,
+                                                         GM_ADDR workspace, GM_ADDR mask,
                                                          AttentionTiling tiling) {
-    return osum_sim::launch("osum_flash_attention_f32", blocks, stream,
-                            [&] { osum_flash_attention_f32(q, k, v, out, workspace, tiling); });
+    return osum_sim::launch("osum_flash_attention_f32", blocks, stream, [&] {
+        osum_flash_attention_f32(q, k, v, out, workspace, mask, tiling);
+    });
 }
 
 extern "C" void osum_softmax_f32(GM_ADDR x, GM_ADDR y, SoftmaxTiling tiling);

@@ -12,12 +12,14 @@
 //! (f32, contiguous).
 
 pub mod attention;
+pub mod conv;
 pub mod elementwise;
 pub mod matmul;
 pub mod memory;
+mod operand;
 pub mod softmax;
 
-use crate::engine::device::{AttentionParams, BinaryOp, Buffer, Device, View};
+use crate::engine::device::{AttentionParams, BinaryOp, Buffer, Conv2dParams, Device, View};
 use crate::engine::dtype::DType;
 use crate::engine::error::{Error, Result};
 use crate::engine::storage::{DeviceBuffer, HostBuffer};
@@ -201,5 +203,24 @@ impl Device for AscendDevice {
         p: &AttentionParams,
     ) -> Result<Buffer> {
         attention::attention(self, q, k, v, mask, p)
+    }
+
+    fn conv2d(&self, x: View, w: View, b: Option<View>, p: &Conv2dParams) -> Result<Buffer> {
+        conv::conv2d(self, x, w, b, p)
+    }
+
+    fn im2col(&self, x: View, kernel: (usize, usize), p: &Conv2dParams) -> Result<Buffer> {
+        conv::im2col(self, x, kernel, p)
+    }
+
+    fn col2im(
+        &self,
+        cols: View,
+        channels: usize,
+        input_hw: (usize, usize),
+        kernel: (usize, usize),
+        p: &Conv2dParams,
+    ) -> Result<Buffer> {
+        conv::col2im(self, cols, channels, input_hw, kernel, p)
     }
 }

@@ -1,0 +1,232 @@
+//! Our convolution, LoRA/linear and plain AscendC kernels on the simulator (`ascend-sim`)
+//! against the CPU device, on edge shapes. Everything here runs on the CPU simulator — a
+//! simulation, not an NPU.
+//!
+//! Tolerances (stated per test): products accumulate in a different order on the cube (K steps
+//! of 64, f32) than in the CPU GEMM, so |ascend − cpu| ≤ 1e-5·(1 + m) per element, m being the
+//! magnitude sum Σ|a·b| of that element's dot product (computed on the CPU from |inputs|): the
+//! f32 rounding bound of both summation orders. Pure data movement (im2col) must be bit-exact.
+
+mod ascend_kernels {
+    use osum::engine::{cpu_device, device_named, Conv2dParams, Device, Result, Rng, Tensor};
+    use std::sync::Arc;
+
+    fn sim() -> Arc<dyn Device> {
+        device_named("ascend-sim").expect("ascend-sim device")
+    }
+
+    fn random(rng: &mut Rng, n: usize) -> Vec<f32> {
+        (0..n).map(|_| rng.normal()).collect()
+    }
+
+    fn abs(v: &[f32]) -> Vec<f32> {
+        v.iter().map(|x| x.abs()).collect()
+    }
+
+    /// |got − want| ≤ 1e-5·(1 + mag) elementwise, with a message naming the case.
+    fn assert_close(case: &str, got: &[f32], want: &[f32], mag: &[f32]) {
+        assert_eq!(got.len(), want.len(), "{case}: lengths");
+        for (i, ((g, w), m)) in got.iter().zip(want).zip(mag).enumerate() {
+            assert!(
+                (g - w).abs() <= 1e-5 * (1.0 + m),
+                "{case} at {i}: ascend-sim {g} vs cpu {w} (magnitude {m})"
+            );
+        }
+    }
+
+    struct ConvCase {
+        x: [usize; 4],
+        w: [usize; 4],
+        p: Conv2dParams,
+        bias: bool,
+    }
+
+    fn params(
+        stride: (usize, usize),
+        padding: (usize, usize),
+        dilation: (usize, usize),
+    ) -> Conv2dParams {
+        Conv2dParams {
+            stride,
+            padding,
+            dilation,
+        }
+    }
+
+    /// conv2d on both devices; the magnitude bound is conv2d(|x|, |w|, |b|) on the CPU.
+    fn check_conv(case: &ConvCase, seed: u64) -> Result<()> {
+        let (cpu, dev) = (cpu_device(), sim());
+        let mut rng = Rng::new(seed);
+        let xn: usize = case.x.iter().product();
+        let wn: usize = case.w.iter().product();
+        let (x, w, b) = (
+            random(&mut rng, xn),
+            random(&mut rng, wn),
+            random(&mut rng, case.w[0]),
+        );
+        let run = |d: &Arc<dyn Device>, x: &[f32], w: &[f32], b: &[f32]| -> Result<Vec<f32>> {
+            let xt = Tensor::from_vec(x.to_vec(), &case.x, d)?;
+            let wt = Tensor::from_vec(w.to_vec(), &case.w, d)?;
+            let bt = Tensor::from_vec(b.to_vec(), &[case.w[0]], d)?;
+            xt.conv2d(&wt, case.bias.then_some(&bt), &case.p)?
+                .to_vec::<f32>()
+        };
+        let got = run(&dev, &x, &w, &b)?;
+        let want = run(&cpu, &x, &w, &b)?;
+        let mag = run(&cpu, &abs(&x), &abs(&w), &abs(&b))?;
+        assert_close(
+            &format!("conv2d {:?} {:?} {:?}", case.x, case.w, case.p),
+            &got,
+            &want,
+            &mag,
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn ascend_conv2d_matches_the_cpu_on_edge_shapes() -> Result<()> {
+        let cases = [
+            // Whisper front end shape class (conv1d as height 1): stride 1 and stride 2, pad 1.
+            ConvCase {
+                x: [1, 5, 1, 37],
+                w: [7, 5, 1, 3],
+                p: params((1, 1), (0, 1), (1, 1)),
+                bias: true,
+            },
+            ConvCase {
+                x: [2, 5, 1, 37],
+                w: [7, 5, 1, 3],
+                p: params((1, 2), (0, 1), (1, 1)),
+                bias: true,
+            },
+            // The adapter's 4x downsampling conv (3x3, stride 2, no padding), odd sizes.
+            ConvCase {
+                x: [2, 1, 19, 13],
+                w: [6, 1, 3, 3],
+                p: params((2, 2), (0, 0), (1, 1)),
+                bias: true,
+            },
+            ConvCase {
+                x: [1, 6, 9, 7],
+                w: [5, 6, 3, 3],
+                p: params((2, 2), (0, 0), (1, 1)),
+                bias: false,
+            },
+            // Stride 2 with padding in both axes, positions not a multiple of the 128 tile, more
+            // than 128 output channels (two cube M tiles) and K > 64 (several K steps).
+            ConvCase {
+                x: [1, 9, 23, 29],
+                w: [130, 9, 3, 3],
+                p: params((2, 2), (1, 1), (1, 1)),
+                bias: true,
+            },
+            // Dilation, asymmetric kernel, padding larger than the dilated tap offset.
+            ConvCase {
+                x: [1, 3, 11, 17],
+                w: [4, 3, 2, 5],
+                p: params((1, 3), (2, 3), (2, 2)),
+                bias: true,
+            },
+            // 1x1 kernel, one output position.
+            ConvCase {
+                x: [3, 4, 1, 1],
+                w: [2, 4, 1, 1],
+                p: params((1, 1), (0, 0), (1, 1)),
+                bias: true,
+            },
+        ];
+        for (i, c) in cases.iter().enumerate() {
+            check_conv(c, 300 + i as u64)?;
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn ascend_conv1d_with_long_rows_matches_the_cpu() -> Result<()> {
+        // Several 128-position tiles and a ragged last one (L = 301 → 151 outputs at stride 2).
+        let (cpu, dev) = (cpu_device(), sim());
+        let mut rng = Rng::new(41);
+        let (n, c, l, o, k) = (1, 16, 301, 24, 3);
+        let (x, w, b) = (
+            random(&mut rng, n * c * l),
+            random(&mut rng, o * c * k),
+            random(&mut rng, o),
+        );
+        for stride in [1, 2] {
+            let run = |d: &Arc<dyn Device>, x: &[f32], w: &[f32], b: &[f32]| -> Result<Vec<f32>> {
+                Tensor::from_vec(x.to_vec(), &[n, c, l], d)?
+                    .conv1d(
+                        &Tensor::from_vec(w.to_vec(), &[o, c, k], d)?,
+                        Some(&Tensor::from_vec(b.to_vec(), &[o], d)?),
+                        stride,
+                        1,
+                        1,
+                    )?
+                    .to_vec::<f32>()
+            };
+            let (got, want) = (run(&dev, &x, &w, &b)?, run(&cpu, &x, &w, &b)?);
+            let mag = run(&cpu, &abs(&x), &abs(&w), &abs(&b))?;
+            assert_close(&format!("conv1d stride {stride}"), &got, &want, &mag);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn ascend_im2col_is_exact_and_col2im_is_its_adjoint() -> Result<()> {
+        let (cpu, dev) = (cpu_device(), sim());
+        let mut rng = Rng::new(5);
+        for (i, (x, k, p)) in [
+            ([2, 3, 7, 9], (3, 3), params((2, 2), (1, 1), (1, 1))),
+            ([1, 2, 1, 40], (1, 5), params((1, 3), (0, 2), (1, 2))),
+            ([1, 1, 6, 5], (2, 2), params((1, 1), (0, 0), (1, 1))),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let xs = random(&mut rng, x.iter().product());
+            let cols = |d: &Arc<dyn Device>| -> Result<Vec<f32>> {
+                Tensor::from_vec(xs.clone(), &x, d)?
+                    .im2col(k, &p)?
+                    .to_vec::<f32>()
+            };
+            let want = cols(&cpu)?;
+            assert_eq!(cols(&dev)?, want, "im2col case {i}");
+            // col2im of a random cols matrix: sums of up to KH·KW terms in another order.
+            let (oh, ow) = p.output_hw((x[2], x[3]), k).expect("fits");
+            let shape = [x[0], x[1] * k.0 * k.1, oh * ow];
+            let ys = random(&mut rng, shape.iter().product());
+            let fold = |d: &Arc<dyn Device>, v: &[f32]| -> Result<Vec<f32>> {
+                Tensor::from_vec(v.to_vec(), &shape, d)?
+                    .col2im(x[1], (x[2], x[3]), k, &p)?
+                    .to_vec::<f32>()
+            };
+            let (got, want) = (fold(&dev, &ys)?, fold(&cpu, &ys)?);
+            assert_close(
+                &format!("col2im case {i}"),
+                &got,
+                &want,
+                &fold(&cpu, &abs(&ys))?,
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn ascend_conv2d_kernel_counts_its_cube_work() -> Result<()> {
+        use osum::kernels;
+        let dev = sim();
+        let (n, c, h, w, o) = (2usize, 4usize, 5usize, 33usize, 20usize);
+        let p = params((1, 2), (1, 1), (1, 1));
+        let x = Tensor::from_vec(vec![0.5f32; n * c * h * w], &[n, c, h, w], &dev)?;
+        let wt = Tensor::from_vec(vec![0.25f32; o * c * 9], &[o, c, 3, 3], &dev)?;
+        let y = x.conv2d(&wt, None, &p)?;
+        let stats = kernels::last_launch_stats();
+        let (oh, ow) = p.output_hw((h, w), (3, 3)).expect("fits");
+        assert_eq!(y.shape(), [n, o, oh, ow]);
+        // Every output element is one dot product of length C·KH·KW on the cube.
+        assert_eq!(stats.cube_macs, (n * o * oh * ow * c * 9) as u64);
+        assert_eq!(stats.l0c_to_gm_bytes, (n * o * oh * ow * 4) as u64);
+        assert!(stats.peak_ub_bytes <= 192 * 1024 - 8448 && stats.peak_l1_bytes <= 512 * 1024);
+        Ok(())
+    }
+}

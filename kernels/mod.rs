@@ -12,6 +12,7 @@ use crate::ffi::{AclError, DeviceMemory, Stream};
 use std::ffi::c_void;
 
 pub mod conv;
+pub mod lora;
 
 /// AI cube cores of the simulated SoC (Ascend910B3: 20 AIC / 40 AIV, ASCEND.md roofline table).
 pub const AIC_CORES: u32 = 20;

@@ -229,4 +229,137 @@ mod ascend_kernels {
         assert!(stats.peak_ub_bytes <= 192 * 1024 - 8448 && stats.peak_l1_bytes <= 512 * 1024);
         Ok(())
     }
+
+    /// lora_linear (rank > 0) or linear/linear_gelu (rank 0) on both devices; magnitude bound
+    /// from the same op on |x|, |W|, |b|, |A|, |B|, |s| on the CPU.
+    fn check_linear(
+        lead: &[usize],
+        (inp, out, rank): (usize, usize, usize),
+        gelu: bool,
+        seed: u64,
+    ) -> Result<()> {
+        let (cpu, dev) = (cpu_device(), sim());
+        let mut rng = Rng::new(seed);
+        let rows: usize = lead.iter().product();
+        let xshape: Vec<usize> = lead.iter().copied().chain([inp]).collect();
+        let x = random(&mut rng, rows * inp);
+        let w = random(&mut rng, out * inp);
+        let b = random(&mut rng, out);
+        let a = random(&mut rng, rank * inp);
+        let bm = random(&mut rng, out * rank);
+        let scale = -0.75f32;
+        let run = |d: &Arc<dyn Device>, v: [&[f32]; 5], s: f32| -> Result<Vec<f32>> {
+            let t = |data: &[f32], shape: &[usize]| Tensor::from_vec(data.to_vec(), shape, d);
+            let (xt, wt, bt) = (t(v[0], &xshape)?, t(v[1], &[out, inp])?, t(v[2], &[out])?);
+            let y = if rank > 0 {
+                xt.lora_linear(
+                    &wt,
+                    Some(&bt),
+                    &t(v[3], &[rank, inp])?,
+                    &t(v[4], &[out, rank])?,
+                    s,
+                )?
+            } else if gelu {
+                // Leaves do not track gradients: the device fuses GELU into the product.
+                xt.linear_gelu(&wt, Some(&bt))?
+            } else {
+                xt.linear(&wt, Some(&bt))?
+            };
+            y.to_vec::<f32>()
+        };
+        let got = run(&dev, [&x, &w, &b, &a, &bm], scale)?;
+        let want = run(&cpu, [&x, &w, &b, &a, &bm], scale)?;
+        // GELU is 1.13-Lipschitz; the magnitude bound of its argument is the linear one.
+        let mag = if gelu {
+            let t = |data: &[f32], shape: &[usize]| Tensor::from_vec(data.to_vec(), shape, &cpu);
+            t(&abs(&x), &xshape)?
+                .linear(&t(&abs(&w), &[out, inp])?, Some(&t(&abs(&b), &[out])?))?
+                .to_vec::<f32>()?
+                .iter()
+                .map(|m| 1.2 * m)
+                .collect()
+        } else {
+            run(
+                &cpu,
+                [&abs(&x), &abs(&w), &abs(&b), &abs(&a), &abs(&bm)],
+                scale.abs(),
+            )?
+        };
+        assert_close(
+            &format!("linear {lead:?} {inp}->{out} rank {rank} gelu {gelu}"),
+            &got,
+            &want,
+            &mag,
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn ascend_lora_linear_matches_the_cpu_at_ranks_1_8_64() -> Result<()> {
+        // Rows/features not multiples of the 16-row fractal, the 8-float C0, the 64 K step or
+        // the 128 tile; decode (one row); rank wider than the output.
+        let shapes: [(&[usize], (usize, usize, usize)); 6] = [
+            (&[1], (70, 33, 1)),
+            (&[7], (300, 200, 8)),
+            (&[2, 3], (65, 129, 64)),
+            (&[130], (17, 40, 8)),
+            (&[1], (256, 16, 64)),
+            (&[3, 47], (96, 130, 1)),
+        ];
+        for (i, (lead, dims)) in shapes.into_iter().enumerate() {
+            check_linear(lead, dims, false, 400 + i as u64)?;
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn ascend_linear_with_bias_and_fused_gelu_matches_the_cpu() -> Result<()> {
+        let shapes: [(&[usize], usize, usize); 4] = [
+            (&[1], 9, 5),
+            (&[5, 31], 64, 200),
+            (&[129], 130, 17),
+            (&[2], 1, 1),
+        ];
+        for (i, (lead, inp, out)) in shapes.into_iter().enumerate() {
+            check_linear(lead, (inp, out, 0), false, 500 + i as u64)?;
+            check_linear(lead, (inp, out, 0), true, 600 + i as u64)?;
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn ascend_lora_kernel_never_forms_the_merged_weight() -> Result<()> {
+        // Cube work is exactly x·Wᵀ (m·n·k) + x·Aᵀ (m·r·k, once per N group) + H·Bᵀ (m·n·r):
+        // forming B·A would add n·r·k.
+        use osum::kernels::{self, lora};
+        let dev = sim();
+        let (m, k, n, r) = (40usize, 96usize, 300usize, 8usize);
+        let t = |len: usize, shape: &[usize]| Tensor::from_vec(vec![0.125f32; len], shape, &dev);
+        let y = t(m * k, &[m, k])?.lora_linear(
+            &t(n * k, &[n, k])?,
+            None,
+            &t(r * k, &[r, k])?,
+            &t(n * r, &[n, r])?,
+            2.0,
+        )?;
+        let stats = kernels::last_launch_stats();
+        let (_, tiling) = lora::lora_linear_tiling(&lora::LoraShape {
+            m,
+            n,
+            k,
+            rank: r,
+            scale: 2.0,
+            bias: false,
+            act: lora::Activation::None,
+        })
+        .expect("tiling");
+        let groups = tiling.n_groups as usize;
+        assert_eq!(
+            stats.cube_macs,
+            (m * n * k + groups * m * r * k + m * n * r) as u64
+        );
+        // 0.125² · 96 + 2 · (0.125² · 96) · 0.125 · 8 = 1.5 + 3 = 4.5 everywhere.
+        assert!(y.to_vec::<f32>()?.iter().all(|&v| (v - 4.5).abs() < 1e-5));
+        Ok(())
+    }
 }

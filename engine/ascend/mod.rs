@@ -14,12 +14,15 @@
 pub mod attention;
 pub mod conv;
 pub mod elementwise;
+pub mod lora;
 pub mod matmul;
 pub mod memory;
 mod operand;
 pub mod softmax;
 
-use crate::engine::device::{AttentionParams, BinaryOp, Buffer, Conv2dParams, Device, View};
+use crate::engine::device::{
+    AttentionParams, BinaryOp, Buffer, Conv2dParams, Device, UnaryOp, View,
+};
 use crate::engine::dtype::DType;
 use crate::engine::error::{Error, Result};
 use crate::engine::storage::{DeviceBuffer, HostBuffer};
@@ -188,6 +191,22 @@ impl Device for AscendDevice {
 
     fn matmul(&self, lhs: View, rhs: View) -> Result<Buffer> {
         matmul::matmul(self, lhs, rhs)
+    }
+
+    fn linear(&self, x: View, w: View, b: Option<View>, act: Option<UnaryOp>) -> Result<Buffer> {
+        lora::linear(self, x, w, b, act)
+    }
+
+    fn lora_linear(
+        &self,
+        x: View,
+        w: View,
+        b: Option<View>,
+        a: View,
+        bm: View,
+        scale: f32,
+    ) -> Result<Buffer> {
+        lora::lora_linear(self, x, w, b, (a, bm, scale))
     }
 
     fn softmax(&self, src: View) -> Result<Buffer> {

@@ -18,6 +18,7 @@ pub mod lora;
 pub mod matmul;
 pub mod memory;
 mod operand;
+pub mod plain;
 pub mod softmax;
 
 use crate::engine::device::{
@@ -25,6 +26,7 @@ use crate::engine::device::{
 };
 use crate::engine::dtype::DType;
 use crate::engine::error::{Error, Result};
+use crate::engine::layout::Layout;
 use crate::engine::storage::{DeviceBuffer, HostBuffer};
 use crate::ffi::{AclError, DeviceContext, Runtime, Stream};
 use memory::{host_bytes, host_bytes_mut, AscendBuffer, Pool};
@@ -160,29 +162,24 @@ impl Device for AscendDevice {
         Ok(Box::new(buf))
     }
 
-    /// Contiguous views are one device-to-device copy; strided ones need a gather kernel.
     fn copy_strided(&self, src: View) -> Result<Buffer> {
-        const OP: &str = "copy";
-        let buf = self.buffer(OP, &src)?;
-        let Some((start, end)) = src.layout.contiguous_range() else {
-            return Err(self.unsupported_case(OP, "a strided view (no gather kernel yet)"));
-        };
-        let size = buf.dtype().size_in_bytes();
-        let out = self.alloc(OP, buf.dtype(), end - start)?;
-        out.mem()
-            .copy_from(0, buf.mem(), start * size, (end - start) * size)
-            .map_err(|e| self.backend(OP, e))?;
-        Ok(Box::new(out))
+        plain::copy_strided(self, src)
+    }
+
+    fn copy_into(&self, dst: &mut dyn DeviceBuffer, dst_layout: &Layout, src: View) -> Result<()> {
+        plain::copy_into(self, dst, dst_layout, src)
     }
 
     fn cast(&self, src: View, dtype: DType) -> Result<Buffer> {
-        if src.dtype() == dtype {
-            return self.copy_strided(src);
-        }
-        Err(self.unsupported_case(
-            "cast",
-            format!("{:?} -> {:?} (no cast kernel yet)", src.dtype(), dtype),
-        ))
+        plain::cast(self, src, dtype)
+    }
+
+    fn unary(&self, op: UnaryOp, src: View) -> Result<Buffer> {
+        plain::unary(self, op, src)
+    }
+
+    fn concat(&self, parts: &[View], dim: usize) -> Result<Buffer> {
+        plain::concat(self, parts, dim)
     }
 
     fn binary(&self, op: BinaryOp, lhs: View, rhs: View) -> Result<Buffer> {

@@ -8,6 +8,29 @@
 // some take a scratch buffer, which our kernels always reserve).
 #pragma once
 
+// bfloat16 for the simulator (the NPU compiler has `bfloat16_t` built in): the top 16 bits of
+// an f32, rounded to nearest even.
+struct bfloat16_t {
+    uint16_t bits = 0;
+    bfloat16_t() = default;
+    bfloat16_t(float f) {  // NOLINT: implicit like the built-in type
+        uint32_t x;
+        std::memcpy(&x, &f, 4);
+        if ((x & 0x7fffffffu) > 0x7f800000u) {
+            bits = static_cast<uint16_t>((x >> 16) | 0x40u);  // quiet NaN
+            return;
+        }
+        x += 0x7fffu + ((x >> 16) & 1u);
+        bits = static_cast<uint16_t>(x >> 16);
+    }
+    operator float() const {
+        uint32_t x = uint32_t(bits) << 16;
+        float f;
+        std::memcpy(&f, &x, 4);
+        return f;
+    }
+};
+
 namespace AscendC {
 
 template <typename T>

@@ -124,7 +124,10 @@ pub fn predict(soc: &Soc, s: &LaunchStats) -> Prediction {
         (hbm_us, Bound::Memory),
     ]
     .into_iter()
-    .fold((0.0, Bound::Memory), |best, c| if c.0 > best.0 { c } else { best });
+    .fold(
+        (0.0, Bound::Memory),
+        |best, c| if c.0 > best.0 { c } else { best },
+    );
     let flops = cube_flops + s.vector_elems as f64;
     Prediction {
         cube_us,

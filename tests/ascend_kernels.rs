@@ -487,4 +487,37 @@ mod ascend_kernels {
         assert_eq!(run(&dev)?, run(&cpu)?);
         Ok(())
     }
+
+    #[test]
+    fn ascend_matmul_takes_every_operand_layout() -> Result<()> {
+        // Backward-style products: plain rhs (dY·W), transposed lhs (Xᵀ·dY), both, batched and
+        // broadcast; rearranged by the copy kernel, then the same cube path (bound as above).
+        let (cpu, dev) = (cpu_device(), sim());
+        let mut rng = Rng::new(21);
+        let (b, m, k, n) = (2usize, 19usize, 70usize, 33usize);
+        let a = random(&mut rng, b * m * k);
+        let c = random(&mut rng, b * k * n);
+        let run = |d: &Arc<dyn Device>, a: &[f32], c: &[f32]| -> Result<Vec<Vec<f32>>> {
+            let at = Tensor::from_vec(a.to_vec(), &[b, m, k], d)?;
+            let ct = Tensor::from_vec(c.to_vec(), &[b, k, n], d)?;
+            let a2 = Tensor::from_vec(a[..m * k].to_vec(), &[k, m], d)?;
+            Ok(vec![
+                at.matmul(&ct)?.to_vec::<f32>()?,
+                a2.t()?
+                    .matmul(&ct.narrow(0, 0, 1)?.squeeze(0)?)?
+                    .to_vec::<f32>()?,
+                ct.transpose(1, 2)?
+                    .matmul(&at.transpose(1, 2)?)?
+                    .to_vec::<f32>()?,
+                at.matmul(&ct.narrow(0, 1, 1)?.broadcast_as(&[b, k, n])?)?
+                    .to_vec::<f32>()?,
+            ])
+        };
+        let (got, want) = (run(&dev, &a, &c)?, run(&cpu, &a, &c)?);
+        let mag = run(&cpu, &abs(&a), &abs(&c))?;
+        for (i, ((g, w), m)) in got.iter().zip(&want).zip(&mag).enumerate() {
+            assert_close(&format!("matmul layout case {i}"), g, w, m);
+        }
+        Ok(())
+    }
 }

@@ -7,9 +7,10 @@
 //! explicit `aclrtMemcpy` calls. Ops without a kernel are errors naming op and device
 //! ([`Device`]'s defaults, or [`Error::UnsupportedCase`] for layouts a kernel does not take) —
 //! there is no CPU fallback. Kernels so far: elementwise add/sub/mul/maximum (f32, same-shape
-//! contiguous), matmul (f32, rhs in the `[N, K]` weight layout, i.e. `x·Wᵀ`) and flash attention
+//! contiguous), matmul (f32, rhs in the `[N, K]` weight layout, i.e. `x·Wᵀ`), flash attention
 //! forward (f32, contiguous, causal or not, GQA, no additive mask), softmax over the last dim
-//! (f32, contiguous).
+//! (f32, contiguous), conv2d/im2col/col2im ([`conv`]), linear and LoRA linear ([`lora`]),
+//! strided copies, concat, casts f32 ↔ f16/bf16 and every unary function ([`plain`]).
 
 pub mod attention;
 pub mod conv;

@@ -16,7 +16,7 @@ use crate::kernels::{self, GmF32};
 
 /// Copy `src` (read through its layout) into `dst` through `dst_layout` (same shape) with the
 /// gather kernel; a contiguous-to-contiguous copy is one device-to-device memcpy.
-fn copy_layout(
+pub(crate) fn copy_layout(
     dev: &AscendDevice,
     op: &'static str,
     src: &View,

@@ -294,11 +294,14 @@ mod ascend_kernels {
         Ok(())
     }
 
+    /// Leading dims of x and (in, out, rank).
+    type LinearCase<'a> = (&'a [usize], (usize, usize, usize));
+
     #[test]
     fn ascend_lora_linear_matches_the_cpu_at_ranks_1_8_64() -> Result<()> {
         // Rows/features not multiples of the 16-row fractal, the 8-float C0, the 64 K step or
         // the 128 tile; decode (one row); rank wider than the output.
-        let shapes: [(&[usize], (usize, usize, usize)); 6] = [
+        let shapes: [LinearCase; 6] = [
             (&[1], (70, 33, 1)),
             (&[7], (300, 200, 8)),
             (&[2, 3], (65, 129, 64)),

@@ -12,6 +12,9 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// A conv case: x shape, w shape, stride, padding.
+type ConvCase = ([usize; 4], [usize; 4], (usize, usize), (usize, usize));
+
 /// One benchmark case: a label and the op to run once on the device.
 type Case<'a> = (String, Box<dyn Fn() -> Result<Tensor, String> + 'a>);
 
@@ -65,7 +68,7 @@ pub fn run(
         Kind::Conv => {
             // Conv1d as height 1: Whisper-tiny's front end (80 mel → 384, k3, stride 1 then 2)
             // on 10 s of frames; the adapter's 3×3 stride-2 downsampling conv.
-            let shapes: &[([usize; 4], [usize; 4], (usize, usize), (usize, usize))] = if a.quick {
+            let shapes: &[ConvCase] = if a.quick {
                 &[([1, 4, 1, 64], [8, 4, 1, 3], (1, 2), (0, 1))]
             } else {
                 &[

@@ -68,7 +68,7 @@ fn run(
     let kerr = |e: kernels::KernelError| dev.backend(op, e);
     let k = x.shape().last().copied().unwrap_or(1);
     let n = w.shape()[0];
-    let m = if k == 0 { 0 } else { x.layout.elem_count() / k };
+    let m = x.layout.elem_count().checked_div(k).unwrap_or(0);
     let rank = lora.map_or(0, |l| l.2);
     let out = dev.alloc(op, DType::F32, m * n)?;
     if m * n == 0 {

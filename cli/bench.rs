@@ -8,6 +8,7 @@
 //! - attention: our fused attention vs our own two batched GEMMs `Q·Kᵀ` and `P·V` alone.
 //! - conv: our conv1d vs im2col + the `gemm` crate.
 
+mod ascend;
 mod attention;
 mod bandwidth;
 mod conv;
@@ -69,6 +70,8 @@ enum Kind {
     Encoder,
     /// LLM decode tokens/s vs memory bandwidth: SmolLM2 and a 7B-shaped bf16 model.
     Decode,
+    /// The fused LoRA linear kernel (`--device ascend-sim` only: predicted 910B time).
+    Lora,
 }
 
 impl BenchArgs {
@@ -124,8 +127,20 @@ pub fn run(
     match a.kind {
         Kind::Gemm => gemm::run(&a, threads, &device()?, &mut out),
         Kind::Gemv => gemv::run(&a, threads, &mut out),
-        Kind::Attention => attention::run(&a, &mut out),
-        Kind::Conv => conv::run(&a, threads, &mut out),
+        // On ascend-sim these report the simulator's counters and the predicted 910B time.
+        Kind::Attention | Kind::Conv | Kind::Lora => {
+            let dev = device()?;
+            if dev.name() == osum::engine::ascend::SIM_NAME {
+                return ascend::run(a.kind, &a, &dev, &mut out);
+            }
+            match a.kind {
+                Kind::Attention => attention::run(&a, &mut out),
+                Kind::Conv => conv::run(&a, threads, &mut out),
+                _ => Err(
+                    "`bench lora` runs on `--device ascend-sim` (the fused Ascend kernel)".into(),
+                ),
+            }
+        }
         Kind::Encoder => encoder::run(&a, &device()?, &mut out),
         Kind::Decode => decode::run(&a, &device()?, &mut out),
     }

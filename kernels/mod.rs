@@ -13,6 +13,11 @@ pub mod nn;
 use crate::ffi::{AclError, DeviceMemory, Stream};
 use std::ffi::c_void;
 
+pub mod conv;
+pub mod lora;
+pub mod plain;
+pub mod roofline;
+
 /// AI cube cores of the simulated SoC (Ascend910B3: 20 AIC / 40 AIV, ASCEND.md roofline table).
 pub const AIC_CORES: u32 = 20;
 /// AI vector cores of the simulated SoC.

@@ -352,12 +352,10 @@ mod ascend_sim {
             }
             other => panic!("{op}: expected a named unsupported error, got {other:?}"),
         };
-        named(x.exp(), "exp");
         named(x.t()?.softmax(), "softmax");
         named(x.div(&x), "div");
-        named(x.to_dtype(osum::engine::DType::F16), "cast");
+        named(x.to_dtype(osum::engine::DType::U32), "cast");
         // Kernels that exist refuse the layouts they cannot read, by name.
-        named(x.matmul(&x), "matmul");
         named(x.add(&x.t()?), "add");
         // Memory ops work: upload, strided download, zeros.
         assert_eq!(x.t()?.to_vec::<f32>()?, vec![1.0, 3.0, 2.0, 4.0]);

@@ -1,11 +1,14 @@
 //! Matrix products on the Ascend device through `osum_matmul_f32` (kernels/ascend/matmul.cpp),
 //! which computes `A·Btᵀ` from row-major A `[M, K]` and Bt `[N, K]`.
 //!
-//! The engine's matmul is `[…, M, K] × […, K, N]`; the kernel takes it when the rhs is the
-//! transposed view of a dense `[N, K]` matrix — `linear` (x·Wᵀ), q·kᵀ — i.e. the K dimension of
-//! rhs has stride 1. Other rhs layouts need a transposing load (LoadData with ifTranspose) or a
-//! transpose kernel; they are refused by name until then. Batches launch once per batch index.
+//! The engine's matmul is `[…, M, K] × […, K, N]`; the kernel reads it directly when the lhs
+//! rows are dense and the rhs is the transposed view of a dense `[N, K]` matrix — `linear`
+//! (x·Wᵀ), q·kᵀ — i.e. the K dimension of rhs has stride 1. Any other layout (the backward's
+//! `dY·W`, `Xᵀ·dY`) is first rearranged on the device by the strided-copy kernel into those
+//! layouts (`dense_copy`; a transposing L1 → L0B load would avoid the copy). Batches launch
+//! once per batch index.
 
+use super::memory::AscendBuffer;
 use super::AscendDevice;
 use crate::engine::device::{Buffer, View};
 use crate::engine::dtype::DType;
@@ -53,16 +56,18 @@ pub fn matmul(dev: &AscendDevice, lhs: View, rhs: View) -> Result<Buffer> {
         return Ok(Box::new(out));
     }
     let (ls, rs) = (ll.strides(), rl.strides());
-    let lda = row_stride(m, k, ls[r - 2], ls[r - 1]).ok_or_else(|| {
-        dev.unsupported_case(OP, "lhs whose rows are not dense (inner stride != 1)")
-    })?;
+    // Layouts the cube path cannot read directly are first rearranged on the device by the
+    // strided-copy kernel (an explicit device step, never a CPU fallback): lhs into dense rows,
+    // rhs into the transposed [N, K] weight layout.
+    let (lhs_copy, lda) = match row_stride(m, k, ls[r - 2], ls[r - 1]) {
+        Some(lda) => (None, lda),
+        None => (Some(dense_copy(dev, &lhs, false)?), k),
+    };
     // rhs [K, N] with K stride 1 is Bt [N, K] row-major with row stride = N's stride.
-    let ldb = row_stride(n, k, rs[r - 1], rs[r - 2]).ok_or_else(|| {
-        dev.unsupported_case(
-            OP,
-            "rhs not in the transposed [N, K] weight layout (needs a transpose kernel)",
-        )
-    })?;
+    let (rhs_copy, ldb) = match row_stride(n, k, rs[r - 1], rs[r - 2]) {
+        Some(ldb) => (None, ldb),
+        None => (Some(dense_copy(dev, &rhs, true)?), k),
+    };
     let shape = MatmulShape {
         m,
         n,
@@ -71,13 +76,26 @@ pub fn matmul(dev: &AscendDevice, lhs: View, rhs: View) -> Result<Buffer> {
         ldb,
         ldc: n,
     };
-    let (a, b) = (dev.buffer(OP, &lhs)?, dev.buffer(OP, &rhs)?);
     let kerr = |e: kernels::KernelError| dev.backend(OP, e);
     let a_need = (m - 1) * lda + k;
     let b_need = (n - 1) * ldb + k;
     let batch_layout =
         |l: &Layout| Layout::new(batch.clone(), l.strides()[..r - 2].to_vec(), l.offset());
-    let (la, lb) = (batch_layout(ll), batch_layout(rl));
+    let dense_batch = |rows: usize| {
+        Layout::contiguous(&batch)
+            .strides()
+            .iter()
+            .map(|s| s * rows * k)
+            .collect::<Vec<_>>()
+    };
+    let (a, la) = match &lhs_copy {
+        Some(c) => (c, Layout::new(batch.clone(), dense_batch(m), 0)),
+        None => (dev.buffer(OP, &lhs)?, batch_layout(ll)),
+    };
+    let (b, lb) = match &rhs_copy {
+        Some(c) => (c, Layout::new(batch.clone(), dense_batch(n), 0)),
+        None => (dev.buffer(OP, &rhs)?, batch_layout(rl)),
+    };
     for (i, (oa, ob)) in la.offsets().zip(lb.offsets()).enumerate() {
         let ga = GmF32::new("osum_matmul_f32", a.mem(), oa, a_need).map_err(kerr)?;
         let gb = GmF32::new("osum_matmul_f32", b.mem(), ob, b_need).map_err(kerr)?;
@@ -85,4 +103,24 @@ pub fn matmul(dev: &AscendDevice, lhs: View, rhs: View) -> Result<Buffer> {
         kernels::matmul_f32(dev.stream(), &shape, ga, gb, gc).map_err(kerr)?;
     }
     Ok(Box::new(out))
+}
+
+/// A dense copy of a batched matrix view `[…, R, C]`: row-major (`transposed = false`), or
+/// each matrix transposed to `[…, C, R]` row-major (`transposed = true`, the `[N, K]` layout
+/// the cube path reads for the rhs).
+fn dense_copy(dev: &AscendDevice, v: &View, transposed: bool) -> Result<AscendBuffer> {
+    let shape = v.shape();
+    let r = shape.len();
+    let out = dev.alloc(OP, DType::F32, v.layout.elem_count())?;
+    let dst = if transposed {
+        let mut ts = shape.to_vec();
+        ts.swap(r - 2, r - 1);
+        let mut strides = Layout::contiguous(&ts).strides().to_vec();
+        strides.swap(r - 2, r - 1);
+        Layout::new(shape.to_vec(), strides, 0)
+    } else {
+        Layout::contiguous(shape)
+    };
+    super::plain::copy_layout(dev, OP, v, &out, &dst)?;
+    Ok(out)
 }

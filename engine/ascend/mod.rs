@@ -7,31 +7,36 @@
 //! explicit `aclrtMemcpy` calls. Ops without a kernel are errors naming op and device
 //! ([`Device`]'s defaults, or [`Error::UnsupportedCase`] for layouts a kernel does not take) —
 //! there is no CPU fallback. Ops with kernels (f32 unless noted): elementwise add/sub/mul/maximum
-//! (same-shape dense), matmul (rhs in the `[N, K]` weight layout), flash attention forward and
-//! backward (causal or not, GQA, no additive mask), softmax and log-softmax, layer/RMS norm, rope
-//! (both styles), sum/max/min/argmax over a dim, index_select and gather (any dtype), index_add and
-//! scatter_add, cross-entropy and its backward, the fused AdamW step; copy_into is device-to-device
-//! copies. Operands a kernel cannot read directly (strided, f16/bf16) are made dense f32 by the
-//! device's own copy/cast ops first (`operands.rs`).
+//! (same-shape dense), matmul (any operand layout; rearranged by the copy kernel when needed),
+//! linear and LoRA linear ([`lora`]), conv2d/im2col/col2im ([`conv`]), flash attention forward
+//! and backward (causal or not, GQA, additive mask), softmax and log-softmax, layer/RMS norm,
+//! rope (both styles), sum/max/min/argmax over a dim, index_select and gather (any dtype),
+//! index_add and scatter_add, cross-entropy and its backward, the fused AdamW step, strided
+//! copies (also into a strided destination, how KV caches append), concat, casts f32 ↔ f16/bf16
+//! and every unary function ([`plain`]). Operands a kernel cannot read directly (strided, f16/bf16) are made
+//! dense f32 by the device's own copy/cast ops first (`operands.rs`).
 
 pub mod attention;
 pub mod attention_backward;
-pub mod copy_into;
+pub mod conv;
 pub mod elementwise;
 pub mod index;
 pub mod log_softmax;
+pub mod lora;
 pub mod loss;
 pub mod matmul;
 pub mod memory;
 pub mod norm;
 mod operands;
 pub mod optim;
+pub mod plain;
 pub mod reduce;
 pub mod rope;
 pub mod softmax;
 
 use crate::engine::device::{
-    AdamWParams, AttentionParams, BinaryOp, Buffer, Device, ReduceOp, RopeStyle, View,
+    AdamWParams, AttentionParams, BinaryOp, Buffer, Conv2dParams, Device, ReduceOp, RopeStyle,
+    UnaryOp, View,
 };
 use crate::engine::dtype::DType;
 use crate::engine::error::{Error, Result};
@@ -171,33 +176,24 @@ impl Device for AscendDevice {
         Ok(Box::new(buf))
     }
 
-    /// Contiguous views are one device-to-device copy; strided ones need a gather kernel.
     fn copy_strided(&self, src: View) -> Result<Buffer> {
-        const OP: &str = "copy";
-        let buf = self.buffer(OP, &src)?;
-        let Some((start, end)) = src.layout.contiguous_range() else {
-            return Err(self.unsupported_case(OP, "a strided view (no gather kernel yet)"));
-        };
-        let size = buf.dtype().size_in_bytes();
-        let out = self.alloc(OP, buf.dtype(), end - start)?;
-        out.mem()
-            .copy_from(0, buf.mem(), start * size, (end - start) * size)
-            .map_err(|e| self.backend(OP, e))?;
-        Ok(Box::new(out))
+        plain::copy_strided(self, src)
     }
 
     fn copy_into(&self, dst: &mut dyn DeviceBuffer, dst_layout: &Layout, src: View) -> Result<()> {
-        copy_into::copy_into(self, dst, dst_layout, src)
+        plain::copy_into(self, dst, dst_layout, src)
     }
 
     fn cast(&self, src: View, dtype: DType) -> Result<Buffer> {
-        if src.dtype() == dtype {
-            return self.copy_strided(src);
-        }
-        Err(self.unsupported_case(
-            "cast",
-            format!("{:?} -> {:?} (no cast kernel yet)", src.dtype(), dtype),
-        ))
+        plain::cast(self, src, dtype)
+    }
+
+    fn unary(&self, op: UnaryOp, src: View) -> Result<Buffer> {
+        plain::unary(self, op, src)
+    }
+
+    fn concat(&self, parts: &[View], dim: usize) -> Result<Buffer> {
+        plain::concat(self, parts, dim)
     }
 
     fn binary(&self, op: BinaryOp, lhs: View, rhs: View) -> Result<Buffer> {
@@ -206,6 +202,22 @@ impl Device for AscendDevice {
 
     fn matmul(&self, lhs: View, rhs: View) -> Result<Buffer> {
         matmul::matmul(self, lhs, rhs)
+    }
+
+    fn linear(&self, x: View, w: View, b: Option<View>, act: Option<UnaryOp>) -> Result<Buffer> {
+        lora::linear(self, x, w, b, act)
+    }
+
+    fn lora_linear(
+        &self,
+        x: View,
+        w: View,
+        b: Option<View>,
+        a: View,
+        bm: View,
+        scale: f32,
+    ) -> Result<Buffer> {
+        lora::lora_linear(self, x, w, b, (a, bm, scale))
     }
 
     fn softmax(&self, src: View) -> Result<Buffer> {
@@ -294,5 +306,24 @@ impl Device for AscendDevice {
         hp: &AdamWParams,
     ) -> Result<()> {
         optim::adamw_step(self, param, grad, m, v, hp)
+    }
+
+    fn conv2d(&self, x: View, w: View, b: Option<View>, p: &Conv2dParams) -> Result<Buffer> {
+        conv::conv2d(self, x, w, b, p)
+    }
+
+    fn im2col(&self, x: View, kernel: (usize, usize), p: &Conv2dParams) -> Result<Buffer> {
+        conv::im2col(self, x, kernel, p)
+    }
+
+    fn col2im(
+        &self,
+        cols: View,
+        channels: usize,
+        input_hw: (usize, usize),
+        kernel: (usize, usize),
+        p: &Conv2dParams,
+    ) -> Result<Buffer> {
+        conv::col2im(self, cols, channels, input_hw, kernel, p)
     }
 }

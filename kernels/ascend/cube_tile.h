@@ -34,8 +34,20 @@ class CubeTile {
                                const GlobalTensor<float> &bt, uint32_t ldb,
                                const GlobalTensor<float> &c, uint32_t ldc, uint32_t mCur,
                                uint32_t nCur, uint32_t k) {
+        LocalTensor<float> acc = Open();
+        Accumulate(acc, a, lda, bt, ldb, mCur, nCur, k, true);
+        Close(acc, c, ldc, mCur, nCur);
+    }
+
+    // An L0C accumulator for one output tile; several products may add into it (Accumulate)
+    // before Close writes it out once (fused sums such as x.W^T + (x.A^T).B^T).
+    __aicore__ inline LocalTensor<float> Open() { return qC_.AllocTensor<float>(); }
+
+    // acc (+)= A[mCur x k] . Bt[nCur x k]^T; `first` starts the tile at zero.
+    __aicore__ inline void Accumulate(const LocalTensor<float> &acc, const GlobalTensor<float> &a,
+                                      uint32_t lda, const GlobalTensor<float> &bt, uint32_t ldb,
+                                      uint32_t mCur, uint32_t nCur, uint32_t k, bool first) {
         uint32_t mB = (mCur + 15) / 16, nB = (nCur + 15) / 16;
-        LocalTensor<float> acc = qC_.AllocTensor<float>();
         for (uint32_t k0 = 0; k0 < k; k0 += baseK_) {
             uint32_t kCur = k - k0 < baseK_ ? k - k0 : baseK_;
             uint32_t kB = (kCur + kC0 - 1) / kC0;
@@ -82,11 +94,17 @@ class CubeTile {
             mp.m = static_cast<uint16_t>(mCur);
             mp.n = static_cast<uint16_t>(nCur);
             mp.k = static_cast<uint16_t>(kCur);
-            mp.cmatrixInitVal = k0 == 0;
+            mp.cmatrixInitVal = first && k0 == 0;
             Mmad(acc, a2, b2, mp);
             qA2_.FreeTensor(a2);
             qB2_.FreeTensor(b2);
         }
+    }
+
+    // Write the accumulated tile (NZ -> ND, row stride ldc) and release it.
+    __aicore__ inline void Close(LocalTensor<float> &acc, const GlobalTensor<float> &c,
+                                 uint32_t ldc, uint32_t mCur, uint32_t nCur) {
+        uint32_t mB = (mCur + 15) / 16;
         qC_.EnQue(acc);
         acc = qC_.DeQue<float>();
         FixpipeParamsV220 fp;

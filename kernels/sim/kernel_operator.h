@@ -861,3 +861,5 @@ void Fixpipe(const GlobalTensor<T> &dst, const LocalTensor<float> &src,
 }
 
 }  // namespace AscendC
+
+#include "kernel_operator_math.h"

@@ -6,6 +6,7 @@ mod bench;
 mod chat;
 mod demo;
 mod eval;
+pub mod exit;
 mod setup;
 mod synth;
 mod train;
@@ -34,6 +35,11 @@ pub struct Cli {
     /// `ascend-sim` (our AscendC kernels on the CPU simulator; ops without a kernel are errors).
     #[arg(long, global = true, env = "OSUM_DEVICE", default_value = "cpu")]
     pub device: String,
+    /// Memory budget for model weights, e.g. 500M or 2G (powers of 1024; also OSUM_MAX_MEMORY):
+    /// loading a model that needs more is an error naming the file, before it is mapped.
+    #[arg(long, global = true, env = "OSUM_MAX_MEMORY", value_name = "BYTES",
+          value_parser = osum::model::weights::budget::parse_size)]
+    pub max_memory: Option<u64>,
     /// The command.
     #[command(subcommand)]
     pub command: Command,

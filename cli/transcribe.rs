@@ -1,9 +1,11 @@
-//! `osum transcribe`: speech → text with a Whisper checkpoint (greedy, 30 s windows).
+//! `osum transcribe`: speech → text with a Whisper checkpoint (greedy, 30 s windows read from
+//! the file one at a time).
 
 use clap::Args;
 use osum::engine::Device;
 use osum::model::audio;
 use osum::model::whisper::transcribe::Transcriber;
+use osum::model::whisper::WhisperError;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -43,8 +45,17 @@ pub fn run(a: TranscribeArgs, dev: &Arc<dyn Device>) -> Result<(), String> {
     }
     let t = Transcriber::open(&dir, dev).map_err(|e| e.to_string())?;
     for path in &a.audio {
-        let samples = audio::load(path, a.raw_rate).map_err(|e| e.to_string())?;
-        let segs = t.transcribe(&samples).map_err(|e| e.to_string())?;
+        // Window by window: hours of audio in a bounded amount of memory.
+        let mut stream = audio::AudioStream::open(path, a.raw_rate).map_err(|e| e.to_string())?;
+        let mut segs = Vec::new();
+        t.transcribe_stream(
+            |want| stream.read(want).map_err(|e| WhisperError::Invalid(e.to_string())),
+            |seg| {
+                segs.push(seg);
+                Ok(())
+            },
+        )
+        .map_err(|e| e.to_string())?;
         let text = segs
             .iter()
             .map(|s| s.text.trim())

@@ -10,10 +10,12 @@
 //!   checkpoint.
 //! - [`install`]: fetching and verifying the real weights of DATA.md (`osum setup`).
 //! - [`stored`]: the stored element types and the byte → host buffer conversion they share.
+//! - [`budget`]: the process-wide memory budget for weights (`--max-memory`).
 //! - [`error`]: the error type, [`WeightsError`].
 //!
 //! Models load through [`TensorSource`], so the same model code reads any of the formats.
 
+pub mod budget;
 pub mod ctranslate2;
 pub mod error;
 pub mod gguf;

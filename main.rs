@@ -36,6 +36,7 @@ fn main() -> ExitCode {
         }
     }
     osum::model::weights::budget::set_limit(args.max_memory);
+    osum::model::weights::finite::set_enabled(args.check_weights);
     let mut code = match cli::run(args.command, &args.device) {
         Ok(()) => exit::code(exit::OK),
         Err(e) => {

@@ -40,6 +40,10 @@ pub struct Cli {
     #[arg(long, global = true, env = "OSUM_MAX_MEMORY", value_name = "BYTES",
           value_parser = osum::model::weights::budget::parse_size)]
     pub max_memory: Option<u64>,
+    /// Scan every weight as it loads and refuse the model at the first NaN or infinity, naming
+    /// the tensor (costs one pass over the weights).
+    #[arg(long, global = true)]
+    pub check_weights: bool,
     /// The command.
     #[command(subcommand)]
     pub command: Command,

@@ -29,6 +29,10 @@ pub struct TranscribeArgs {
 
 /// Load the model once, then transcribe each file in order.
 pub fn run(a: TranscribeArgs, dev: &Arc<dyn Device>) -> Result<(), String> {
+    // Every file's header first: a broken last file is reported before any model is loaded.
+    for path in &a.audio {
+        audio::AudioStream::open(path, a.raw_rate).map_err(|e| e.to_string())?;
+    }
     let dir = {
         let p = PathBuf::from(&a.model);
         if p.is_dir() {
@@ -48,14 +52,24 @@ pub fn run(a: TranscribeArgs, dev: &Arc<dyn Device>) -> Result<(), String> {
         // Window by window: hours of audio in a bounded amount of memory.
         let mut stream = audio::AudioStream::open(path, a.raw_rate).map_err(|e| e.to_string())?;
         let mut segs = Vec::new();
-        t.transcribe_stream(
-            |want| stream.read(want).map_err(|e| WhisperError::Invalid(e.to_string())),
+        let mut audio_error = None;
+        let done = t.transcribe_stream(
+            |want| {
+                stream.read(want).map_err(|e| {
+                    let msg = e.to_string();
+                    audio_error = Some(e);
+                    WhisperError::Invalid(msg)
+                })
+            },
             |seg| {
                 segs.push(seg);
                 Ok(())
             },
-        )
-        .map_err(|e| e.to_string())?;
+        );
+        if let Some(e) = audio_error {
+            return Err(e.to_string());
+        }
+        done.map_err(|e| e.to_string())?;
         let text = segs
             .iter()
             .map(|s| s.text.trim())

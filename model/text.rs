@@ -66,6 +66,29 @@ impl TextTokenizer {
         }
     }
 
+    /// Tokens the tokenizer can produce (added/special tokens included).
+    pub fn vocab_size(&self) -> usize {
+        match self {
+            TextTokenizer::Hf(t) => t.get_vocab_size(true),
+            TextTokenizer::SentencePiece(s) => s.vocab_size(),
+        }
+    }
+
+    /// An error naming `file` unless every id this tokenizer produces has a row in the
+    /// model's embedding of `vocab` rows: a mismatched pair would otherwise fail (or read the
+    /// wrong row) only when an affected token first appears.
+    fn check_fits(&self, file: &Path, vocab: usize) -> Result<()> {
+        let n = self.vocab_size();
+        if n > vocab {
+            return Err(TextError::Tokenizer(format!(
+                "{}: has {n} tokens but the model's vocabulary (vocab_size) is {vocab}; the \
+                 tokenizer belongs to another model",
+                file.display()
+            )));
+        }
+        Ok(())
+    }
+
     /// The id of a single (special) token, if the vocabulary has it.
     pub fn token_id(&self, token: &str) -> Option<u32> {
         match self {
@@ -92,10 +115,12 @@ impl TextModel {
         let config = LlmConfig::from_gguf(src.params())?;
         let tok =
             gguf_bpe::from_gguf(src.file()).map_err(|e| TextError::Tokenizer(e.to_string()))?;
+        let tokenizer = TextTokenizer::Hf(Box::new(tok.tokenizer));
+        tokenizer.check_fits(path, config.vocab)?;
         let llm = Llm::load(&src, config, device)?;
         Ok(TextModel {
             llm,
-            tokenizer: TextTokenizer::Hf(Box::new(tok.tokenizer)),
+            tokenizer,
             template,
         })
     }
@@ -147,6 +172,7 @@ impl TextModel {
     ) -> Result<Self> {
         let config = LlmConfig::from_hf_file(dir.join("config.json"))?;
         let (tj, tm) = (dir.join("tokenizer.json"), dir.join("tokenizer.model"));
+        let tok_file = if tj.exists() { &tj } else { &tm };
         let tokenizer = if tj.exists() {
             let t = tokenizers::Tokenizer::from_file(&tj)
                 .map_err(|e| TextError::Tokenizer(format!("{}: {e}", tj.display())))?;
@@ -160,6 +186,7 @@ impl TextModel {
                 dir.display()
             )));
         };
+        tokenizer.check_fits(tok_file, config.vocab)?;
         let llm = Llm::load(weights, config, device)?;
         Ok(TextModel {
             llm,

@@ -114,6 +114,12 @@ impl CtModel {
     /// Load `name` as an engine tensor on `dev`: f32 → F32, f16 → F16, bf16 → BF16; the integer
     /// types (quantized models) are refused with [`WeightsError::Unsupported`].
     pub fn tensor(&self, name: &str, dev: &Arc<dyn Device>) -> Result<Tensor, WeightsError> {
+        let t = self.load_unchecked(name, dev)?;
+        super::finite::checked(&self.path, name, t)
+    }
+
+    /// Load `name` without the `--check-weights` scan.
+    fn load_unchecked(&self, name: &str, dev: &Arc<dyn Device>) -> Result<Tensor, WeightsError> {
         let v = self.var(name)?;
         let (begin, end) = (v.offset, v.offset + v.nbytes);
         let loaded =

@@ -69,6 +69,14 @@ pub enum WeightsError {
         used: u64,
         limit: u64,
     },
+    /// A NaN or infinity in a weight (`--check-weights`, see [`super::finite`]).
+    #[error("{}: tensor {name:?} holds {value} at element {index} (--check-weights); the file is corrupt or the model diverged", path.display())]
+    NonFinite {
+        path: PathBuf,
+        name: String,
+        index: usize,
+        value: f32,
+    },
     /// The engine refused to build the tensor (device upload, shape).
     #[error("{}: tensor {name:?}: {source}", path.display())]
     Engine {

@@ -338,6 +338,12 @@ impl GgufFile {
     /// Load `name` onto `dev` with its engine shape (see [`GgufFile::host`] for the dtype):
     /// F32/F16/BF16 borrow the map ([`tensor_from_map`]), block types are dequantized.
     pub fn tensor(&self, name: &str, dev: &Arc<dyn Device>) -> Result<Tensor, WeightsError> {
+        let t = self.load_unchecked(name, dev)?;
+        super::finite::checked(&self.path, name, t)
+    }
+
+    /// Load `name` without the `--check-weights` scan.
+    fn load_unchecked(&self, name: &str, dev: &Arc<dyn Device>) -> Result<Tensor, WeightsError> {
         let t = self.info(name)?;
         // Only the plain float types are stored as the engine keeps them.
         let plain = match t.ggml_type {

@@ -249,7 +249,7 @@ fn resuming_after_a_stop_repeats_the_uninterrupted_trajectory_bit_for_bit() {
 }
 
 #[test]
-fn a_non_finite_loss_stops_training_naming_the_step() {
+fn a_non_finite_loss_stops_training_naming_the_step_and_tensor() {
     let Some(dir) = fixture("nan") else { return };
     let mut o = options(&dir, Stage::TagAlignment, "s1");
     o.lr = 1e30;
@@ -259,6 +259,12 @@ fn a_non_finite_loss_stops_training_naming_the_step() {
     let e = train(&o, &cpu_device(), &mut |_, _| {}).unwrap_err();
     assert!(
         e.starts_with("step ") && (e.contains("the loss is") || e.contains("gradient norm is")),
+        "{e}"
+    );
+    // Names where it diverged: the tensor (adapter/… or lora/…) or that all are finite.
+    assert!(
+        e.contains("first non-finite") && (e.contains("adapter/") || e.contains("lora/"))
+            || e.contains(" is finite"),
         "{e}"
     );
     assert!(e.contains("the last checkpoint"), "{e}");

@@ -118,7 +118,11 @@ fn malformed_wav_files_are_refused_naming_the_file_and_the_fault() {
     let ok = pcm16(&[0; 1600]);
     let cases: Vec<(&str, Vec<u8>, &[&str])> = vec![
         ("empty.wav", vec![], &["empty.wav", "empty file"]),
-        ("header.wav", ok[..20].to_vec(), &["header.wav", "truncated header"]),
+        (
+            "header.wav",
+            ok[..20].to_vec(),
+            &["header.wav", "truncated header"],
+        ),
         (
             "data.wav",
             ok[..44 + 100].to_vec(),
@@ -231,7 +235,10 @@ fn ten_minutes_of_audio_run_in_windows_within_the_memory_of_one_minute() {
     };
     let (short, long) = (peak(60), peak(600));
     eprintln!("peak RSS: 1 min {short} B, 10 min {long} B");
-    assert!(long < short + (16 << 20), "1 min {short} B, 10 min {long} B");
+    assert!(
+        long < short + (16 << 20),
+        "1 min {short} B, 10 min {long} B"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -383,7 +390,11 @@ fn broken_safetensors_are_refused_naming_the_tensor_or_offset() {
     };
     let (e0, e1) = offsets(&h, EMB);
     let cases: Vec<(&str, Vec<u8>, Vec<&str>)> = vec![
-        ("truncated", good[..good.len() - 100].to_vec(), vec!["model.safetensors"]),
+        (
+            "truncated",
+            good[..good.len() - 100].to_vec(),
+            vec!["model.safetensors"],
+        ),
         (
             "header length past the end",
             {
@@ -446,7 +457,12 @@ fn control_characters_are_tokenized_and_invalid_utf8_is_a_usage_error() {
         use std::os::unix::ffi::OsStrExt;
         let bad = std::ffi::OsStr::from_bytes(b"a\xff\xfeb");
         let o = Command::new(env!("CARGO_BIN_EXE_osum"))
-            .args(["chat".as_ref(), "--preset".as_ref(), preset.as_os_str(), bad])
+            .args([
+                "chat".as_ref(),
+                "--preset".as_ref(),
+                preset.as_os_str(),
+                bad,
+            ])
             .output()
             .unwrap();
         assert_refused(&o, 2, &["invalid utf-8"]);
@@ -528,11 +544,7 @@ fn broken_gguf_files_are_refused_naming_the_fault() {
     };
     let cases: Vec<(&str, Vec<u8>, &[&str])> = vec![
         ("truncated", b"GGUF\x03\x00".to_vec(), &["m.gguf"]),
-        (
-            "bad magic",
-            header(b"GGUX", 3, 0, 0),
-            &["m.gguf", "magic"],
-        ),
+        ("bad magic", header(b"GGUX", 3, 0, 0), &["m.gguf", "magic"]),
         (
             "bad version",
             header(b"GGUF", 77, 0, 0),
@@ -620,11 +632,7 @@ fn hostile_and_broken_pytorch_checkpoints_are_refused() {
             &["infer.pt", "eval", "refusing"],
         ),
         ("missing storage", missing_storage, &["infer.pt", "data/0"]),
-        (
-            "truncated",
-            good[..good.len() / 2].to_vec(),
-            &["infer.pt"],
-        ),
+        ("truncated", good[..good.len() / 2].to_vec(), &["infer.pt"]),
     ];
     for (what, bytes, names) in cases {
         let (home, preset) = released_with(&d.join(what.replace(' ', "_")), &bytes);

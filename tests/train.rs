@@ -370,7 +370,16 @@ fn a_run_killed_during_a_checkpoint_write_resumes_to_the_same_losses() {
             .arg(dir.join(out))
             .arg("--feature-cache")
             .arg(dir.join("features"))
-            .args(["--stage", "1", "--steps", "6", "--save-every", "2", "--batch", "2"])
+            .args([
+                "--stage",
+                "1",
+                "--steps",
+                "6",
+                "--save-every",
+                "2",
+                "--batch",
+                "2",
+            ])
             .args(["--lr", "0.01", "--warmup", "1"])
             .args(extra)
             .env("OSUM_THREADS", "2")
@@ -383,7 +392,10 @@ fn a_run_killed_during_a_checkpoint_write_resumes_to_the_same_losses() {
             .lines()
             .map(|l| {
                 let v: serde_json::Value = serde_json::from_str(l).unwrap();
-                (v["step"].as_u64().unwrap(), v["loss"].as_f64().unwrap() as f32)
+                (
+                    v["step"].as_u64().unwrap(),
+                    v["loss"].as_f64().unwrap() as f32,
+                )
             })
             .collect()
     };

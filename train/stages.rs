@@ -658,7 +658,10 @@ pub fn train(
                     "step {step}: the loss is {l} (micro-batch {micro}: {}; {}); training \
                      stopped, the last checkpoint in {} is step {}",
                     names.join(", "),
-                    non_finite_tensor(params.iter().map(|(n, t)| (n.as_str(), t)), "trainable tensor"),
+                    non_finite_tensor(
+                        params.iter().map(|(n, t)| (n.as_str(), t)),
+                        "trainable tensor"
+                    ),
                     opts.out.display(),
                     last_saved(step, opts.save_every, start_step)
                 ));

@@ -307,7 +307,10 @@ impl GgufFile {
     pub fn host(&self, name: &str) -> Result<HostBuffer, WeightsError> {
         let t = self.info(name)?;
         let bytes = &self.map[t.offset..t.offset + t.size];
-        if matches!(t.ggml_type, GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q4_1) {
+        if matches!(
+            t.ggml_type,
+            GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q4_1
+        ) {
             // Dequantized values are new memory beside the (already charged) map.
             let what = format!("dequantizing tensor {name:?} to f32");
             super::budget::charge(&self.path, &what, t.elem_count() as u64 * 4)?;

@@ -279,8 +279,8 @@ impl TextModel {
 mod tests {
     use super::*;
 
-    /// A folder laid out like an HF release, from the committed tiny Llama (openPangu-shaped,
-    /// q/k/v/o biases) and the committed SentencePiece model.
+    /// A folder laid out like an HF release, in the shape of the committed tiny Llama
+    /// (openPangu-shaped, q/k/v/o biases), with the committed SentencePiece model.
     fn hf_dir(with_tokenizer: bool) -> std::path::PathBuf {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
         let dir = std::env::temp_dir().join(format!(
@@ -288,12 +288,30 @@ mod tests {
             std::process::id()
         ));
         std::fs::create_dir_all(&dir).unwrap();
-        for (from, to) in [
-            ("llama_tiny/config.json", "config.json"),
-            ("llama_tiny/model.safetensors", "model.safetensors"),
-        ] {
-            std::fs::copy(root.join(from), dir.join(to)).unwrap();
-        }
+        // The tiny Llama's shape with a vocabulary the 1000-piece tokenizer fits (a larger
+        // tokenizer is refused at load), seeded random weights.
+        let mut cfg: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(root.join("llama_tiny/config.json")).unwrap(),
+        )
+        .unwrap();
+        cfg["vocab_size"] = 1000.into();
+        std::fs::write(dir.join("config.json"), cfg.to_string()).unwrap();
+        let config = LlmConfig::from_hf_file(dir.join("config.json")).unwrap();
+        let dev = crate::engine::cpu_device();
+        let src = crate::model::llm::random::random_weights(
+            &config,
+            7,
+            0.2,
+            crate::engine::DType::F32,
+            &dev,
+        )
+        .unwrap();
+        let named: Vec<(String, Tensor)> = src
+            .names()
+            .into_iter()
+            .map(|n| (n.to_string(), src.tensor(n, &dev).unwrap()))
+            .collect();
+        crate::model::adapter::save_safetensors(dir.join("model.safetensors"), &named).unwrap();
         if with_tokenizer {
             std::fs::copy(root.join("spm/unigram.model"), dir.join("tokenizer.model")).unwrap();
         }

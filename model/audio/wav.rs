@@ -8,6 +8,10 @@ use hound::{SampleFormat, WavReader};
 
 use super::AudioError;
 
+/// Largest magnitude accepted in a float WAV: full scale is 1, anything near this is garbage
+/// (and far larger values overflow the FFTs downstream).
+const MAX_FLOAT_SAMPLE: f32 = 1.0e4;
+
 /// A WAV file's samples, read a block of frames at a time and mixed down to mono.
 pub(super) struct WavFrames {
     reader: WavReader<Box<dyn Read + Send>>,
@@ -100,7 +104,20 @@ impl WavFrames {
         match self.int_scale {
             None => {
                 for (i, s) in self.reader.samples::<f32>().take(n).enumerate() {
-                    block.push(s.map_err(|e| err(i, e))?);
+                    let x = s.map_err(|e| err(i, e))?;
+                    // NaN, infinities and huge values would poison the resampler's FFT and the
+                    // log-mel (found by fuzzing: rubato panics on a NaN spectrum).
+                    if !(x.abs() <= MAX_FLOAT_SAMPLE) {
+                        return Err(AudioError::Wav {
+                            path: path.clone(),
+                            msg: format!(
+                                "sample {} of {total} is {x}: float samples must be finite \
+                                 (nominally in [-1, 1])",
+                                start + i
+                            ),
+                        });
+                    }
+                    block.push(x);
                 }
             }
             Some(scale) => {
@@ -200,5 +217,24 @@ mod tests {
         let b = write(spec(3, 32, SampleFormat::Float), &[0.3f32, 0.3, 0.3]);
         let s = decode(Path::new("s.wav"), &b).unwrap().0;
         assert!((s[0] - 0.3).abs() < 1e-7);
+    }
+
+    /// Fuzzing regression (fuzz/ wav target): a 48 kHz float WAV holding a NaN made the
+    /// resampler panic; non-finite or huge float samples are now an error naming the sample.
+    #[test]
+    fn non_finite_float_samples_are_refused() {
+        let crash =
+            "524946463c00000057415645666d7420100000000300010080bb000000ee02000400200064617461\
+                     18000000000000000000003f000000bf0000efffffff80bf000000803e";
+        let bytes: Vec<u8> = (0..crash.len() / 2)
+            .map(|i| u8::from_str_radix(&crash[2 * i..2 * i + 2], 16).unwrap())
+            .collect();
+        let e = crate::model::audio::decode(Path::new("crash.wav"), &bytes, None).unwrap_err();
+        assert!(e.to_string().contains("sample 3 of 6 is NaN"), "{e}");
+        for bad in [f32::INFINITY, -1e30] {
+            let b = write(spec(1, 32, SampleFormat::Float), &[0.5f32, bad]);
+            let e = decode(Path::new("f.wav"), &b).unwrap_err().to_string();
+            assert!(e.contains("sample 1 of 2") && e.contains("finite"), "{e}");
+        }
     }
 }

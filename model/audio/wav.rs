@@ -107,7 +107,7 @@ impl WavFrames {
                     let x = s.map_err(|e| err(i, e))?;
                     // NaN, infinities and huge values would poison the resampler's FFT and the
                     // log-mel (found by fuzzing: rubato panics on a NaN spectrum).
-                    if !(x.abs() <= MAX_FLOAT_SAMPLE) {
+                    if !x.is_finite() || x.abs() > MAX_FLOAT_SAMPLE {
                         return Err(AudioError::Wav {
                             path: path.clone(),
                             msg: format!(

@@ -1,14 +1,18 @@
-//! The `osum` command line: parse, apply the global options (threads, profiler), run the
-//! subcommand (code in `cli/`), and always finish the profile, on success and on error.
-//! Exit codes: 0 ok, 1 the command failed on its input, 2 usage error (from clap).
+//! The `osum` command line: parse, apply the global options (threads, profiler, memory budget),
+//! run the subcommand (code in `cli/`), and always finish the profile, on success and on error.
+//! Exit codes (`cli/exit.rs`): 0 ok, 1 the command failed on its input, 2 usage error (from
+//! clap), 3 internal error (a bug: a panic, reported in one line).
 
 mod cli;
 
 use clap::Parser;
+use cli::exit;
 use osum::engine::profiler;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    exit::restore_sigpipe();
+    exit::install_panic_hook();
     // Before the first tensor: freed activation buffers stay in the heap for reuse.
     osum::engine::cpu::heap::keep_freed_buffers();
     let args = cli::Cli::parse();
@@ -19,7 +23,7 @@ fn main() -> ExitCode {
     if let Some(path) = &args.profile {
         if !profiler::enable(path) {
             eprintln!("error: the profiler was already configured before --profile was read");
-            return ExitCode::from(2);
+            return exit::code(exit::USAGE);
         }
     }
     if let Some(n) = args.threads {
@@ -28,19 +32,21 @@ fn main() -> ExitCode {
             .build_global()
         {
             eprintln!("error: cannot set {n} threads: {e}");
-            return ExitCode::from(2);
+            return exit::code(exit::USAGE);
         }
     }
+    osum::model::weights::budget::set_limit(args.max_memory);
+    osum::model::weights::finite::set_enabled(args.check_weights);
     let mut code = match cli::run(args.command, &args.device) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => exit::code(exit::OK),
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::from(1)
+            exit::code(exit::INPUT)
         }
     };
     if let Err(e) = profiler::finish() {
         eprintln!("error: {e}");
-        code = ExitCode::from(1);
+        code = exit::code(exit::INPUT);
     }
     code
 }

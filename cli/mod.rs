@@ -6,6 +6,7 @@ mod bench;
 mod chat;
 mod demo;
 mod eval;
+pub mod exit;
 mod setup;
 mod ship;
 mod synth;
@@ -37,6 +38,15 @@ pub struct Cli {
     /// AscendC kernels on the CPU simulator; ops without a kernel are errors). Also OSUM_DEVICE.
     #[arg(long, global = true, env = "OSUM_DEVICE", default_value = "auto")]
     pub device: String,
+    /// Memory budget for model weights, e.g. 500M or 2G (powers of 1024; also OSUM_MAX_MEMORY):
+    /// loading a model that needs more is an error naming the file, before it is mapped.
+    #[arg(long, global = true, env = "OSUM_MAX_MEMORY", value_name = "BYTES",
+          value_parser = osum::model::weights::budget::parse_size)]
+    pub max_memory: Option<u64>,
+    /// Scan every weight as it loads and refuse the model at the first NaN or infinity, naming
+    /// the tensor (costs one pass over the weights).
+    #[arg(long, global = true)]
+    pub check_weights: bool,
     /// The command.
     #[command(subcommand)]
     pub command: Command,

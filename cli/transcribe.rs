@@ -1,9 +1,11 @@
-//! `osum transcribe`: speech → text with a Whisper checkpoint (greedy, 30 s windows).
+//! `osum transcribe`: speech → text with a Whisper checkpoint (greedy, 30 s windows read from
+//! the file one at a time).
 
 use clap::Args;
 use osum::engine::Device;
 use osum::model::audio;
 use osum::model::whisper::transcribe::Transcriber;
+use osum::model::whisper::WhisperError;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -27,6 +29,10 @@ pub struct TranscribeArgs {
 
 /// Load the model once, then transcribe each file in order.
 pub fn run(a: TranscribeArgs, dev: &Arc<dyn Device>) -> Result<(), String> {
+    // Every file's header first: a broken last file is reported before any model is loaded.
+    for path in &a.audio {
+        audio::AudioStream::open(path, a.raw_rate).map_err(|e| e.to_string())?;
+    }
     let dir = {
         let p = PathBuf::from(&a.model);
         if p.is_dir() {
@@ -43,8 +49,27 @@ pub fn run(a: TranscribeArgs, dev: &Arc<dyn Device>) -> Result<(), String> {
     }
     let t = Transcriber::open(&dir, dev).map_err(|e| e.to_string())?;
     for path in &a.audio {
-        let samples = audio::load(path, a.raw_rate).map_err(|e| e.to_string())?;
-        let segs = t.transcribe(&samples).map_err(|e| e.to_string())?;
+        // Window by window: hours of audio in a bounded amount of memory.
+        let mut stream = audio::AudioStream::open(path, a.raw_rate).map_err(|e| e.to_string())?;
+        let mut segs = Vec::new();
+        let mut audio_error = None;
+        let done = t.transcribe_stream(
+            |want| {
+                stream.read(want).map_err(|e| {
+                    let msg = e.to_string();
+                    audio_error = Some(e);
+                    WhisperError::Invalid(msg)
+                })
+            },
+            |seg| {
+                segs.push(seg);
+                Ok(())
+            },
+        );
+        if let Some(e) = audio_error {
+            return Err(e.to_string());
+        }
+        done.map_err(|e| e.to_string())?;
         let text = segs
             .iter()
             .map(|s| s.text.trim())

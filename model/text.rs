@@ -66,6 +66,29 @@ impl TextTokenizer {
         }
     }
 
+    /// Tokens the tokenizer can produce (added/special tokens included).
+    pub fn vocab_size(&self) -> usize {
+        match self {
+            TextTokenizer::Hf(t) => t.get_vocab_size(true),
+            TextTokenizer::SentencePiece(s) => s.vocab_size(),
+        }
+    }
+
+    /// An error naming `file` unless every id this tokenizer produces has a row in the
+    /// model's embedding of `vocab` rows: a mismatched pair would otherwise fail (or read the
+    /// wrong row) only when an affected token first appears.
+    fn check_fits(&self, file: &Path, vocab: usize) -> Result<()> {
+        let n = self.vocab_size();
+        if n > vocab {
+            return Err(TextError::Tokenizer(format!(
+                "{}: has {n} tokens but the model's vocabulary (vocab_size) is {vocab}; the \
+                 tokenizer belongs to another model",
+                file.display()
+            )));
+        }
+        Ok(())
+    }
+
     /// The id of a single (special) token, if the vocabulary has it.
     pub fn token_id(&self, token: &str) -> Option<u32> {
         match self {
@@ -92,10 +115,12 @@ impl TextModel {
         let config = LlmConfig::from_gguf(src.params())?;
         let tok =
             gguf_bpe::from_gguf(src.file()).map_err(|e| TextError::Tokenizer(e.to_string()))?;
+        let tokenizer = TextTokenizer::Hf(Box::new(tok.tokenizer));
+        tokenizer.check_fits(path, config.vocab)?;
         let llm = Llm::load(&src, config, device)?;
         Ok(TextModel {
             llm,
-            tokenizer: TextTokenizer::Hf(Box::new(tok.tokenizer)),
+            tokenizer,
             template,
         })
     }
@@ -147,6 +172,7 @@ impl TextModel {
     ) -> Result<Self> {
         let config = LlmConfig::from_hf_file(dir.join("config.json"))?;
         let (tj, tm) = (dir.join("tokenizer.json"), dir.join("tokenizer.model"));
+        let tok_file = if tj.exists() { &tj } else { &tm };
         let tokenizer = if tj.exists() {
             let t = tokenizers::Tokenizer::from_file(&tj)
                 .map_err(|e| TextError::Tokenizer(format!("{}: {e}", tj.display())))?;
@@ -160,6 +186,7 @@ impl TextModel {
                 dir.display()
             )));
         };
+        tokenizer.check_fits(tok_file, config.vocab)?;
         let llm = Llm::load(weights, config, device)?;
         Ok(TextModel {
             llm,
@@ -252,8 +279,8 @@ impl TextModel {
 mod tests {
     use super::*;
 
-    /// A folder laid out like an HF release, from the committed tiny Llama (openPangu-shaped,
-    /// q/k/v/o biases) and the committed SentencePiece model.
+    /// A folder laid out like an HF release, in the shape of the committed tiny Llama
+    /// (openPangu-shaped, q/k/v/o biases), with the committed SentencePiece model.
     fn hf_dir(with_tokenizer: bool) -> std::path::PathBuf {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
         let dir = std::env::temp_dir().join(format!(
@@ -261,12 +288,30 @@ mod tests {
             std::process::id()
         ));
         std::fs::create_dir_all(&dir).unwrap();
-        for (from, to) in [
-            ("llama_tiny/config.json", "config.json"),
-            ("llama_tiny/model.safetensors", "model.safetensors"),
-        ] {
-            std::fs::copy(root.join(from), dir.join(to)).unwrap();
-        }
+        // The tiny Llama's shape with a vocabulary the 1000-piece tokenizer fits (a larger
+        // tokenizer is refused at load), seeded random weights.
+        let mut cfg: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(root.join("llama_tiny/config.json")).unwrap(),
+        )
+        .unwrap();
+        cfg["vocab_size"] = 1000.into();
+        std::fs::write(dir.join("config.json"), cfg.to_string()).unwrap();
+        let config = LlmConfig::from_hf_file(dir.join("config.json")).unwrap();
+        let dev = crate::engine::cpu_device();
+        let src = crate::model::llm::random::random_weights(
+            &config,
+            7,
+            0.2,
+            crate::engine::DType::F32,
+            &dev,
+        )
+        .unwrap();
+        let named: Vec<(String, Tensor)> = src
+            .names()
+            .into_iter()
+            .map(|n| (n.to_string(), src.tensor(n, &dev).unwrap()))
+            .collect();
+        crate::model::adapter::save_safetensors(dir.join("model.safetensors"), &named).unwrap();
         if with_tokenizer {
             std::fs::copy(root.join("spm/unigram.model"), dir.join("tokenizer.model")).unwrap();
         }

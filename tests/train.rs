@@ -249,7 +249,7 @@ fn resuming_after_a_stop_repeats_the_uninterrupted_trajectory_bit_for_bit() {
 }
 
 #[test]
-fn a_non_finite_loss_stops_training_naming_the_step() {
+fn a_non_finite_loss_stops_training_naming_the_step_and_tensor() {
     let Some(dir) = fixture("nan") else { return };
     let mut o = options(&dir, Stage::TagAlignment, "s1");
     o.lr = 1e30;
@@ -259,6 +259,12 @@ fn a_non_finite_loss_stops_training_naming_the_step() {
     let e = train(&o, &cpu_device(), &mut |_, _| {}).unwrap_err();
     assert!(
         e.starts_with("step ") && (e.contains("the loss is") || e.contains("gradient norm is")),
+        "{e}"
+    );
+    // Names where it diverged: the tensor (adapter/… or lora/…) or that all are finite.
+    assert!(
+        e.contains("first non-finite") && (e.contains("adapter/") || e.contains("lora/"))
+            || e.contains(" is finite"),
         "{e}"
     );
     assert!(e.contains("the last checkpoint"), "{e}");
@@ -341,5 +347,97 @@ fn the_cli_trains_a_stage_and_refuses_a_bad_one_with_exit_code_1() {
     assert_eq!(bad.status.code(), Some(1));
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.contains("--stage must be 1, 2 or 3"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Crash safety (issue 8): a run killed with SIGKILL while it writes a checkpoint leaves the
+/// previous checkpoint intact, and `--resume` from it repeats the uninterrupted run's losses
+/// bit for bit. The kill lands between a checkpoint's fsync and its rename (the writer is
+/// paused there by `OSUM_TEST_PAUSE_BEFORE_RENAME`), the last moment before it would count.
+#[test]
+fn a_run_killed_during_a_checkpoint_write_resumes_to_the_same_losses() {
+    use osum::train::atomic::partial_path;
+    use osum::train::checkpoint::STATE_FILE;
+    let Some(dir) = fixture("kill") else { return };
+    let cmd = |out: &str, extra: &[&str]| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_osum"));
+        c.arg("train")
+            .arg("--preset")
+            .arg(dir.join("preset.json"))
+            .arg("--data")
+            .arg(&dir)
+            .arg("--out")
+            .arg(dir.join(out))
+            .arg("--feature-cache")
+            .arg(dir.join("features"))
+            .args([
+                "--stage",
+                "1",
+                "--steps",
+                "6",
+                "--save-every",
+                "2",
+                "--batch",
+                "2",
+            ])
+            .args(["--lr", "0.01", "--warmup", "1"])
+            .args(extra)
+            .env("OSUM_THREADS", "2")
+            .env_remove("OSUM_TEST_PAUSE_BEFORE_RENAME");
+        c
+    };
+    let log_losses = |out: &str| -> Vec<(u64, f32)> {
+        std::fs::read_to_string(dir.join(out).join(LOG_FILE))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                (
+                    v["step"].as_u64().unwrap(),
+                    v["loss"].as_f64().unwrap() as f32,
+                )
+            })
+            .collect()
+    };
+    let whole = cmd("whole", &[]).output().unwrap();
+    assert!(
+        whole.status.success(),
+        "{}",
+        String::from_utf8_lossy(&whole.stderr)
+    );
+    let want = log_losses("whole");
+    assert_eq!(want.len(), 6);
+
+    // The killed run: wait until the step-2 checkpoint is in place and the step-4 one is
+    // half-written (its partial file exists, the rename has not happened), then SIGKILL.
+    let state = dir.join("killed").join(STATE_FILE);
+    let partial = partial_path(&state);
+    let mut child = cmd("killed", &[])
+        .env("OSUM_TEST_PAUSE_BEFORE_RENAME", "3000")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    let step_of = |d: &Path| osum::train::checkpoint::load(d).map(|l| l.state.step).ok();
+    while !(step_of(&dir.join("killed")) == Some(2) && partial.exists()) {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended first");
+        assert!(t0.elapsed().as_secs() < 600, "no second checkpoint write");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill().unwrap(); // SIGKILL on Unix
+    child.wait().unwrap();
+    // The last checkpoint is the whole step-2 one.
+    let saved = osum::train::checkpoint::load(&dir.join("killed")).expect("intact checkpoint");
+    assert_eq!(saved.state.step, 2);
+
+    let resumed = cmd("killed", &["--resume"]).output().unwrap();
+    assert!(
+        resumed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    let got = log_losses("killed");
+    assert_eq!(got, want, "resumed trajectory differs");
     std::fs::remove_dir_all(&dir).unwrap();
 }

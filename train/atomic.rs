@@ -26,6 +26,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
         let mut f = File::create(&tmp).map_err(|e| fail("create", e))?;
         f.write_all(bytes).map_err(|e| fail("write", e))?;
         f.sync_all().map_err(|e| fail("fsync", e))?;
+        pause_before_rename();
         fs::rename(&tmp, path).map_err(|e| fail("rename", e))?;
         // Make the rename itself durable: fsync the folder that holds the entry.
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -39,6 +40,18 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Test hook for the crash-safety test (tests/train.rs): with `OSUM_TEST_PAUSE_BEFORE_RENAME`
+/// set to a number of milliseconds, every atomic write sleeps that long between its fsync and
+/// its rename, so a SIGKILL can land exactly inside a checkpoint write. Unset: no effect.
+fn pause_before_rename() {
+    if let Some(ms) = std::env::var("OSUM_TEST_PAUSE_BEFORE_RENAME")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
 }
 
 #[cfg(test)]

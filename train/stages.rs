@@ -313,6 +313,21 @@ impl DataOrder {
     }
 }
 
+/// Names the first of `named` holding a NaN or infinity (`what` says whose values they are),
+/// so a diverged run says where it diverged, or says that all of them are finite.
+fn non_finite_tensor<'a>(named: impl Iterator<Item = (&'a str, &'a Tensor)>, what: &str) -> String {
+    for (name, t) in named {
+        let bad = match t.to_host() {
+            Ok(crate::engine::HostBuffer::F32(v)) => v.iter().position(|x| !x.is_finite()),
+            _ => None,
+        };
+        if let Some(i) = bad {
+            return format!("first non-finite {what}: {name} at element {i}");
+        }
+    }
+    format!("every {what} is finite")
+}
+
 /// Convert every attached LoRA's tensors to trainable leaves (or constants), in place.
 fn set_lora_trainable(llm: &mut Llm, trainable: bool) -> Result<(), String> {
     let msg = |e: crate::model::llm::LlmError| e.to_string();
@@ -653,9 +668,13 @@ pub fn train(
             if !l.is_finite() {
                 let names: Vec<String> = picked.iter().map(|e| e.name()).collect();
                 return Err(format!(
-                    "step {step}: the loss is {l} (micro-batch {micro}: {}); training stopped, \
-                     the last checkpoint in {} is step {}",
+                    "step {step}: the loss is {l} (micro-batch {micro}: {}; {}); training \
+                     stopped, the last checkpoint in {} is step {}",
                     names.join(", "),
+                    non_finite_tensor(
+                        params.iter().map(|(n, t)| (n.as_str(), t)),
+                        "trainable tensor"
+                    ),
                     opts.out.display(),
                     last_saved(step, opts.save_every, start_step)
                 ));
@@ -692,8 +711,14 @@ pub fn train(
             clip_factor(&param_tensors, &grads, opts.clip).map_err(|e| e.to_string())?;
         if !norm.is_finite() {
             return Err(format!(
-                "step {step}: the gradient norm is {norm}; training stopped, the last checkpoint \
-                 in {} is step {}",
+                "step {step}: the gradient norm is {norm} ({}); training stopped, the last \
+                 checkpoint in {} is step {}",
+                non_finite_tensor(
+                    params
+                        .iter()
+                        .filter_map(|(n, t)| grads.get(t).map(|g| (n.as_str(), g))),
+                    "gradient"
+                ),
                 opts.out.display(),
                 last_saved(step, opts.save_every, start_step)
             ));

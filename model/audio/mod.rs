@@ -1,6 +1,6 @@
 //! Audio front end (REFERENCE.md §2): files → mono f32 at 16 kHz → 80-bin log-mel.
 //!
-//! - [`load`]: WAV (via hound) or raw s16le → mono `f32` in [-1, 1] at [`SAMPLE_RATE`].
+//! - [`load`] / [`AudioStream`] (block by block): WAV (via hound) or raw s16le → mono `f32` in [-1, 1] at [`SAMPLE_RATE`].
 //! - [`log_mel`] / [`log_mel_tensor`]: the Whisper log-mel `[80, T]`, padded to 30 s
 //!   ([`MelMode::Whisper`]) or not ([`MelMode::Osum`]).
 
@@ -8,9 +8,12 @@ mod fft;
 mod mel;
 mod raw;
 mod resample;
+mod stream;
 mod wav;
 
 use std::path::{Path, PathBuf};
+
+pub use stream::AudioStream;
 
 pub use mel::{
     log_mel, log_mel_tensor, mel_filterbank, MelMode, HOP, N_FFT, N_FREQ, N_MELS, WHISPER_FRAMES,
@@ -92,41 +95,15 @@ pub enum AudioError {
 /// `raw_rate` (default 16 kHz); everything else must be a RIFF/WAVE file (PCM 8/16/24/32-bit
 /// integer or 32-bit float, any channel count; channels are averaged, §2.1). Other rates are
 /// converted with a band-limited FFT resampler (rubato). `raw_rate` is ignored for WAV.
+/// Long files are better read window by window through [`AudioStream`].
 pub fn load(path: impl AsRef<Path>, raw_rate: Option<u32>) -> Result<Vec<f32>, AudioError> {
-    let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|source| AudioError::Io {
-        path: path.into(),
-        source,
-    })?;
-    decode(path, &bytes, raw_rate)
+    AudioStream::open(path.as_ref(), raw_rate)?.read_to_end()
 }
 
 /// Decodes the bytes of a file (see [`load`]); `path` names it in errors and picks the format
 /// by extension.
 pub fn decode(path: &Path, bytes: &[u8], raw_rate: Option<u32>) -> Result<Vec<f32>, AudioError> {
-    if bytes.is_empty() {
-        return Err(AudioError::Empty { path: path.into() });
-    }
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
-    let (samples, rate) = match ext.as_deref() {
-        Some("raw" | "pcm") => (
-            raw::decode_s16le(path, bytes)?,
-            raw_rate.unwrap_or(SAMPLE_RATE),
-        ),
-        _ if bytes.starts_with(b"RIFF") || ext.as_deref() == Some("wav") => {
-            wav::decode(path, bytes)?
-        }
-        _ => return Err(AudioError::UnknownFormat { path: path.into() }),
-    };
-    check_rate(path, rate)?;
-    if rate == SAMPLE_RATE {
-        Ok(samples)
-    } else {
-        resample::to_16k(path, &samples, rate)
-    }
+    AudioStream::from_bytes(path, bytes.to_vec(), raw_rate)?.read_to_end()
 }
 
 fn check_rate(path: &Path, rate: u32) -> Result<(), AudioError> {

@@ -1,5 +1,6 @@
 //! Any supported rate → 16 kHz with rubato's synchronous FFT resampler: band-limited (the
-//! spectrum is cut at the lower Nyquist, so no aliasing when downsampling), exact rational ratio.
+//! spectrum is cut at the lower Nyquist, so no aliasing when downsampling), exact rational ratio,
+//! fed block by block.
 
 use std::path::Path;
 
@@ -10,44 +11,114 @@ use super::{AudioError, SAMPLE_RATE};
 /// Input frames per call into the resampler.
 const CHUNK: usize = 4096;
 
-/// Resamples mono `samples` at `rate` Hz to 16 kHz. The output has `round(len·16000/rate)`
-/// samples, aligned with the input: the resampler's delay is removed to within a constant
-/// sub-sample offset (< 0.5 output sample, measured in the tests).
-pub(super) fn to_16k(path: &Path, samples: &[f32], rate: u32) -> Result<Vec<f32>, AudioError> {
-    let fail = |e: &dyn std::fmt::Display| AudioError::Resample {
-        path: path.into(),
-        rate,
-        msg: e.to_string(),
-    };
-    let out_len =
-        ((samples.len() as u64 * SAMPLE_RATE as u64 + rate as u64 / 2) / rate as u64) as usize;
-    let mut r = FftFixedIn::<f32>::new(rate as usize, SAMPLE_RATE as usize, CHUNK, 2, 1)
-        .map_err(|e| fail(&e))?;
-    let delay = r.output_delay();
-    let mut out = Vec::with_capacity(out_len + delay + 2 * r.output_frames_max());
-    let mut pos = 0;
-    while samples.len() - pos >= r.input_frames_next() {
-        let n = r.input_frames_next();
-        let y = r
-            .process(&[&samples[pos..pos + n]], None)
-            .map_err(|e| fail(&e))?;
-        out.extend_from_slice(&y[0]);
-        pos += n;
+/// A resampler fed block by block (so long files need not be held in memory): the output has
+/// `round(total·16000/rate)` samples for `total` input samples, aligned with the input: the
+/// resampler's delay is removed to within a constant sub-sample offset (< 0.5 output sample,
+/// measured in the tests).
+pub(super) struct To16k {
+    r: FftFixedIn<f32>,
+    path: std::path::PathBuf,
+    rate: u32,
+    /// Input not yet passed to the resampler (less than one of its blocks).
+    pending: Vec<f32>,
+    /// Leading output samples still to drop (the resampler's delay).
+    skip: usize,
+    /// Output samples still to emit.
+    left: u64,
+}
+
+impl To16k {
+    /// A resampler from `rate` Hz for an input of `total` samples.
+    pub(super) fn new(path: &Path, rate: u32, total: u64) -> Result<To16k, AudioError> {
+        let r = FftFixedIn::<f32>::new(rate as usize, SAMPLE_RATE as usize, CHUNK, 2, 1).map_err(
+            |e| AudioError::Resample {
+                path: path.into(),
+                rate,
+                msg: e.to_string(),
+            },
+        )?;
+        Ok(To16k {
+            skip: r.output_delay(),
+            r,
+            path: path.into(),
+            rate,
+            pending: Vec::with_capacity(CHUNK),
+            left: (total * SAMPLE_RATE as u64 + rate as u64 / 2) / rate as u64,
+        })
     }
-    if pos < samples.len() {
-        let y = r
-            .process_partial(Some(&[&samples[pos..]]), None)
-            .map_err(|e| fail(&e))?;
-        out.extend_from_slice(&y[0]);
+
+    /// Output samples not yet emitted.
+    pub(super) fn remaining(&self) -> u64 {
+        self.left
     }
-    // Flush the tail still inside the resampler.
-    while out.len() < out_len + delay {
-        let y = r
-            .process_partial::<&[f32]>(None, None)
-            .map_err(|e| fail(&e))?;
-        out.extend_from_slice(&y[0]);
+
+    fn fail(&self, e: &dyn std::fmt::Display) -> AudioError {
+        AudioError::Resample {
+            path: self.path.clone(),
+            rate: self.rate,
+            msg: e.to_string(),
+        }
     }
-    Ok(out[delay..delay + out_len].to_vec())
+
+    /// Append the part of the resampler's output `y` that belongs to the signal to `out`.
+    fn emit(&mut self, y: &[f32], out: &mut Vec<f32>) {
+        let drop = self.skip.min(y.len());
+        self.skip -= drop;
+        let take = ((y.len() - drop) as u64).min(self.left) as usize;
+        out.extend_from_slice(&y[drop..drop + take]);
+        self.left -= take as u64;
+    }
+
+    /// Feed the next input samples; finished output blocks go to `out`.
+    pub(super) fn push(&mut self, x: &[f32], out: &mut Vec<f32>) -> Result<(), AudioError> {
+        self.pending.extend_from_slice(x);
+        let mut pos = 0;
+        while self.pending.len() - pos >= self.r.input_frames_next() {
+            let n = self.r.input_frames_next();
+            let y = self
+                .r
+                .process(&[&self.pending[pos..pos + n]], None)
+                .map_err(|e| self.fail(&e))?;
+            self.emit(&y[0], out);
+            pos += n;
+        }
+        self.pending.drain(..pos);
+        Ok(())
+    }
+
+    /// The input has ended: resample what is pending and flush the tail still inside the
+    /// resampler into `out`.
+    pub(super) fn finish(&mut self, out: &mut Vec<f32>) -> Result<(), AudioError> {
+        if !self.pending.is_empty() {
+            let rest = std::mem::take(&mut self.pending);
+            let y = self
+                .r
+                .process_partial(Some(&[&rest]), None)
+                .map_err(|e| self.fail(&e))?;
+            self.emit(&y[0], out);
+        }
+        while self.left > 0 {
+            let y = self
+                .r
+                .process_partial::<&[f32]>(None, None)
+                .map_err(|e| self.fail(&e))?;
+            if y[0].is_empty() {
+                return Err(self.fail(&"the resampler stopped producing output"));
+            }
+            self.emit(&y[0], out);
+        }
+        Ok(())
+    }
+}
+
+/// Resamples mono `samples` at `rate` Hz to 16 kHz in one call (see [`To16k`]).
+#[cfg(test)]
+fn to_16k(path: &Path, samples: &[f32], rate: u32) -> Result<Vec<f32>, AudioError> {
+    let mut r = To16k::new(path, rate, samples.len() as u64)?;
+    let mut out = Vec::new();
+    r.push(samples, &mut out)?;
+    r.finish(&mut out)?;
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -1,67 +1,144 @@
 //! RIFF/WAVE decoding via hound: integer PCM of 8/16/24/32 bits or 32-bit float, any channel
 //! count, mixed down to mono by averaging the channels (REFERENCE.md §2.1).
 
-use std::io::Cursor;
-use std::path::Path;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 
 use hound::{SampleFormat, WavReader};
 
 use super::AudioError;
 
-/// Bytes of a WAV file → (mono samples in [-1, 1], sample rate). The rate is not checked here.
-pub(super) fn decode(path: &Path, bytes: &[u8]) -> Result<(Vec<f32>, u32), AudioError> {
-    let err = |msg: String| AudioError::Wav {
-        path: path.into(),
-        msg,
-    };
-    let mut reader = WavReader::new(Cursor::new(bytes)).map_err(|e| err(header_error(e)))?;
-    let spec = reader.spec();
-    let channels = spec.channels as usize;
-    if channels == 0 {
-        return Err(err("zero channels".into()));
-    }
-    // The data length is a header field: check it against what the file holds before we
-    // allocate by it (a corrupt header may claim 4 GB).
-    let bytes_per_sample = (spec.bits_per_sample as u64).div_ceil(8);
-    let claimed = reader.len() as u64 * bytes_per_sample;
-    if claimed > bytes.len() as u64 {
-        return Err(err(format!(
-            "header claims {claimed} bytes of sample data but the file has only {} bytes",
-            bytes.len()
-        )));
-    }
-    let n = reader.len() as usize;
-    let mut interleaved = Vec::with_capacity(n);
-    match (spec.sample_format, spec.bits_per_sample) {
-        (SampleFormat::Float, 32) => {
-            for (i, s) in reader.samples::<f32>().enumerate() {
-                interleaved.push(s.map_err(|e| err(format!("sample {i} of {n}: {e}")))?);
-            }
+/// Largest magnitude accepted in a float WAV: full scale is 1, anything near this is garbage
+/// (and far larger values overflow the FFTs downstream).
+const MAX_FLOAT_SAMPLE: f32 = 1.0e4;
+
+/// A WAV file's samples, read a block of frames at a time and mixed down to mono.
+pub(super) struct WavFrames {
+    reader: WavReader<Box<dyn Read + Send>>,
+    path: PathBuf,
+    channels: usize,
+    /// `None` for 32-bit float, else the full scale of the signed integer samples.
+    int_scale: Option<f64>,
+    /// Interleaved samples read so far, and in all.
+    read: usize,
+    total: usize,
+    /// The sample rate of the header (not checked here).
+    pub(super) rate: u32,
+}
+
+impl WavFrames {
+    /// Parse the header of a WAV stream of `file_len` bytes and check it: channels, encoding,
+    /// and the data length it claims against what the file holds, before anything is
+    /// allocated by it (a corrupt header may claim 4 GB).
+    pub(super) fn open(
+        path: &Path,
+        input: Box<dyn Read + Send>,
+        file_len: u64,
+    ) -> Result<WavFrames, AudioError> {
+        let err = |msg: String| AudioError::Wav {
+            path: path.into(),
+            msg,
+        };
+        let reader = WavReader::new(input).map_err(|e| err(header_error(e)))?;
+        let spec = reader.spec();
+        let channels = spec.channels as usize;
+        if channels == 0 {
+            return Err(err("zero channels".into()));
         }
-        (SampleFormat::Int, bits @ (8 | 16 | 24 | 32)) => {
+        let int_scale = match (spec.sample_format, spec.bits_per_sample) {
+            (SampleFormat::Float, 32) => None,
             // Full scale of a signed `bits`-bit integer; hound already recentres unsigned 8-bit.
-            let scale = 1.0 / (1u64 << (bits - 1)) as f64;
-            for (i, s) in reader.samples::<i32>().enumerate() {
-                let s = s.map_err(|e| err(format!("sample {i} of {n}: {e}")))?;
-                interleaved.push((s as f64 * scale) as f32);
+            (SampleFormat::Int, bits @ (8 | 16 | 24 | 32)) => {
+                Some(1.0 / (1u64 << (bits - 1)) as f64)
+            }
+            (format, bits) => {
+                return Err(err(format!(
+                    "unsupported encoding {format:?} {bits}-bit (expected integer PCM \
+                     8/16/24/32-bit or 32-bit float)"
+                )))
+            }
+        };
+        let bytes_per_sample = (spec.bits_per_sample as u64).div_ceil(8);
+        let claimed = reader.len() as u64 * bytes_per_sample;
+        if claimed > file_len {
+            return Err(err(format!(
+                "header claims {claimed} bytes of sample data but the file has only \
+                 {file_len} bytes"
+            )));
+        }
+        Ok(WavFrames {
+            total: reader.len() as usize,
+            reader,
+            path: path.into(),
+            channels,
+            int_scale,
+            read: 0,
+            rate: spec.sample_rate,
+        })
+    }
+
+    /// Mono frames in the file (a trailing partial frame is dropped).
+    pub(super) fn frames(&self) -> u64 {
+        (self.total / self.channels) as u64
+    }
+
+    /// Append up to `max` mono frames to `out`; 0 at the end of the data.
+    pub(super) fn read_block(
+        &mut self,
+        max: usize,
+        out: &mut Vec<f32>,
+    ) -> Result<usize, AudioError> {
+        // At most ~64 Ki interleaved samples per block whatever the channel count claims.
+        let frames = ((self.total - self.read) / self.channels)
+            .min(max)
+            .min((1 << 16) / self.channels)
+            .max(1)
+            .min((self.total - self.read) / self.channels);
+        let n = frames * self.channels;
+        let (path, total, start) = (&self.path, self.total, self.read);
+        let err = |i: usize, e: hound::Error| AudioError::Wav {
+            path: path.clone(),
+            msg: format!("sample {} of {total}: {e}", start + i),
+        };
+        let mut block = Vec::with_capacity(n);
+        match self.int_scale {
+            None => {
+                for (i, s) in self.reader.samples::<f32>().take(n).enumerate() {
+                    let x = s.map_err(|e| err(i, e))?;
+                    // NaN, infinities and huge values would poison the resampler's FFT and the
+                    // log-mel (found by fuzzing: rubato panics on a NaN spectrum).
+                    if !x.is_finite() || x.abs() > MAX_FLOAT_SAMPLE {
+                        return Err(AudioError::Wav {
+                            path: path.clone(),
+                            msg: format!(
+                                "sample {} of {total} is {x}: float samples must be finite \
+                                 (nominally in [-1, 1])",
+                                start + i
+                            ),
+                        });
+                    }
+                    block.push(x);
+                }
+            }
+            Some(scale) => {
+                for (i, s) in self.reader.samples::<i32>().take(n).enumerate() {
+                    block.push((s.map_err(|e| err(i, e))? as f64 * scale) as f32);
+                }
             }
         }
-        (format, bits) => {
-            return Err(err(format!(
-                "unsupported encoding {format:?} {bits}-bit (expected integer PCM 8/16/24/32-bit or 32-bit float)"
-            )))
+        if self.channels == 1 {
+            out.extend_from_slice(&block);
+        } else {
+            let inv = 1.0 / self.channels as f32;
+            out.extend(
+                block
+                    .chunks_exact(self.channels)
+                    .map(|f| f.iter().sum::<f32>() * inv),
+            );
         }
+        self.read += n;
+        Ok(frames)
     }
-    let mono = if channels == 1 {
-        interleaved
-    } else {
-        let inv = 1.0 / channels as f32;
-        interleaved
-            .chunks_exact(channels)
-            .map(|f| f.iter().sum::<f32>() * inv)
-            .collect()
-    };
-    Ok((mono, spec.sample_rate))
 }
 
 /// hound's header error, said in terms of what was expected.
@@ -83,6 +160,17 @@ fn header_error(e: hound::Error) -> String {
 mod tests {
     use super::*;
     use hound::{WavSpec, WavWriter};
+    use std::io::Cursor;
+
+    /// The whole file as (mono samples, rate).
+    fn decode(path: &Path, bytes: &[u8]) -> Result<(Vec<f32>, u32), AudioError> {
+        let input: Box<dyn Read + Send> = Box::new(Cursor::new(bytes.to_vec()));
+        let mut w = WavFrames::open(path, input, bytes.len() as u64)?;
+        let mut out = Vec::new();
+        // Small blocks, so frames cross block boundaries.
+        while w.read_block(3, &mut out)? > 0 {}
+        Ok((out, w.rate))
+    }
 
     fn write<S: hound::Sample + Copy>(spec: WavSpec, samples: &[S]) -> Vec<u8> {
         let mut buf = Cursor::new(Vec::new());
@@ -129,5 +217,24 @@ mod tests {
         let b = write(spec(3, 32, SampleFormat::Float), &[0.3f32, 0.3, 0.3]);
         let s = decode(Path::new("s.wav"), &b).unwrap().0;
         assert!((s[0] - 0.3).abs() < 1e-7);
+    }
+
+    /// Fuzzing regression (fuzz/ wav target): a 48 kHz float WAV holding a NaN made the
+    /// resampler panic; non-finite or huge float samples are now an error naming the sample.
+    #[test]
+    fn non_finite_float_samples_are_refused() {
+        let crash =
+            "524946463c00000057415645666d7420100000000300010080bb000000ee02000400200064617461\
+                     18000000000000000000003f000000bf0000efffffff80bf000000803e";
+        let bytes: Vec<u8> = (0..crash.len() / 2)
+            .map(|i| u8::from_str_radix(&crash[2 * i..2 * i + 2], 16).unwrap())
+            .collect();
+        let e = crate::model::audio::decode(Path::new("crash.wav"), &bytes, None).unwrap_err();
+        assert!(e.to_string().contains("sample 3 of 6 is NaN"), "{e}");
+        for bad in [f32::INFINITY, -1e30] {
+            let b = write(spec(1, 32, SampleFormat::Float), &[0.5f32, bad]);
+            let e = decode(Path::new("f.wav"), &b).unwrap_err().to_string();
+            assert!(e.contains("sample 1 of 2") && e.contains("finite"), "{e}");
+        }
     }
 }

@@ -114,6 +114,12 @@ impl CtModel {
     /// Load `name` as an engine tensor on `dev`: f32 → F32, f16 → F16, bf16 → BF16; the integer
     /// types (quantized models) are refused with [`WeightsError::Unsupported`].
     pub fn tensor(&self, name: &str, dev: &Arc<dyn Device>) -> Result<Tensor, WeightsError> {
+        let t = self.load_unchecked(name, dev)?;
+        super::finite::checked(&self.path, name, t)
+    }
+
+    /// Load `name` without the `--check-weights` scan.
+    fn load_unchecked(&self, name: &str, dev: &Arc<dyn Device>) -> Result<Tensor, WeightsError> {
         let v = self.var(name)?;
         let (begin, end) = (v.offset, v.offset + v.nbytes);
         let loaded =
@@ -205,6 +211,7 @@ fn parse(path: &Path, data: &[u8]) -> Result<Parsed, WeightsError> {
     let spec = c.string("spec name")?;
     let revision = c.u32("spec revision")?;
     let n_vars = c.u32("variable count")?;
+    c.check_count(n_vars, 8, "variable count")?;
     let mut vars = Vec::new();
     let mut index = HashMap::new();
     for i in 0..n_vars {
@@ -248,6 +255,7 @@ fn parse(path: &Path, data: &[u8]) -> Result<Parsed, WeightsError> {
         });
     }
     let n_aliases = c.u32("alias count")?;
+    c.check_count(n_aliases, 4, "alias count")?;
     let mut pending = Vec::new();
     for _ in 0..n_aliases {
         let at = c.pos;
@@ -300,6 +308,24 @@ struct Cursor<'a> {
     path: &'a Path,
     data: &'a [u8],
     pos: usize,
+}
+
+impl Cursor<'_> {
+    /// An error unless `count` records of at least `min_bytes` each fit in the bytes left, so
+    /// an absurd count is named as such instead of failing somewhere inside the records.
+    fn check_count(&self, count: u32, min_bytes: usize, what: &str) -> Result<(), WeightsError> {
+        let left = self.data.len() - self.pos;
+        if count as usize > left / min_bytes {
+            return Err(self.err_at(
+                self.pos - 4,
+                format!(
+                    "{what} {count} cannot fit in the {left} bytes left (each takes at least \
+                     {min_bytes})"
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl<'a> Cursor<'a> {

@@ -59,6 +59,24 @@ pub enum WeightsError {
         offset: u64,
         global: String,
     },
+    /// Loading would exceed the weights' memory budget (`--max-memory`, see
+    /// [`super::budget`]); nothing was mapped or allocated for it.
+    #[error("{}: {what} needs {bytes} bytes but the memory budget (--max-memory) is {limit} bytes with {used} already used", path.display())]
+    OverBudget {
+        path: PathBuf,
+        what: String,
+        bytes: u64,
+        used: u64,
+        limit: u64,
+    },
+    /// A NaN or infinity in a weight (`--check-weights`, see [`super::finite`]).
+    #[error("{}: tensor {name:?} holds {value} at element {index} (--check-weights); the file is corrupt or the model diverged", path.display())]
+    NonFinite {
+        path: PathBuf,
+        name: String,
+        index: usize,
+        value: f32,
+    },
     /// The engine refused to build the tensor (device upload, shape).
     #[error("{}: tensor {name:?}: {source}", path.display())]
     Engine {

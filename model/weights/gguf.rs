@@ -307,6 +307,14 @@ impl GgufFile {
     pub fn host(&self, name: &str) -> Result<HostBuffer, WeightsError> {
         let t = self.info(name)?;
         let bytes = &self.map[t.offset..t.offset + t.size];
+        if matches!(
+            t.ggml_type,
+            GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q4_1
+        ) {
+            // Dequantized values are new memory beside the (already charged) map.
+            let what = format!("dequantizing tensor {name:?} to f32");
+            super::budget::charge(&self.path, &what, t.elem_count() as u64 * 4)?;
+        }
         if let Some(values) = quant::dequantize(t.ggml_type, bytes) {
             return Ok(HostBuffer::F32(values));
         }
@@ -338,6 +346,12 @@ impl GgufFile {
     /// Load `name` onto `dev` with its engine shape (see [`GgufFile::host`] for the dtype):
     /// F32/F16/BF16 borrow the map ([`tensor_from_map`]), block types are dequantized.
     pub fn tensor(&self, name: &str, dev: &Arc<dyn Device>) -> Result<Tensor, WeightsError> {
+        let t = self.load_unchecked(name, dev)?;
+        super::finite::checked(&self.path, name, t)
+    }
+
+    /// Load `name` without the `--check-weights` scan.
+    fn load_unchecked(&self, name: &str, dev: &Arc<dyn Device>) -> Result<Tensor, WeightsError> {
         let t = self.info(name)?;
         // Only the plain float types are stored as the engine keeps them.
         let plain = match t.ggml_type {

@@ -10,12 +10,16 @@
 //!   checkpoint.
 //! - [`install`]: fetching and verifying the real weights of DATA.md (`osum setup`).
 //! - [`stored`]: the stored element types and the byte → host buffer conversion they share.
+//! - [`budget`]: the process-wide memory budget for weights (`--max-memory`).
+//! - [`finite`]: the NaN/Inf scan of `--check-weights`.
 //! - [`error`]: the error type, [`WeightsError`].
 //!
 //! Models load through [`TensorSource`], so the same model code reads any of the formats.
 
+pub mod budget;
 pub mod ctranslate2;
 pub mod error;
+pub mod finite;
 pub mod gguf;
 pub mod install;
 pub mod osum_parts;

@@ -412,6 +412,12 @@ impl PtCheckpoint {
     /// Float tensors of stored (uncompressed) entries borrow the map ([`tensor_from_map`]);
     /// compressed entries are inflated into owned memory.
     pub fn tensor(&self, name: &str, dev: &Arc<dyn Device>) -> Result<Tensor, WeightsError> {
+        let t = self.load_unchecked(name, dev)?;
+        super::finite::checked(&self.path, name, t)
+    }
+
+    /// Load `name` without the `--check-weights` scan.
+    fn load_unchecked(&self, name: &str, dev: &Arc<dyn Device>) -> Result<Tensor, WeightsError> {
         let t = self.info(name)?;
         let e = &self.storages[&t.storage];
         if e.stored && t.is_contiguous() {

@@ -55,6 +55,12 @@ impl SafeFile {
     }
 
     fn tensor(&self, name: &str, dev: &Arc<dyn Device>) -> Result<Tensor, WeightsError> {
+        let t = self.load_unchecked(name, dev)?;
+        super::finite::checked(&self.path, name, t)
+    }
+
+    /// Load `name` without the `--check-weights` scan.
+    fn load_unchecked(&self, name: &str, dev: &Arc<dyn Device>) -> Result<Tensor, WeightsError> {
         let e = self.entry(name)?;
         let loaded = tensor_from_map(&self.map, e.begin, e.end, e.dtype, &e.shape, dev)
             .ok_or_else(|| WeightsError::Unsupported {

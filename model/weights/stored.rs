@@ -139,13 +139,15 @@ pub(crate) fn byte_size(dims: &[usize], elem: usize) -> Option<usize> {
     dims.iter().try_fold(elem, |acc, &d| acc.checked_mul(d))
 }
 
-/// Map `path` read-only.
+/// Map `path` read-only, charging its size to the memory budget ([`super::budget`]) first.
 pub(crate) fn map_file(path: &Path) -> Result<Mmap, WeightsError> {
     let io = |source| WeightsError::Io {
         path: path.to_path_buf(),
         source,
     };
     let file = File::open(path).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    super::budget::charge(path, "mapping the file", len)?;
     // SAFETY: the map is read-only and private to this process. If another process truncates or
     // rewrites the file while it is mapped, reads may fault or see new bytes; weight files are
     // written once (`osum setup` writes a temporary file and renames it), so we accept that.

@@ -58,11 +58,46 @@ impl Transcriber {
     /// Transcribe 16 kHz mono samples window by window (English-only prompt
     /// `<|startoftranscript|><|notimestamps|>`).
     pub fn transcribe(&self, samples: &[f32]) -> Result<Vec<Segment>> {
-        let device = self.model.encoder_device();
-        let mut out = Vec::new();
         let mut at = 0;
-        while at < samples.len() {
-            let chunk = &samples[at..at + window_len(&samples[at..])];
+        let mut out = Vec::new();
+        self.transcribe_stream(
+            |want| {
+                let n = want.min(samples.len() - at);
+                at += n;
+                Ok(samples[at - n..at].to_vec())
+            },
+            |seg| {
+                out.push(seg);
+                Ok(())
+            },
+        )?;
+        Ok(out)
+    }
+
+    /// Transcribe samples pulled from `read(want)` (up to `want` more 16 kHz samples, none at
+    /// the end), handing each window's [`Segment`] to `emit` as soon as it is decoded. At most
+    /// one window and the sample after it are held, so memory does not grow with the length.
+    pub fn transcribe_stream(
+        &self,
+        mut read: impl FnMut(usize) -> Result<Vec<f32>>,
+        mut emit: impl FnMut(Segment) -> Result<()>,
+    ) -> Result<()> {
+        let device = self.model.encoder_device();
+        // [`window_len`] decides where to cut from the next WINDOW + 1 samples.
+        let mut buf: Vec<f32> = Vec::with_capacity(WINDOW + 1);
+        let mut consumed = 0usize;
+        let mut ended = false;
+        loop {
+            while !ended && buf.len() <= WINDOW {
+                let more = read(WINDOW + 1 - buf.len())?;
+                ended = more.is_empty();
+                buf.extend_from_slice(&more);
+            }
+            if buf.is_empty() {
+                return Ok(());
+            }
+            let n = window_len(&buf);
+            let chunk = &buf[..n];
             let (mel, frames) = log_mel(chunk, MelMode::Whisper);
             let mel = Tensor::from_vec(mel, &[self.model.config.n_mels, frames], &device)?;
             let tokens = self.model.greedy(
@@ -72,16 +107,16 @@ impl Transcriber {
                 &self.suppress,
             )?;
             let text = self.tokenizer.decode(&tokens)?;
-            let start = at as f32 / 16000.0;
-            at += chunk.len();
-            out.push(Segment {
+            let start = consumed as f32 / 16000.0;
+            consumed += n;
+            emit(Segment {
                 start,
-                end: start + chunk.len() as f32 / 16000.0,
+                end: start + n as f32 / 16000.0,
                 tokens,
                 text,
-            });
+            })?;
+            buf.drain(..n);
         }
-        Ok(out)
     }
 }
 

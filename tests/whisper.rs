@@ -290,10 +290,7 @@ fn transcribe_without_a_model_is_an_error_naming_the_path() {
     let home = std::env::temp_dir().join("osum-whisper-test-empty-home");
     // A readable clip, so the missing model is the first problem (audio is checked first).
     let clip = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/goldens/mel_clip.wav");
-    let out = osum_cmd(&home)
-        .args(["transcribe", clip])
-        .output()
-        .unwrap();
+    let out = osum_cmd(&home).args(["transcribe", clip]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

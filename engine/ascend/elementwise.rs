@@ -1,6 +1,7 @@
 //! Elementwise binary ops on the Ascend device through `osum_binary_f32`
 //! (kernels/ascend/elementwise.cpp).
 
+use super::operands::dense_f32;
 use super::AscendDevice;
 use crate::engine::device::{BinaryOp, Buffer, View};
 use crate::engine::dtype::DType;
@@ -18,8 +19,9 @@ fn kernel_op(op: BinaryOp) -> Option<BinaryKernelOp> {
     }
 }
 
-/// `lhs (op) rhs` for same-shape contiguous f32 views. Broadcast (stride-0) or strided operands
-/// are refused by name: the kernel reads dense ranges only.
+/// `lhs (op) rhs` for f32 views of the same shape. Broadcast (stride-0) or strided operands are
+/// first made dense by the device's copy kernel ([`dense_f32`]): the binary kernel reads dense
+/// ranges only.
 pub fn binary(dev: &AscendDevice, op: BinaryOp, lhs: View, rhs: View) -> Result<Buffer> {
     let name = op.name();
     let Some(kop) = kernel_op(op) else {
@@ -37,20 +39,22 @@ pub fn binary(dev: &AscendDevice, op: BinaryOp, lhs: View, rhs: View) -> Result<
             });
         }
     }
-    let (Some((ls, le)), Some((rs, _))) =
-        (lhs.layout.contiguous_range(), rhs.layout.contiguous_range())
-    else {
-        return Err(dev.unsupported_case(name, "strided or broadcast operands (dense f32 only)"));
-    };
-    let n = le - ls;
+    if lhs.shape() != rhs.shape() {
+        return Err(Error::ShapeMismatch {
+            op: name,
+            lhs: lhs.shape().to_vec(),
+            rhs: rhs.shape().to_vec(),
+        });
+    }
+    let n = lhs.layout.elem_count();
     let out = dev.alloc(name, DType::F32, n)?;
     if n == 0 {
         return Ok(Box::new(out));
     }
-    let (a, b) = (dev.buffer(name, &lhs)?, dev.buffer(name, &rhs)?);
+    let (a, b) = (dense_f32(dev, name, &lhs)?, dense_f32(dev, name, &rhs)?);
     let k = |e: kernels::KernelError| dev.backend(name, e);
-    let x = GmF32::new("osum_binary_f32", a.mem(), ls, n).map_err(k)?;
-    let y = GmF32::new("osum_binary_f32", b.mem(), rs, n).map_err(k)?;
+    let x = a.gm("osum_binary_f32").map_err(k)?;
+    let y = b.gm("osum_binary_f32").map_err(k)?;
     let z = GmF32::new("osum_binary_f32", out.mem(), 0, n).map_err(k)?;
     kernels::binary_f32(dev.stream(), kop, x, y, z).map_err(k)?;
     Ok(Box::new(out))

@@ -355,8 +355,13 @@ mod ascend_sim {
         named(x.t()?.softmax(), "softmax");
         named(x.div(&x), "div");
         named(x.to_dtype(osum::engine::DType::U32), "cast");
-        // Kernels that exist refuse the layouts they cannot read, by name.
-        named(x.add(&x.t()?), "add");
+        // Strided and broadcast operands are made dense by the device's copy kernel first.
+        assert_eq!(x.add(&x.t()?)?.to_vec::<f32>()?, vec![2.0, 5.0, 5.0, 8.0]);
+        let row = Tensor::from_vec(vec![10.0f32, 20.0], &[1, 2], &dev)?;
+        assert_eq!(
+            x.add(&row.broadcast_as(&[2, 2])?)?.to_vec::<f32>()?,
+            vec![11.0, 22.0, 13.0, 24.0]
+        );
         // Memory ops work: upload, strided download, zeros.
         assert_eq!(x.t()?.to_vec::<f32>()?, vec![1.0, 3.0, 2.0, 4.0]);
         assert_eq!(

@@ -18,6 +18,7 @@
 //!   softmax_and_log_softmax_match_reference_on_strided_and_broadcast_input.
 //! - **a bug**: linear_gelu_equals_linear_then_gelu_on_every_gemm_path ("from_buffer: 0 elements
 //!   do not fill shape [7, 9]" — the k = 0 edge of `Device::linear`).
+#![allow(unused_macros)] // the group macros of cases this device does not run yet
 #[macro_use]
 mod conformance;
 

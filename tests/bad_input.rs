@@ -6,11 +6,8 @@
 //! Real-model cases (Whisper tiny.en, SmolLM2) need `osum setup` and are skipped with a notice
 //! otherwise; the rest use the committed test model files or a small model written here.
 
-use osum::engine::{cpu_device, DType, Tensor};
-use osum::model::adapter::save_safetensors;
-use osum::model::llm::random::random_weights;
-use osum::model::llm::LlmConfig;
-use osum::model::weights::TensorSource;
+mod fixtures;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -315,25 +312,7 @@ fn broken_ctranslate2_models_are_refused_naming_the_fault() {
 /// seeded random weights for the committed 1000-piece SentencePiece tokenizer, and a preset
 /// pointing at it. Returns the preset path.
 fn tiny_llm(d: &Path) -> PathBuf {
-    let llm = d.join("llm");
-    std::fs::create_dir_all(&llm).unwrap();
-    let data = Path::new(ROOT).join("tests/data");
-    let mut cfg: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(data.join("llama_tiny/config.json")).unwrap(),
-    )
-    .unwrap();
-    cfg["vocab_size"] = 1000.into();
-    std::fs::write(llm.join("config.json"), cfg.to_string()).unwrap();
-    let config = LlmConfig::from_hf_file(llm.join("config.json")).unwrap();
-    let dev = cpu_device();
-    let src = random_weights(&config, 7, 0.2, DType::F32, &dev).unwrap();
-    let named: Vec<(String, Tensor)> = src
-        .names()
-        .into_iter()
-        .map(|n| (n.to_string(), src.tensor(n, &dev).unwrap()))
-        .collect();
-    save_safetensors(llm.join("model.safetensors"), &named).unwrap();
-    std::fs::copy(data.join("spm/unigram.model"), llm.join("tokenizer.model")).unwrap();
+    let llm = fixtures::tiny_llm_folder(d);
     let preset = serde_json::json!({
         "name": "tiny", "description": "the 2-layer test Llama",
         "llm": {"hf_dir": llm}, "template": "osum-pangu",

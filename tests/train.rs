@@ -8,13 +8,11 @@
 //! the resume test asks for bit-identical losses (the engine's CPU kernels are
 //! deterministic for a fixed thread count; both runs use the same process and pool).
 
-use osum::engine::{cpu_device, DType, Tensor};
-use osum::model::adapter::save_safetensors;
-use osum::model::llm::random::random_weights;
-use osum::model::llm::LlmConfig;
+mod fixtures;
+
+use osum::engine::{cpu_device, Tensor};
 use osum::model::osum::OsumModel;
 use osum::model::preset::Preset;
-use osum::model::weights::TensorSource;
 use osum::train::batch::{batch_loss, Example};
 use osum::train::data::{Item, Manifest};
 use osum::train::stages::{
@@ -37,27 +35,7 @@ fn fixture(tag: &str) -> Option<PathBuf> {
     }
     let dir = std::env::temp_dir().join(format!("osum-train-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let llm = dir.join("llm");
-    std::fs::create_dir_all(&llm).unwrap();
-    let data = Path::new(ROOT).join("tests/data");
-    // The test Llama's shape with a vocabulary the committed tokenizer fits (1000 pieces),
-    // random weights (seeded).
-    let mut cfg: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(data.join("llama_tiny/config.json")).unwrap(),
-    )
-    .unwrap();
-    cfg["vocab_size"] = 1000.into();
-    std::fs::write(llm.join("config.json"), cfg.to_string()).unwrap();
-    let config = LlmConfig::from_hf_file(llm.join("config.json")).unwrap();
-    let dev = cpu_device();
-    let src = random_weights(&config, 7, 0.2, DType::F32, &dev).unwrap();
-    let named: Vec<(String, Tensor)> = src
-        .names()
-        .into_iter()
-        .map(|n| (n.to_string(), src.tensor(n, &dev).unwrap()))
-        .collect();
-    save_safetensors(llm.join("model.safetensors"), &named).unwrap();
-    std::fs::copy(data.join("spm/unigram.model"), llm.join("tokenizer.model")).unwrap();
+    let llm = fixtures::tiny_llm_folder(&dir);
     let preset = serde_json::json!({
         "name": "test-tiny",
         "description": "Whisper tiny.en + a small adapter + the 2-layer test Llama",

@@ -3,7 +3,7 @@
 //!
 //! 76 of the suite's 91 cases run here, with the suite's tolerances unchanged (the full list of a
 //! group is its `*_cases!` macro). The other 15 fail with a named "not supported on device
-//! ascend-sim" error (or, for one, a wrong result), each listed with its first failing op; move a
+//! ascend-sim" error, each listed with its first failing op; move a
 //! case into its group's list when its op lands:
 //! - `div` (no kernel): binary_ops_broadcast_like_numpy, grad_binary_ops_reduce_to_broadcast_inputs,
 //!   grad_unary_ops.
@@ -16,8 +16,8 @@
 //!   gemm_relative_error_within_1e5_on_every_kernel_edge, matmul_widens_half_precision_rhs.
 //! - softmax on a strided input (the kernel reads contiguous rows): grad_softmax_and_log_softmax,
 //!   softmax_and_log_softmax_match_reference_on_strided_and_broadcast_input.
-//! - **a bug**: linear_gelu_equals_linear_then_gelu_on_every_gemm_path ("from_buffer: 0 elements
-//!   do not fill shape [7, 9]" — the k = 0 edge of `Device::linear`).
+//! - `linear` with zero input features (k = 0; the product is empty and the answer is the bias):
+//!   linear_gelu_equals_linear_then_gelu_on_every_gemm_path.
 #![allow(unused_macros)] // the group macros of cases this device does not run yet
 #[macro_use]
 mod conformance;

@@ -68,7 +68,10 @@ fn run(
     let kerr = |e: kernels::KernelError| dev.backend(op, e);
     let k = x.shape().last().copied().unwrap_or(1);
     let n = w.shape()[0];
-    let m = x.layout.elem_count().checked_div(k).unwrap_or(0);
+    // Rows from the leading dims, not elem_count / k: with k = 0 that division says 0 rows and
+    // would return an empty output for a non-empty shape.
+    let dims = x.shape();
+    let m: usize = dims[..dims.len().saturating_sub(1)].iter().product();
     let rank = lora.map_or(0, |l| l.2);
     let out = dev.alloc(op, DType::F32, m * n)?;
     if m * n == 0 {

@@ -95,3 +95,56 @@ pub fn ship(from: &Path, out: &Path) -> Result<Value, String> {
     write_atomic(&out.join(PROVENANCE_FILE), text.as_bytes())?;
     Ok(provenance)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::weights::StoredDType;
+    use crate::train::checkpoint::{save, TrainState};
+    use crate::train::optim::{AdamW, AdamWConfig};
+
+    /// A stage folder as `osum train` leaves it: state, exported tensors and a one-step log.
+    fn fake_stage(dir: &Path, from: Option<&Path>, secs: f64) {
+        let dev = cpu_device();
+        let t = Tensor::from_vec(vec![1.0f32, 2.5, -3.0], &[3], &dev).unwrap();
+        let named = vec![
+            ("adapter/w".to_string(), t.clone()),
+            ("lora/a".to_string(), t),
+        ];
+        let state = TrainState {
+            step: 1,
+            order_rng: [1, 2, 3, 4],
+            epoch: 1,
+            cursor: 0,
+            settings: json!({"from": from.map(|p| p.display().to_string()), "lr": 0.001}),
+        };
+        save(dir, &named, &AdamW::new(AdamWConfig::default()), &state).unwrap();
+        let line =
+            format!("{{\"step\":1,\"loss\":1.0,\"secs\":{secs},\"items\":4,\"tokens\":10}}\n");
+        std::fs::write(dir.join(LOG_FILE), line).unwrap();
+    }
+
+    #[test]
+    fn ship_follows_the_from_chain_oldest_first_and_writes_bf16() {
+        let root = std::env::temp_dir().join(format!("osum-ship-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let (s1, s2, out) = (root.join("s1"), root.join("s2"), root.join("out"));
+        fake_stage(&s1, None, 10.0);
+        fake_stage(&s2, Some(&s1), 2.5);
+        let p = ship(&s2, &out).unwrap();
+        let stages = p["stages"].as_array().unwrap();
+        assert_eq!(stages.len(), 2);
+        assert_eq!(stages[0]["folder"], s1.display().to_string());
+        assert_eq!(p["train_seconds_total"], 12.5);
+        for file in [ADAPTER_FILE, LORA_FILE] {
+            let f = SafeTensors::open(out.join(file)).unwrap();
+            let name = f.names()[0].to_string();
+            assert_eq!(f.dtype(&name).unwrap(), StoredDType::BF16);
+            let v = f.tensor(&name, &cpu_device()).unwrap();
+            let v = v.to_dtype(DType::F32).unwrap().to_vec::<f32>().unwrap();
+            assert_eq!(v, vec![1.0, 2.5, -3.0]);
+        }
+        assert!(out.join(PROVENANCE_FILE).exists());
+        let _ = std::fs::remove_dir_all(&root);
+    }
+}

@@ -293,7 +293,8 @@ fn ask_runs_end_to_end_on_a_real_clip_and_prints_parsed_json() {
             gf,
             "Transcribe the audio.",
         ],
-        &[],
+        // No shipped checkpoint: the untrained path.
+        &[("OSUM_ASSETS", "/no/such/assets")],
     );
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     let v: serde_json::Value = serde_json::from_str(text(&o.stdout).trim()).unwrap();
@@ -303,6 +304,23 @@ fn ask_runs_end_to_end_on_a_real_clip_and_prints_parsed_json() {
     // 2.8 s → 280 mel frames → 140 encoder frames → 35 adapter rows, plus speech BOS/EOS.
     assert_eq!(v["speech_positions"], 37);
     assert!(text(&o.stderr).contains("untrained"));
+    // Without --checkpoint, osum-tiny answers with its shipped checkpoint (assets/osum-tiny).
+    let shipped = osum(
+        &[
+            "ask",
+            "--json",
+            "--max-new-tokens",
+            "6",
+            gf,
+            "Transcribe the audio.",
+        ],
+        &[],
+    );
+    assert_eq!(code(&shipped), 0, "{}", text(&shipped.stderr));
+    let v: serde_json::Value = serde_json::from_str(text(&shipped.stdout).trim()).unwrap();
+    assert_eq!(v["trained"], true);
+    assert!(v["tokens"].as_u64().unwrap() <= 6);
+    assert!(!text(&shipped.stderr).contains("untrained"));
     let missing = osum(&["ask", "/no/such.wav", "hi"], &[]);
     assert_eq!(code(&missing), 1);
     assert!(text(&missing.stderr).contains("/no/such.wav"));

@@ -210,7 +210,8 @@ fn eval_runs_end_to_end_on_a_tiny_benchmark_and_prints_json_last() {
     let last = stdout.lines().last().unwrap();
     let v: Value = serde_json::from_str(last).unwrap();
     assert_eq!(v["n"], 2);
-    assert_eq!(v["trained"], false);
+    // Without --checkpoint, osum-tiny is scored with its shipped checkpoint (assets/osum-tiny).
+    assert_eq!(v["trained"], true);
     let ifr = v["ifr"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&ifr));
     assert!(v["acc"].is_object() && v["latency_ms"]["mean"].as_f64().unwrap() > 0.0);
@@ -224,7 +225,7 @@ fn eval_runs_end_to_end_on_a_tiny_benchmark_and_prints_json_last() {
                 .unwrap()
                 .starts_with('<')
     );
-    assert!(text(&o.stderr).contains("untrained"));
+    assert!(!text(&o.stderr).contains("untrained"));
     let missing = osum(&["eval", "--manifest", "/no/such.jsonl"], &[]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(text(&missing.stderr).contains("/no/such.jsonl"));

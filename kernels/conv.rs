@@ -361,6 +361,20 @@ pub fn col2im_tiling(s: &ConvShape) -> KernelResult<(u32, ConvFoldTiling)> {
     )
 }
 
+/// The image `[N, C, H, W]` and column `[N, C·KH·KW, OH·OW]` ranges of im2col and col2im hold
+/// at least their shapes' elements.
+fn check_fold_operands(
+    kernel: &'static str,
+    s: &ConvShape,
+    (oh, ow): (usize, usize),
+    x: &GmF32,
+    cols: &GmF32,
+) -> KernelResult<()> {
+    check_len(kernel, "x", x, s.n * s.c * s.input_hw.0 * s.input_hw.1)?;
+    let k = s.c * s.kernel.0 * s.kernel.1;
+    check_len(kernel, "cols", cols, s.n * k * oh * ow)
+}
+
 /// im2col (f32): x `[N, C, H, W]` → cols `[N, C·KH·KW, OH·OW]`, both contiguous.
 pub fn im2col_f32(
     stream: &Stream,
@@ -370,14 +384,7 @@ pub fn im2col_f32(
 ) -> KernelResult<LaunchStats> {
     const KERNEL: &str = "osum_im2col_f32";
     let (blocks, t) = im2col_tiling(s)?;
-    check_len(KERNEL, "x", &x, s.n * s.c * s.input_hw.0 * s.input_hw.1)?;
-    let k = s.c * s.kernel.0 * s.kernel.1;
-    check_len(
-        KERNEL,
-        "cols",
-        &cols,
-        s.n * k * t.g.oh as usize * t.g.ow as usize,
-    )?;
+    check_fold_operands(KERNEL, s, (t.g.oh as usize, t.g.ow as usize), &x, &cols)?;
     // SAFETY: ranges checked against live allocations and the shape; signature as in
     // kernels/sim/launch_conv.cpp.
     let code = unsafe { aclrtlaunch_osum_im2col_f32(blocks, stream.raw(), x.ptr(), cols.ptr(), t) };
@@ -393,14 +400,7 @@ pub fn col2im_f32(
 ) -> KernelResult<LaunchStats> {
     const KERNEL: &str = "osum_col2im_f32";
     let (blocks, t) = col2im_tiling(s)?;
-    check_len(KERNEL, "x", &x, s.n * s.c * s.input_hw.0 * s.input_hw.1)?;
-    let k = s.c * s.kernel.0 * s.kernel.1;
-    check_len(
-        KERNEL,
-        "cols",
-        &cols,
-        s.n * k * t.g.oh as usize * t.g.ow as usize,
-    )?;
+    check_fold_operands(KERNEL, s, (t.g.oh as usize, t.g.ow as usize), &x, &cols)?;
     // SAFETY: as in `im2col_f32`.
     let code = unsafe { aclrtlaunch_osum_col2im_f32(blocks, stream.raw(), cols.ptr(), x.ptr(), t) };
     launched("aclrtlaunch_osum_col2im_f32", code)

@@ -258,7 +258,7 @@ fn a_right_padded_batch_scores_each_item_as_if_it_were_alone() {
     let preset = Preset::find(dir.join("preset.json").to_str().unwrap()).unwrap();
     let model = OsumModel::open(preset, None, &dev).unwrap();
     let manifest = Manifest::load(&dir.join("train.jsonl")).unwrap();
-    let mut exs = examples(Stage::Joint, &manifest, &model).unwrap();
+    let mut exs = examples(Stage::Joint, &manifest, &model, false).unwrap();
     exs.truncate(3);
     let speech: Vec<Option<Tensor>> = exs
         .iter()

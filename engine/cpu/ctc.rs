@@ -275,8 +275,8 @@ mod tests {
         // Paths for "a" over 2 frames: (a,a), (b,a), (a,b) with p_b = 0.4, p_a = 0.6 each frame.
         let lp = [0.4f32.ln(), 0.6f32.ln(), 0.4f32.ln(), 0.6f32.ln()];
         let (loss, _) = run(&lp, 2, 2, &[1], 0);
-        let p = 0.6 * 0.6 + 0.4 * 0.6 + 0.6 * 0.4;
-        assert!((loss as f64 - (-(p as f64).ln())).abs() < 1e-6);
+        let p: f64 = 0.6 * 0.6 + 0.4 * 0.6 + 0.6 * 0.4;
+        assert!((loss as f64 - (-p.ln())).abs() < 1e-6);
     }
 
     #[test]
@@ -294,7 +294,7 @@ mod tests {
     fn occupancy_sums_to_one_per_frame() {
         let (t, c) = (7, 5);
         let lp: Vec<f32> = (0..t * c)
-            .map(|i| ((i * 37 % 11) as f32 * 0.3 - 1.5))
+            .map(|i| (i * 37 % 11) as f32 * 0.3 - 1.5)
             .collect();
         let (_, grad) = run(&lp, t, c, &[2, 4, 4, 1], 0);
         for row in grad.chunks(c) {

@@ -82,17 +82,19 @@ impl Tensor {
     }
 }
 
+/// The values of a u32 or i64 id tensor, read on the host as i64 (ids are small: one per row
+/// or label).
+fn ids_on_host(ids: &Tensor) -> Result<Vec<i64>> {
+    Ok(match ids.dtype() {
+        DType::U32 => ids.to_vec::<u32>()?.into_iter().map(i64::from).collect(),
+        _ => ids.to_vec::<i64>()?,
+    })
+}
+
 /// Number of rows whose target is not `ignore_index`, checking every other target is in
 /// `0..vocab`. Reads the targets on the host (they are small: one id per row).
 fn count_targets(op: &'static str, targets: &Tensor, vocab: usize, ignore: i64) -> Result<usize> {
-    let ids: Vec<i64> = match targets.dtype() {
-        DType::U32 => targets
-            .to_vec::<u32>()?
-            .into_iter()
-            .map(i64::from)
-            .collect(),
-        _ => targets.to_vec::<i64>()?,
-    };
+    let ids = ids_on_host(targets)?;
     let mut count = 0;
     for t in ids {
         if t == ignore {
@@ -216,10 +218,7 @@ fn labels_on_host(
     classes: usize,
     blank: usize,
 ) -> Result<Vec<u32>> {
-    let ids: Vec<i64> = match labels.dtype() {
-        DType::U32 => labels.to_vec::<u32>()?.into_iter().map(i64::from).collect(),
-        _ => labels.to_vec::<i64>()?,
-    };
+    let ids = ids_on_host(labels)?;
     if blank >= classes {
         return Err(Error::IndexOutOfRange {
             op,

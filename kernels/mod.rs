@@ -190,6 +190,10 @@ pub enum BinaryKernelOp {
     Sub = 2,
     /// max(x, y)
     Max = 3,
+    /// x / y
+    Div = 4,
+    /// min(x, y)
+    Min = 5,
 }
 
 type Gm = *mut u8;

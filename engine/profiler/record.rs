@@ -2,8 +2,10 @@
 //! outputs made from them — a Chrome trace (JSON "trace event format", opens in Perfetto or
 //! chrome://tracing) and a summary table.
 
+use super::launches::{self, LaunchTotals};
 use crate::engine::device::View;
 use crate::engine::dtype::DType;
+use crate::kernels::KernelLaunch;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::{self, Write};
@@ -60,6 +62,8 @@ pub struct OpRecord {
     pub bytes: u64,
     /// Small per-process id of the calling thread.
     pub thread: u64,
+    /// Kernel launches the call made (ascend-sim: with simulator counters; empty on the CPU).
+    pub launches: Vec<KernelLaunch>,
 }
 
 /// Totals of one (op, device) pair.
@@ -77,6 +81,8 @@ pub struct OpSummary {
     pub flops: u64,
     /// Summed bytes moved.
     pub bytes: u64,
+    /// Summed simulator counters and predicted time of the calls' kernel launches.
+    pub launches: LaunchTotals,
 }
 
 impl OpSummary {
@@ -162,8 +168,10 @@ impl Recorder {
             total_us: 0.0,
             flops: 0,
             bytes: 0,
+            launches: LaunchTotals::default(),
         });
         t.calls += 1;
+        t.launches.merge(&LaunchTotals::of(&rec.launches));
         t.total_us += rec.dur_us;
         t.flops = t.flops.saturating_add(rec.flops);
         t.bytes = t.bytes.saturating_add(rec.bytes);
@@ -227,7 +235,7 @@ impl Profile {
         for e in &self.events {
             let names = |ts: &[TensorInfo]| ts.iter().map(|t| t.describe()).collect::<Vec<_>>();
             let dtype = e.inputs.first().or(e.outputs.first()).map(|t| t.dtype);
-            let ev = serde_json::json!({
+            let mut ev = serde_json::json!({
                 "name": e.op,
                 "cat": &*e.device,
                 "ph": "X",
@@ -244,6 +252,9 @@ impl Profile {
                     "bytes": e.bytes,
                 },
             });
+            if !e.launches.is_empty() {
+                ev["args"]["launches"] = e.launches.iter().map(launches::launch_json).collect();
+            }
             w.write_all(b",\n")?;
             serde_json::to_writer(&mut *w, &ev)?;
         }
@@ -271,8 +282,20 @@ impl Profile {
     }
 
     /// The top `top` ops by total time: calls, total ms, share of all op time, achieved
-    /// GFLOP/s and GB/s.
+    /// GFLOP/s and GB/s; then, for ops that launched kernels (ascend-sim), the simulator's
+    /// counters and predicted 910B time per op ([`launches::table`]).
     pub fn summary_table(&self, top: usize) -> String {
+        let mut s = self.time_table(top);
+        s.push_str(&launches::table(
+            self.summary
+                .iter()
+                .take(top)
+                .map(|o| (o.op, &*o.device, &o.launches)),
+        ));
+        s
+    }
+
+    fn time_table(&self, top: usize) -> String {
         let total = self.total_us();
         let mut s = String::new();
         let _ = writeln!(
@@ -347,6 +370,7 @@ mod tests {
             flops,
             bytes: 36,
             thread: 1,
+            launches: Vec::new(),
         }
     }
 

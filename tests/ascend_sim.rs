@@ -137,6 +137,54 @@ mod ascend_sim {
         Ok(())
     }
 
+    /// f32 → bf16/f16 rounds to nearest even on both devices, including values just above a
+    /// tie (f32 0x3db0_8001 → bf16 0x3db1), which half's `bf16::from_f64` rounds down: the
+    /// reference is half's f32 converters, which are correctly rounded.
+    #[test]
+    fn half_casts_round_to_nearest_even_on_both_devices() -> Result<()> {
+        let bits: Vec<u32> = vec![
+            0x3db0_8001,
+            0x3db0_8000,
+            0x3db1_8000,
+            0x3db1_7fff,
+            0xbf80_8001,
+            0x4049_0fdb,
+            0x3f80_0fff,
+            0x3f80_1001,
+        ];
+        let x: Vec<f32> = bits.iter().map(|&b| f32::from_bits(b)).collect();
+        let want_bf16: Vec<u16> = x
+            .iter()
+            .map(|&v| half::bf16::from_f32(v).to_bits())
+            .collect();
+        let want_f16: Vec<u16> = x
+            .iter()
+            .map(|&v| half::f16::from_f32(v).to_bits())
+            .collect();
+        assert_eq!(
+            want_bf16[0], 0x3db1,
+            "the reference itself rounds the near-tie up"
+        );
+        for dev in [cpu_device(), sim()] {
+            let t = Tensor::from_vec(x.clone(), &[x.len()], &dev)?;
+            let b: Vec<u16> = t
+                .to_dtype(DType::BF16)?
+                .to_vec::<half::bf16>()?
+                .iter()
+                .map(|h| h.to_bits())
+                .collect();
+            let f: Vec<u16> = t
+                .to_dtype(DType::F16)?
+                .to_vec::<half::f16>()?
+                .iter()
+                .map(|h| h.to_bits())
+                .collect();
+            assert_eq!(b, want_bf16, "bf16 on {}", dev.name());
+            assert_eq!(f, want_f16, "f16 on {}", dev.name());
+        }
+        Ok(())
+    }
+
     /// Comparisons, selection and casts of the integer and special values the vector and
     /// scalar paths must agree with the CPU on: NaN, ±inf, saturating float → int, u32 above
     /// 2³¹, negative i64, and half data selected bit for bit.

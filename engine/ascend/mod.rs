@@ -14,8 +14,9 @@
 //! rope (both styles), sum/max/min/argmax over a dim, index_select and gather (any dtype),
 //! index_add and scatter_add, cross-entropy and its backward, the fused AdamW step, strided
 //! copies (also into a strided destination, how KV caches append), concat, casts between every
-//! pair of f32/f16/bf16/u32/i64 and every unary function ([`plain`]). Operands a kernel cannot read directly (strided, f16/bf16) are made
-//! dense f32 by the device's own copy/cast ops first (`operands.rs`).
+//! pair of f32/f16/bf16/u32/i64 and every unary function ([`plain`]). Operands a kernel cannot
+//! read directly (strided, broadcast, f16/bf16) are made dense f32 by the device's own copy/cast
+//! ops first (`operands.rs`).
 
 pub mod attention;
 pub mod attention_backward;

@@ -205,10 +205,20 @@ mod tests {
             .expect("a matmul launch row")
             .split_whitespace()
             .collect();
-        assert_eq!(cells[2], "1", "{table}");
+        assert_eq!(cells[1], "1", "{table}");
         assert!(
-            cells[9].parse::<f64>().unwrap() > 0.0,
+            cells[8].parse::<f64>().unwrap() > 0.0,
             "cube MMAC in {table}"
+        );
+        // Per kernel too: the matmul kernel's row carries its MACs.
+        let krow = table
+            .lines()
+            .skip_while(|l| !l.starts_with("kernel launches per kernel"))
+            .find(|l| l.starts_with("osum_matmul_f32 "))
+            .expect("a kernel row");
+        assert!(
+            krow.contains(&format!("{:.3}", (40 * 70 * 30) as f64 / 1e6)),
+            "{krow}"
         );
         // The trace carries each launch with its counters and the label.
         let mut out = Vec::new();

@@ -152,7 +152,7 @@ fn profile_on_ascend_sim_adds_labelled_launch_counters_and_predicted_910b_time()
         .find(|l| l.starts_with("linear "))
         .expect("a linear row")
         .split_whitespace()
-        .skip(2)
+        .skip(1)
         .take(9)
         .map(|c| c.parse().unwrap())
         .collect();

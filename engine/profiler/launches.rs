@@ -117,25 +117,25 @@ pub fn launch_json(l: &KernelLaunch) -> serde_json::Value {
     })
 }
 
-/// The per-op launch table: rows of (op, device, totals), every column labelled as predicted
-/// from simulated counters. Empty when no row launched a kernel (a CPU run).
-pub fn table<'a>(rows: impl Iterator<Item = (&'a str, &'a str, &'a LaunchTotals)>) -> String {
-    let rows: Vec<_> = rows.filter(|r| r.2.launches > 0).collect();
+/// A launch table keyed by `key` ("op" or "kernel"): rows of (name, totals), every column
+/// labelled as predicted from simulated counters. Empty when no row launched a kernel (a CPU
+/// run; only Ascend devices launch kernels).
+pub fn table<'a>(key: &str, rows: impl Iterator<Item = (&'a str, &'a LaunchTotals)>) -> String {
+    let rows: Vec<_> = rows.filter(|r| r.1.launches > 0).collect();
     if rows.is_empty() {
         return String::new();
     }
+    let w = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).max(22);
     let mb = |b: u64| b as f64 / 1e6;
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "kernel launches per op — every column below is {PREDICTED_LABEL}, for {}:",
+        "kernel launches per {key} — every column below is {PREDICTED_LABEL}, for {}:",
         ASCEND_910B3.name
     );
     let _ = writeln!(
         s,
-        "{:<22} {:<10} {:>8} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10} {:>10} {:>11} {:>7}",
-        "op",
-        "device",
+        "{key:<w$} {:>8} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10} {:>10} {:>11} {:>7}",
         "launches",
         "GM>UB MB",
         "UB>GM MB",
@@ -147,12 +147,10 @@ pub fn table<'a>(rows: impl Iterator<Item = (&'a str, &'a str, &'a LaunchTotals)
         "910B µs",
         "bound"
     );
-    for (op, device, t) in rows {
+    for (name, t) in rows {
         let _ = writeln!(
             s,
-            "{:<22} {:<10} {:>8} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>10.3} {:>10.3} {:>10.3} {:>11.3} {:>7}",
-            op,
-            device,
+            "{name:<w$} {:>8} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>10.3} {:>10.3} {:>10.3} {:>11.3} {:>7}",
             t.launches,
             mb(t.gm_to_ub_bytes),
             mb(t.ub_to_gm_bytes),

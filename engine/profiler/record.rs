@@ -109,6 +109,7 @@ struct State {
     events: Vec<OpRecord>,
     dropped: u64,
     totals: HashMap<(&'static str, Arc<str>), OpSummary>,
+    kernels: HashMap<&'static str, LaunchTotals>,
 }
 
 /// Collects [`OpRecord`]s from any number of threads.
@@ -159,7 +160,8 @@ impl Recorder {
     /// Add one call.
     pub fn record(&self, rec: OpRecord) {
         // A poisoned lock only means another thread panicked while pushing; the data is intact.
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let st = &mut *guard;
         let key = (rec.op, rec.device.clone());
         let t = st.totals.entry(key).or_insert_with(|| OpSummary {
             op: rec.op,
@@ -172,6 +174,9 @@ impl Recorder {
         });
         t.calls += 1;
         t.launches.merge(&LaunchTotals::of(&rec.launches));
+        for l in &rec.launches {
+            st.kernels.entry(l.kernel).or_default().add(l);
+        }
         t.total_us += rec.dur_us;
         t.flops = t.flops.saturating_add(rec.flops);
         t.bytes = t.bytes.saturating_add(rec.bytes);
@@ -192,10 +197,17 @@ impl Recorder {
                 .total_cmp(&a.total_us)
                 .then_with(|| a.op.cmp(b.op))
         });
+        let mut kernels: Vec<(&'static str, LaunchTotals)> = st.kernels.into_iter().collect();
+        kernels.sort_by(|a, b| {
+            b.1.predicted_us
+                .total_cmp(&a.1.predicted_us)
+                .then_with(|| a.0.cmp(b.0))
+        });
         Profile {
             events: st.events,
             dropped: st.dropped,
             summary,
+            kernels,
         }
     }
 }
@@ -209,6 +221,8 @@ pub struct Profile {
     pub dropped: u64,
     /// Per (op, device) totals, most total time first.
     pub summary: Vec<OpSummary>,
+    /// Per kernel totals of the launches (ascend-sim), most predicted time first.
+    pub kernels: Vec<(&'static str, LaunchTotals)>,
 }
 
 impl Profile {
@@ -283,14 +297,16 @@ impl Profile {
 
     /// The top `top` ops by total time: calls, total ms, share of all op time, achieved
     /// GFLOP/s and GB/s; then, for ops that launched kernels (ascend-sim), the simulator's
-    /// counters and predicted 910B time per op ([`launches::table`]).
+    /// counters and predicted 910B time per op and per kernel ([`launches::table`]).
     pub fn summary_table(&self, top: usize) -> String {
         let mut s = self.time_table(top);
         s.push_str(&launches::table(
-            self.summary
-                .iter()
-                .take(top)
-                .map(|o| (o.op, &*o.device, &o.launches)),
+            "op",
+            self.summary.iter().take(top).map(|o| (o.op, &o.launches)),
+        ));
+        s.push_str(&launches::table(
+            "kernel",
+            self.kernels.iter().take(top).map(|(k, t)| (*k, t)),
         ));
         s
     }

@@ -72,6 +72,14 @@ pub struct TrainArgs {
     /// LoRA dropout (default: the preset's).
     #[arg(long)]
     lora_dropout: Option<f32>,
+    /// Weight of the auxiliary CTC alignment of speech rows with the transcript's tokens
+    /// (train/ctc.rs); 0 = off, as in the paper's recipe. Stages 1 and 3 only.
+    #[arg(long, default_value_t = 0.0)]
+    ctc_weight: f32,
+    /// Weight of the answer (LLM cross-entropy) loss; 0 skips the LLM entirely, so with
+    /// --ctc-weight only the adapter trains, at a fraction of the cost per item.
+    #[arg(long, default_value_t = 1.0)]
+    llm_weight: f32,
     /// Checkpoint every this many steps (and at the end).
     #[arg(long, default_value_t = 50)]
     save_every: u64,
@@ -108,6 +116,8 @@ pub fn run(a: TrainArgs, dev: &Arc<dyn Device>) -> Result<(), String> {
     opts.accum = a.accum;
     opts.clip = a.clip;
     opts.lora_dropout = a.lora_dropout;
+    opts.ctc_weight = a.ctc_weight;
+    opts.llm_weight = a.llm_weight;
     opts.save_every = a.save_every;
     opts.stop_after = a.stop_after;
     if let Some(c) = a.feature_cache {
@@ -178,6 +188,13 @@ pub fn run(a: TrainArgs, dev: &Arc<dyn Device>) -> Result<(), String> {
                 rayon::current_num_threads(),
             );
         }
+    }
+    if opts.ctc_weight > 0.0 && s.ctc_skipped > 0 {
+        println!(
+            "ctc: {} clips had fewer speech rows than their transcript needs and were left out \
+             of the CTC term",
+            s.ctc_skipped
+        );
     }
     println!(
         "checkpoint: {} (log {LOG_FILE}, curve {CURVE_FILE})",

@@ -475,6 +475,22 @@ pub trait Device: Send + Sync + std::fmt::Debug {
     ) -> Result<Buffer> {
         Err(self.unsupported("cross_entropy_backward"))
     }
+    /// CTC negative log-likelihood of `labels` `[L]` (u32/i64, never `blank`) under the
+    /// log-probabilities `[T, C]` of one sequence; output `[1]`, `+∞` when `T` cannot fit them.
+    fn ctc_loss(&self, log_probs: View, labels: View, blank: usize) -> Result<Buffer> {
+        Err(self.unsupported("ctc_loss"))
+    }
+    /// `dlog_probs[t, k] = −grad·γ_t(k)` (the posterior occupancy of class `k` at frame `t`),
+    /// `[T, C]`; zero when no alignment exists.
+    fn ctc_loss_backward(
+        &self,
+        log_probs: View,
+        labels: View,
+        grad: View,
+        blank: usize,
+    ) -> Result<Buffer> {
+        Err(self.unsupported("ctc_loss_backward"))
+    }
 
     // ---- optimizer ------------------------------------------------------------------------
 

@@ -175,6 +175,68 @@ fn each_stage_lowers_the_loss_on_a_repeated_batch_and_leaves_a_loadable_checkpoi
 }
 
 #[test]
+fn ctc_only_training_lowers_the_ctc_loss_without_running_the_llm() {
+    let Some(dir) = fixture("ctc") else { return };
+    let dev = cpu_device();
+    let mut o = options(&dir, Stage::TagAlignment, "c1");
+    // The first item: audio with a transcript.
+    let all = Manifest::load(&dir.join("train.jsonl")).unwrap();
+    let one = dir.join("one-ctc.jsonl");
+    Manifest::save(&one, &all.items[..1]).unwrap();
+    o.manifest = one;
+    o.steps = Some(12);
+    o.ctc_weight = 1.0;
+    o.llm_weight = 0.0;
+    let s = train(&o, &dev, &mut |_, _| {}).unwrap();
+    let ctc: Vec<f32> = s.records.iter().map(|r| r.ctc_loss.unwrap()).collect();
+    assert!(ctc[11] < 0.5 * ctc[0], "the CTC loss did not fall: {ctc:?}");
+    assert_eq!(
+        losses(&s),
+        ctc,
+        "with --llm-weight 0 the objective is the CTC term"
+    );
+    assert!(s
+        .records
+        .iter()
+        .all(|r| r.tokens == 0 && r.target_tokens == 0));
+    assert_eq!(s.ctc_skipped, 0);
+    // The LLM never ran, so its LoRA B matrices are still the zeros they start as.
+    let m = OsumModel::open(o.preset.clone(), Some(&dir.join("c1")), &dev).unwrap();
+    for (name, t) in m.text.llm.lora_parameters() {
+        if name.contains("lora_B") {
+            assert!(
+                t.to_vec::<f32>().unwrap().iter().all(|&x| x == 0.0),
+                "{name}"
+            );
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn loss_weights_that_train_nothing_or_ctc_without_speech_are_refused() {
+    let Some(dir) = fixture("weights") else {
+        return;
+    };
+    let dev = cpu_device();
+    let mut o = options(&dir, Stage::TagAlignment, "w1");
+    o.llm_weight = 0.0;
+    let e = train(&o, &dev, &mut |_, _| {}).unwrap_err();
+    assert!(e.contains("--llm-weight 0 needs --ctc-weight"), "{e}");
+    o.ctc_weight = f32::NAN;
+    let e = train(&o, &dev, &mut |_, _| {}).unwrap_err();
+    assert!(
+        e.contains("--ctc-weight must be a non-negative number"),
+        "{e}"
+    );
+    let mut o = options(&dir, Stage::IntentParsing, "w2");
+    o.ctc_weight = 0.5;
+    let e = train(&o, &dev, &mut |_, _| {}).unwrap_err();
+    assert!(e.contains("stage 2 trains no adapter"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn stage_two_without_a_previous_checkpoint_is_refused() {
     let Some(dir) = fixture("nofrom") else { return };
     let o = options(&dir, Stage::IntentParsing, "s2");
@@ -258,7 +320,7 @@ fn a_right_padded_batch_scores_each_item_as_if_it_were_alone() {
     let preset = Preset::find(dir.join("preset.json").to_str().unwrap()).unwrap();
     let model = OsumModel::open(preset, None, &dev).unwrap();
     let manifest = Manifest::load(&dir.join("train.jsonl")).unwrap();
-    let mut exs = examples(Stage::Joint, &manifest, &model).unwrap();
+    let mut exs = examples(Stage::Joint, &manifest, &model, false).unwrap();
     exs.truncate(3);
     let speech: Vec<Option<Tensor>> = exs
         .iter()

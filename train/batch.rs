@@ -25,6 +25,9 @@ pub struct Example {
     pub audio: Option<PathBuf>,
     /// Target token ids, ending with the end-of-answer token.
     pub target: Vec<u32>,
+    /// The transcript's token ids, for the auxiliary CTC alignment (train/ctc.rs); `None` for
+    /// text-only items, items without a transcript, or when the run does not use CTC.
+    pub ctc_labels: Option<Vec<u32>>,
 }
 
 impl Example {

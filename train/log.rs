@@ -13,8 +13,13 @@ use std::path::{Path, PathBuf};
 pub struct StepRecord {
     /// 1-based step.
     pub step: u64,
-    /// Mean target-token cross-entropy over the step's micro-batches.
+    /// The training objective, averaged over the step's micro-batches: the mean target-token
+    /// cross-entropy, plus `ctc_weight ×` the CTC term when the run uses one (and times
+    /// `llm_weight` when that is not 1).
     pub loss: f32,
+    /// The mean per-label CTC loss of the step (runs with `--ctc-weight` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ctc_loss: Option<f32>,
     /// Learning rate used.
     pub lr: f32,
     /// Global gradient norm before clipping.
@@ -193,8 +198,11 @@ pub fn progress_line(
     let bar: String = "#".repeat(filled) + &"-".repeat(width - filled);
     let per_step = secs / steps_done_in_run.max(1) as f64;
     let eta = per_step * total_steps.saturating_sub(r.step) as f64;
+    let ctc = r
+        .ctc_loss
+        .map_or(String::new(), |c| format!(" (ctc {c:.4})"));
     format!(
-        "step {}/{} [{bar}] loss {:.4} lr {:.2e} {:.0} tok/s {:.2} items/s eta {}",
+        "step {}/{} [{bar}] loss {:.4}{ctc} lr {:.2e} {:.0} tok/s {:.2} items/s eta {}",
         r.step,
         total_steps,
         r.loss,
@@ -225,6 +233,7 @@ mod tests {
         StepRecord {
             step,
             loss,
+            ctc_loss: None,
             lr: 1e-3,
             grad_norm: 1.0,
             items: 2,

@@ -1,11 +1,12 @@
 //! Training: data manifests ([`data`]), the optimizer and learning-rate schedule ([`optim`]),
 //! atomic file writes for checkpoints and manifests ([`atomic`]), evaluation ([`eval`]), the
 //! engine's toy training run ([`toy`]), the three-stage OSUM trainer ([`stages`] with [`batch`],
-//! [`features`], [`checkpoint`], [`log`]) and packing its result for shipping ([`ship`]).
+//! [`ctc`], [`features`], [`checkpoint`], [`log`]) and packing its result for shipping ([`ship`]).
 
 pub mod atomic;
 pub mod batch;
 pub mod checkpoint;
+pub mod ctc;
 pub mod data;
 pub mod eval;
 pub mod features;

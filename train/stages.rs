@@ -24,6 +24,7 @@ use crate::model::osum::{lora_targets, OsumModel};
 use crate::model::preset::Preset;
 use crate::train::batch::{batch_loss, Example};
 use crate::train::checkpoint::{self, settings_mismatch, TrainState};
+use crate::train::ctc::CtcAlignment;
 use crate::train::data::{fixed_instruction, Item, Manifest};
 use crate::train::features::FeatureCache;
 use crate::train::log::{loss_svg, RunLog, StepRecord};
@@ -92,10 +93,14 @@ impl Stage {
 }
 
 /// The examples of `stage` among the manifest's items, with their tokenized targets.
+///
+/// With `ctc`, audio items that have a transcript also get its token ids as CTC labels
+/// (train/ctc.rs).
 pub fn examples(
     stage: Stage,
     manifest: &Manifest,
     model: &OsumModel,
+    ctc: bool,
 ) -> Result<Vec<Example>, String> {
     let end = model.answer_end_id()?;
     let mut out = Vec::new();
@@ -111,12 +116,23 @@ pub fn examples(
             .encode(&target)
             .map_err(|e| at(e.to_string()))?;
         ids.push(end);
+        let ctc_labels = match (&item.transcript, ctc && item.audio.is_some()) {
+            (Some(t), true) => Some(
+                model
+                    .text
+                    .tokenizer
+                    .encode(t)
+                    .map_err(|e| at(e.to_string()))?,
+            ),
+            _ => None,
+        };
         out.push(Example {
             item: i,
             id: item.id.clone(),
             instruction: stage.instruction(item).map_err(at)?,
             audio: manifest.audio_path(item),
             target: ids,
+            ctc_labels,
         });
     }
     if out.is_empty() {
@@ -179,6 +195,10 @@ pub struct TrainOptions {
     pub adamw: AdamWConfig,
     /// LoRA dropout (the preset's when `None`).
     pub lora_dropout: Option<f32>,
+    /// Weight of the auxiliary CTC alignment loss (train/ctc.rs); 0 = off (the paper's recipe).
+    pub ctc_weight: f32,
+    /// Weight of the answer loss; 0 skips the LLM (CTC-only adapter training).
+    pub llm_weight: f32,
     /// Write a checkpoint every this many steps (and at the end).
     pub save_every: u64,
     /// Stop after this step without a final checkpoint, as a kill would (resume tests).
@@ -217,6 +237,8 @@ impl TrainOptions {
                 weight_decay: 0.01,
             },
             lora_dropout: None,
+            ctc_weight: 0.0,
+            llm_weight: 1.0,
             save_every: 50,
             stop_after: None,
             feature_cache: crate::model::home().join("cache/features"),
@@ -249,6 +271,9 @@ pub struct TrainSummary {
     pub cache_hits: u64,
     /// Feature-cache misses.
     pub cache_misses: u64,
+    /// Clips left out of the CTC term because they had fewer speech rows than their transcript
+    /// needs (runs with `--ctc-weight` only).
+    pub ctc_skipped: usize,
 }
 
 /// The epoch-by-epoch data order: a shuffle per epoch from one generator; its state before the
@@ -437,18 +462,7 @@ fn prepare_model(
     } else if from.is_none() {
         // Stage I from scratch: the run's own seed, not `open`'s fixed one, with the speech rows
         // at the scale of the LLM's token embeddings (see `Adapter::random_matched`).
-        let embed_rms = crate::engine::no_grad(|| {
-            model
-                .text
-                .llm
-                .embedding_table()
-                .to_dtype(crate::engine::DType::F32)?
-                .sqr()?
-                .mean_all()?
-                .to_scalar_f32()
-        })
-        .map_err(|e| e.to_string())?
-        .sqrt();
+        let embed_rms = model.text.llm.embedding_rms().map_err(|e| e.to_string())?;
         model.adapter = Adapter::random_matched(&acfg, opts.seed, embed_rms, dev).map_err(msg)?;
         drop_lora(&mut model.text.llm)?;
         let layers = model.text.llm.config.layers;
@@ -498,6 +512,7 @@ pub fn train(
     if !(opts.lr.is_finite() && opts.lr > 0.0) {
         return Err(format!("--lr must be a positive number, not {}", opts.lr));
     }
+    check_loss_weights(opts)?;
     let manifest = Manifest::load(&opts.manifest)?;
     std::fs::create_dir_all(&opts.out)
         .map_err(|e| format!("{}: cannot create: {e}", opts.out.display()))?;
@@ -507,7 +522,7 @@ pub fn train(
         None
     };
     let mut model = prepare_model(opts, loaded.as_ref(), dev)?;
-    let examples = examples(opts.stage, &manifest, &model)?;
+    let examples = examples(opts.stage, &manifest, &model, opts.ctc_weight > 0.0)?;
     let per_step = opts.batch * opts.accum;
     let total_steps = match opts.steps {
         Some(s) => s,
@@ -534,6 +549,17 @@ pub fn train(
         "adamw": [opts.adamw.beta1, opts.adamw.beta2, opts.adamw.eps, opts.adamw.weight_decay],
         "lora_dropout": dropout,
     });
+    // Only non-default weights are recorded, so runs without them resume as before.
+    let mut settings = settings;
+    if opts.ctc_weight != 0.0 || opts.llm_weight != 1.0 {
+        settings["ctc_weight"] = opts.ctc_weight.into();
+        settings["llm_weight"] = opts.llm_weight.into();
+    }
+    let ctc = if opts.ctc_weight > 0.0 {
+        Some(CtcAlignment::new(&model)?)
+    } else {
+        None
+    };
     let named = named_state(&model);
     let params: Vec<(String, Tensor)> = named
         .iter()
@@ -597,6 +623,7 @@ pub fn train(
         target_tokens: 0,
         cache_hits: 0,
         cache_misses: 0,
+        ctc_skipped: 0,
     };
     let title = format!(
         "osum train: stage {} · {} · {} examples",
@@ -630,6 +657,8 @@ pub fn train(
         let mut enc_secs = 0.0;
         let mut sums: HashMap<usize, Tensor> = HashMap::new();
         let (mut loss_sum, mut items, mut tokens, mut targets) = (0.0f64, 0, 0, 0);
+        let (mut scored_micro, mut ctc_sum, mut ctc_micro) = (0usize, 0.0f64, 0usize);
+        let mut ctc_skipped = 0;
         for micro in 0..opts.accum {
             let picked: Vec<&Example> = (0..opts.batch).map(|_| &examples[order.next()]).collect();
             if dropout > 0.0 {
@@ -663,8 +692,39 @@ pub fn train(
                 .iter()
                 .map(|ex| ex.audio.as_ref().and_then(|_| embedded.next()))
                 .collect();
-            let bl = batch_loss(&model, &picked, &speech)?;
-            let l = bl.loss.to_scalar_f32().map_err(|e| e.to_string())?;
+            let mut objective: Option<Tensor> = None;
+            let weighted = |t: Tensor, w: f32| -> Result<Tensor, String> {
+                if w == 1.0 {
+                    Ok(t)
+                } else {
+                    t.scale(w).map_err(|e| e.to_string())
+                }
+            };
+            if opts.llm_weight > 0.0 {
+                let bl = batch_loss(&model, &picked, &speech)?;
+                tokens += bl.tokens;
+                targets += bl.target_tokens;
+                objective = Some(weighted(bl.loss, opts.llm_weight)?);
+            }
+            if let Some(ctc) = &ctc {
+                let labels: Vec<Option<&[u32]>> =
+                    picked.iter().map(|e| e.ctc_labels.as_deref()).collect();
+                let (term, skipped) = ctc.batch_loss(&model, &speech, &labels)?;
+                ctc_skipped += skipped;
+                if let Some(term) = term {
+                    ctc_sum += term.to_scalar_f32().map_err(|e| e.to_string())? as f64;
+                    ctc_micro += 1;
+                    let term = weighted(term, opts.ctc_weight)?;
+                    objective = Some(match objective {
+                        Some(o) => o.add(&term).map_err(|e| e.to_string())?,
+                        None => term,
+                    });
+                }
+            }
+            items += picked.len();
+            // A micro-batch with nothing to score (CTC only, every clip too short) adds nothing.
+            let Some(objective) = objective else { continue };
+            let l = objective.to_scalar_f32().map_err(|e| e.to_string())?;
             if !l.is_finite() {
                 let names: Vec<String> = picked.iter().map(|e| e.name()).collect();
                 return Err(format!(
@@ -680,10 +740,8 @@ pub fn train(
                 ));
             }
             loss_sum += l as f64;
-            items += picked.len();
-            tokens += bl.tokens;
-            targets += bl.target_tokens;
-            let grads = bl.loss.backward().map_err(|e| e.to_string())?;
+            scored_micro += 1;
+            let grads = objective.backward().map_err(|e| e.to_string())?;
             for (i, p) in param_tensors.iter().enumerate() {
                 if let Some(g) = grads.get(p) {
                     let g = match sums.remove(&i) {
@@ -729,7 +787,10 @@ pub fn train(
         let secs = t0.elapsed().as_secs_f64();
         let rec = StepRecord {
             step,
-            loss: (loss_sum / opts.accum as f64) as f32,
+            loss: (loss_sum / scored_micro.max(1) as f64) as f32,
+            ctc_loss: ctc
+                .as_ref()
+                .map(|_| (ctc_sum / ctc_micro.max(1) as f64) as f32),
             lr,
             grad_norm: norm,
             items,
@@ -748,12 +809,36 @@ pub fn train(
         summary.target_tokens += targets;
         summary.cache_hits = cache.hits;
         summary.cache_misses = cache.misses;
+        summary.ctc_skipped += ctc_skipped;
         on_step(&rec, &summary);
         if step % opts.save_every.max(1) == 0 || step == total_steps {
             save(&summary, &opt, &order)?;
         }
     }
     Ok(summary)
+}
+
+/// The loss weights must be finite and non-negative, score something, and use CTC only where
+/// the adapter trains (the text-only stage has no speech rows).
+fn check_loss_weights(opts: &TrainOptions) -> Result<(), String> {
+    for (flag, w) in [
+        ("--ctc-weight", opts.ctc_weight),
+        ("--llm-weight", opts.llm_weight),
+    ] {
+        if !(w.is_finite() && w >= 0.0) {
+            return Err(format!("{flag} must be a non-negative number, not {w}"));
+        }
+    }
+    if opts.ctc_weight > 0.0 && !opts.stage.trains_adapter() {
+        return Err(format!(
+            "--ctc-weight needs speech: stage {} trains no adapter",
+            opts.stage.number()
+        ));
+    }
+    if opts.llm_weight == 0.0 && opts.ctc_weight == 0.0 {
+        return Err("--llm-weight 0 needs --ctc-weight above 0: nothing would train".into());
+    }
+    Ok(())
 }
 
 /// The step of the last checkpoint written before `step`.

@@ -10,6 +10,7 @@
 
 pub mod attention;
 pub mod conv;
+pub mod ctc;
 pub mod elementwise;
 pub mod gemm;
 pub mod heap;
@@ -209,6 +210,18 @@ impl Device for CpuDevice {
         ignore_index: i64,
     ) -> Result<Buffer> {
         loss::cross_entropy_backward(logits, targets, grad, ignore_index)
+    }
+    fn ctc_loss(&self, log_probs: View, labels: View, blank: usize) -> Result<Buffer> {
+        ctc::ctc_loss(log_probs, labels, blank)
+    }
+    fn ctc_loss_backward(
+        &self,
+        log_probs: View,
+        labels: View,
+        grad: View,
+        blank: usize,
+    ) -> Result<Buffer> {
+        ctc::ctc_loss_backward(log_probs, labels, grad, blank)
     }
 
     fn adamw_step(

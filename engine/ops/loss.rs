@@ -144,3 +144,132 @@ impl BackwardOp for CrossEntropyBackward {
         ])
     }
 }
+
+impl Tensor {
+    /// CTC negative log-likelihood (Graves et al. 2006) of `labels` (u32/i64 `[L]`) under this
+    /// sequence's log-probabilities `[T, C]` (f32, normally a `log_softmax` over the classes),
+    /// with class `blank` as the CTC blank, as a 0-d tensor.
+    ///
+    /// Labels must lie in `0..C` and differ from `blank`. A sequence that cannot emit its labels
+    /// (`T` below [`ctc_min_frames`], e.g. two frames for `a a`) is an error rather than an
+    /// infinite loss: callers check the length first and skip such items visibly.
+    ///
+    /// Backward: `dlog_probs[t, k] = −g·γ_t(k)`, the posterior occupancy of `k` at `t` (the
+    /// device's `ctc_loss_backward`); through a `log_softmax` this is `softmax − γ`.
+    pub fn ctc_loss(&self, labels: &Tensor, blank: usize) -> Result<Tensor> {
+        const OP: &str = "ctc_loss";
+        self.check_dtype(OP, DType::F32)?;
+        self.check_same_device(OP, labels)?;
+        let (frames, classes) = match self.shape() {
+            [t, c] => (*t, *c),
+            s => {
+                return Err(Error::BadShape {
+                    op: OP,
+                    shape: s.to_vec(),
+                    msg: "expected log-probabilities [T, C]".into(),
+                })
+            }
+        };
+        if labels.rank() != 1 || !matches!(labels.dtype(), DType::U32 | DType::I64) {
+            return Err(Error::BadShape {
+                op: OP,
+                shape: labels.shape().to_vec(),
+                msg: format!(
+                    "expected labels [L] of u32 or i64, got {:?}",
+                    labels.dtype()
+                ),
+            });
+        }
+        let ids: Vec<u32> = labels_on_host(OP, labels, classes, blank)?;
+        let need = ctc_min_frames(&ids);
+        if frames < need {
+            return Err(Error::BadShape {
+                op: OP,
+                shape: self.shape().to_vec(),
+                msg: format!(
+                    "{frames} frames cannot emit {} labels (CTC needs at least {need})",
+                    ids.len()
+                ),
+            });
+        }
+        let dev = self.device();
+        let buf = {
+            let (lp, l) = (self.read(), labels.read());
+            dev.ctc_loss(lp.view(), l.view(), blank)?
+        };
+        Tensor::from_op(buf, &[], dev, &[self, labels], || {
+            Box::new(CtcBackward { blank })
+        })
+    }
+}
+
+/// The fewest frames CTC needs to emit `labels`: one per label plus a blank between each
+/// repeated pair (repeats collapse, so `a a` needs `a ∅ a`).
+pub fn ctc_min_frames(labels: &[u32]) -> usize {
+    labels.len() + labels.windows(2).filter(|w| w[0] == w[1]).count()
+}
+
+/// CTC labels read on the host (one id per label), each checked to be a class other than blank.
+fn labels_on_host(
+    op: &'static str,
+    labels: &Tensor,
+    classes: usize,
+    blank: usize,
+) -> Result<Vec<u32>> {
+    let ids: Vec<i64> = match labels.dtype() {
+        DType::U32 => labels.to_vec::<u32>()?.into_iter().map(i64::from).collect(),
+        _ => labels.to_vec::<i64>()?,
+    };
+    if blank >= classes {
+        return Err(Error::IndexOutOfRange {
+            op,
+            index: blank as i64,
+            size: classes,
+        });
+    }
+    ids.into_iter()
+        .map(|t| {
+            if t < 0 || t as u64 >= classes as u64 || t as u64 == blank as u64 {
+                Err(Error::IndexOutOfRange {
+                    op,
+                    index: t,
+                    size: classes,
+                })
+            } else {
+                Ok(t as u32)
+            }
+        })
+        .collect()
+}
+
+/// `loss = nll(log_probs)` ⇒ the device's occupancy gradient scaled by `g`.
+struct CtcBackward {
+    blank: usize,
+}
+impl BackwardOp for CtcBackward {
+    fn name(&self) -> &'static str {
+        "ctc_loss"
+    }
+    fn backward(
+        &self,
+        inputs: &[Tensor],
+        _: &Tensor,
+        g: &Tensor,
+        needs: &[bool],
+    ) -> Result<Vec<Option<Tensor>>> {
+        let (log_probs, labels) = (&inputs[0], &inputs[1]);
+        if !needs[0] {
+            return Ok(vec![None, None]);
+        }
+        let g = g.reshape(&[1])?;
+        let dev = log_probs.device();
+        let buf = {
+            let (lp, l, gv) = (log_probs.read(), labels.read(), g.read());
+            dev.ctc_loss_backward(lp.view(), l.view(), gv.view(), self.blank)?
+        };
+        Ok(vec![
+            Some(Tensor::from_buffer(buf, log_probs.shape(), dev)?),
+            None,
+        ])
+    }
+}

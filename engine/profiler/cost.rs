@@ -160,6 +160,16 @@ pub fn cross_entropy(n: u64) -> u64 {
     softmax(n)
 }
 
+/// CTC over `[T, C]` log-probabilities and `L` labels: per frame and lattice state (`2L + 1`)
+/// a three-way log-sum-exp and an add (≈ 10), forward or backward — `10·T·(2L + 1)`.
+pub fn ctc(log_probs: &View, labels: &View) -> u64 {
+    let frames = log_probs.shape().first().copied().unwrap_or(0) as u64;
+    let states = 2u64
+        .saturating_mul(product(labels.shape()))
+        .saturating_add(1);
+    10u64.saturating_mul(frames).saturating_mul(states)
+}
+
 /// AdamW per parameter: two moment updates (3 + 4), bias corrections, √, divide, decay and
 /// the update (≈ 6) — `13·n`.
 pub fn adamw(n: u64) -> u64 {

@@ -487,6 +487,26 @@ impl Device for ProfiledDevice {
             },
         )
     }
+    fn ctc_loss(&self, log_probs: View, labels: View, blank: usize) -> Result<Buffer> {
+        let flops = cost::ctc(&log_probs, &labels);
+        let ins = Inputs::of(&[log_probs, labels]);
+        self.one("ctc_loss", ins, vec![1], flops, || {
+            self.inner.ctc_loss(log_probs, labels, blank)
+        })
+    }
+    fn ctc_loss_backward(
+        &self,
+        log_probs: View,
+        labels: View,
+        grad: View,
+        blank: usize,
+    ) -> Result<Buffer> {
+        let (shape, flops) = (log_probs.shape().to_vec(), cost::ctc(&log_probs, &labels));
+        let ins = Inputs::of(&[log_probs, labels, grad]);
+        self.one("ctc_loss_backward", ins, shape, flops, || {
+            self.inner.ctc_loss_backward(log_probs, labels, grad, blank)
+        })
+    }
 
     fn adamw_step(
         &self,

@@ -234,6 +234,12 @@ impl Adapter {
         self.speech_token(self.config.eos_id())
     }
 
+    /// Speech token 0 `[llm_dim]`, which no prompt uses: the class vector of the blank in the
+    /// trainer's auxiliary CTC alignment (train/ctc.rs), so the blank trains with the adapter.
+    pub fn ctc_blank(&self) -> Result<Tensor> {
+        self.speech_token(0)
+    }
+
     /// `[BOS; rows; EOS]`: speech rows `[n, llm_dim]` (e.g. [`AdapterOutput::item`]) between
     /// the speech BOS and EOS embeddings, `[n + 2, llm_dim]`, ready to splice into a prompt
     /// (REFERENCE §6).

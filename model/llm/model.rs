@@ -139,6 +139,19 @@ impl Llm {
         &self.embed_tokens
     }
 
+    /// The root-mean-square of the embedding table's values: the scale of a typical input row,
+    /// which speech rows are matched to (the adapter's `output_rms`, stage-I initialisation).
+    pub fn embedding_rms(&self) -> Result<f32> {
+        let mean_sq = crate::engine::no_grad(|| {
+            self.embed_tokens
+                .to_dtype(DType::F32)?
+                .sqr()?
+                .mean_all()?
+                .to_scalar_f32()
+        })?;
+        Ok(mean_sq.sqrt())
+    }
+
     /// Token embeddings `[…ids, hidden]` (f32) of `ids` (u32/i64, any shape); ids outside the
     /// vocabulary are an error. Callers may splice other embeddings (speech) into the result and
     /// pass it to [`Llm::forward_embeds`].

@@ -11,10 +11,13 @@
 //! chrome://tracing) and prints the summary table to stderr.
 //!
 //! FLOP and byte formulas: [`cost`]. Times are wall-clock around the device call, which on the
-//! CPU is the whole kernel (CPU ops are synchronous).
+//! CPU is the whole kernel (CPU ops are synchronous). On ascend-sim each call also carries the
+//! kernel launches it made, with the simulator's counters and a predicted 910B time
+//! ([`launches`]; predicted from simulated counters, not hardware).
 
 pub mod cost;
 mod device;
+pub mod launches;
 mod record;
 
 pub use device::ProfiledDevice;
@@ -151,6 +154,94 @@ mod tests {
         let att = prof.events.iter().find(|e| e.op == "attention").unwrap();
         assert_eq!(att.flops, cost::attention(1, 2, 3, 5, 4, true));
         assert_eq!(att.outputs[0].shape, vec![1, 2, 3, 4]);
+        Ok(())
+    }
+
+    /// On ascend-sim every op carries its kernel launches; the table adds their simulator
+    /// counters and the predicted 910B time under the "predicted" label.
+    #[test]
+    fn ascend_sim_ops_carry_launch_counters_and_a_labelled_prediction() -> crate::engine::Result<()>
+    {
+        let rec = Arc::new(Recorder::new());
+        let sim = crate::engine::ascend::AscendDevice::shared_sim()?;
+        let dev: Arc<dyn Device> = Arc::new(ProfiledDevice::new(sim, rec.clone()));
+        let a = Tensor::from_vec(vec![0.5f32; 40 * 70], &[40, 70], &dev)?;
+        // A transposed [30, 70] weight: the layout the cube path reads without a copy.
+        let b = Tensor::from_vec(vec![0.25f32; 70 * 30], &[30, 70], &dev)?.t()?;
+        let c = no_grad(|| {
+            a.matmul(&b)?
+                .add(&Tensor::ones(&[40, 30], DType::F32, &dev)?)
+        })?;
+        assert_eq!(c.to_vec::<f32>()?[0], 0.5 * 0.25 * 70.0 + 1.0);
+        let p = rec.take();
+        let mm = p.events.iter().find(|e| e.op == "matmul").unwrap();
+        assert_eq!(mm.launches.len(), 1);
+        assert_eq!(mm.launches[0].kernel, "osum_matmul_f32");
+        assert_eq!(mm.launches[0].stats.cube_macs, 40 * 70 * 30);
+        let add = p.summary.iter().find(|s| s.op == "add").unwrap();
+        assert!(add.launches.launches >= 1 && add.launches.vector_elems >= 40 * 30);
+        assert!(add.launches.gm_to_ub_bytes >= 2 * 40 * 30 * 4);
+        assert!(add.launches.predicted_us > 0.0);
+        // Host copies launch nothing.
+        let up = p.summary.iter().find(|s| s.op == "from_host").unwrap();
+        assert_eq!(up.launches.launches, 0);
+        let table = p.summary_table(SUMMARY_ROWS);
+        assert!(table.contains(launches::PREDICTED_LABEL), "{table}");
+        for col in [
+            "launches",
+            "GM>UB MB",
+            "cube MMAC",
+            "vec Melem",
+            "910B µs",
+            "bound",
+        ] {
+            assert!(table.contains(col), "{col} missing from {table}");
+        }
+        let row = table
+            .lines()
+            .skip_while(|l| !l.contains(launches::PREDICTED_LABEL))
+            .find(|l| l.starts_with("matmul "));
+        let cells: Vec<&str> = row
+            .expect("a matmul launch row")
+            .split_whitespace()
+            .collect();
+        assert_eq!(cells[1], "1", "{table}");
+        assert!(
+            cells[8].parse::<f64>().unwrap() > 0.0,
+            "cube MMAC in {table}"
+        );
+        // Per kernel too: the matmul kernel's row carries its MACs.
+        let krow = table
+            .lines()
+            .skip_while(|l| !l.starts_with("kernel launches per kernel"))
+            .find(|l| l.starts_with("osum_matmul_f32 "))
+            .expect("a kernel row");
+        assert!(
+            krow.contains(&format!("{:.3}", (40 * 70 * 30) as f64 / 1e6)),
+            "{krow}"
+        );
+        // The trace carries each launch with its counters and the label.
+        let mut out = Vec::new();
+        p.write_chrome_trace(&mut out).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        let ev = v["traceEvents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == "matmul")
+            .unwrap();
+        assert_eq!(ev["args"]["launches"][0]["cube_macs"], 40 * 70 * 30);
+        assert_eq!(ev["args"]["launches"][0]["note"], launches::PREDICTED_LABEL);
+        Ok(())
+    }
+
+    #[test]
+    fn cpu_tables_have_no_launch_section() -> crate::engine::Result<()> {
+        let (dev, rec) = profiled();
+        let a = Tensor::ones(&[4, 4], DType::F32, &dev)?;
+        no_grad(|| a.add(&a))?;
+        let table = rec.take().summary_table(SUMMARY_ROWS);
+        assert!(!table.contains(launches::PREDICTED_LABEL), "{table}");
         Ok(())
     }
 

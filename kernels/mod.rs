@@ -190,6 +190,10 @@ pub enum BinaryKernelOp {
     Sub = 2,
     /// max(x, y)
     Max = 3,
+    /// x / y
+    Div = 4,
+    /// min(x, y)
+    Min = 5,
 }
 
 type Gm = *mut u8;
@@ -280,7 +284,50 @@ impl<'a> GmF32<'a> {
 
 fn launched(call: &'static str, code: u32) -> KernelResult<LaunchStats> {
     crate::ffi::check(call, code as i32)?;
-    Ok(last_launch_stats())
+    let stats = last_launch_stats();
+    LAUNCH_LOG.with(|log| {
+        if let Some(v) = log.borrow_mut().as_mut() {
+            v.push(KernelLaunch {
+                kernel: call.strip_prefix("aclrtlaunch_").unwrap_or(call),
+                stats,
+            });
+        }
+    });
+    Ok(stats)
+}
+
+/// One successful kernel launch: the kernel and its simulator counters (simulation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KernelLaunch {
+    /// Kernel name (`osum_matmul_f32`, …).
+    pub kernel: &'static str,
+    /// What the launch did on the simulator.
+    pub stats: LaunchStats,
+}
+
+thread_local! {
+    /// The launches of the innermost [`collect_launches`] on this thread (`None` outside one).
+    static LAUNCH_LOG: std::cell::RefCell<Option<Vec<KernelLaunch>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Run `f` and return, with its result, every kernel launch it made on this thread, in order
+/// (the profiler attributes them to the device op `f` is). Launches on the simulator run on
+/// the calling thread, so nothing is missed; nested collections also add theirs to the outer
+/// one. Outside a collection a launch costs nothing extra.
+pub fn collect_launches<T>(f: impl FnOnce() -> T) -> (T, Vec<KernelLaunch>) {
+    let outer = LAUNCH_LOG.with(|log| log.borrow_mut().replace(Vec::new()));
+    let out = f();
+    let mine = LAUNCH_LOG.with(|log| {
+        let mut log = log.borrow_mut();
+        let mine = log.take().unwrap_or_default();
+        if let Some(mut outer) = outer {
+            outer.extend_from_slice(&mine);
+            *log = Some(outer);
+        }
+        mine
+    });
+    (out, mine)
 }
 
 /// Tiling of `osum_binary_f32` for `total` elements: up to [`AIV_CORES`] blocks of at least 2048

@@ -198,8 +198,16 @@ impl<'a> GmBytes<'a> {
             )),
         }
     }
-    fn ptr(&self) -> Gm {
+    pub(crate) fn ptr(&self) -> Gm {
         self.mem.ptr().cast::<u8>().wrapping_add(self.offset)
+    }
+    /// Bytes in the range.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    /// True when the range is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
     }
 }
 

@@ -1,10 +1,12 @@
 //! Host side of the plain vector kernels: `osum_copy_strided` (copy.cpp), `osum_cast`
-//! (cast.cpp) and `osum_unary_f32` (unary.cpp). Tiling structs mirror
+//! (cast.cpp), `osum_unary_f32` (unary.cpp), `osum_compare` (compare.cpp) and `osum_where`
+//! (where.cpp). Tiling structs mirror
 //! `kernels/ascend/plain_tiling.h` field for field.
 
+use super::nn::GmBytes;
 use super::{
-    elementwise_tiling, launched, tiling_error, BinaryKernelOp, Gm, GmF32, KernelResult,
-    LaunchStats, AIV_CORES,
+    elementwise_tiling, launched, tiling_error, BinaryKernelOp, ElementwiseTiling, Gm, GmF32,
+    KernelResult, LaunchStats, AIV_CORES,
 };
 use crate::ffi::{DeviceMemory, Stream};
 use std::ffi::c_void;
@@ -50,9 +52,9 @@ pub struct CastTiling {
     pub block_length: u32,
     /// Elements per UB tile.
     pub tile_length: u32,
-    /// Source [`FloatKind`].
+    /// Source [`ElemKind`].
     pub src: u32,
-    /// Destination [`FloatKind`].
+    /// Destination [`ElemKind`].
     pub dst: u32,
 }
 
@@ -74,15 +76,80 @@ pub struct UnaryTiling {
     pub p1: f32,
 }
 
-/// Float formats `osum_cast` converts between (one side is always f32).
+/// Mirror of `CompareTiling`.
+#[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FloatKind {
+pub struct CompareTiling {
+    /// Elements in all.
+    pub total_length: u32,
+    /// Elements per block.
+    pub block_length: u32,
+    /// Elements per UB tile (a multiple of 128).
+    pub tile_length: u32,
+    /// Operand [`ElemKind`] (f32, u32 or i64).
+    pub kind: u32,
+    /// [`CompareKernelOp`] code.
+    pub mode: u32,
+}
+
+/// Mirror of `WhereTiling`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WhereTiling {
+    /// Elements in all.
+    pub total_length: u32,
+    /// Elements per block.
+    pub block_length: u32,
+    /// Elements per UB tile (a multiple of 128).
+    pub tile_length: u32,
+    /// Bytes per element of the selected data (2, 4 or 8).
+    pub elem_bytes: u32,
+}
+
+/// Element types of the kernels' operands (the codes of `CastTiling` and `CompareTiling`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ElemKind {
     /// f32
     F32 = 0,
     /// IEEE binary16
     F16 = 1,
     /// bfloat16
     BF16 = 2,
+    /// u32
+    U32 = 3,
+    /// i64
+    I64 = 4,
+}
+
+impl ElemKind {
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            ElemKind::F16 | ElemKind::BF16 => 2,
+            ElemKind::F32 | ElemKind::U32 => 4,
+            ElemKind::I64 => 8,
+        }
+    }
+    fn is_half(self) -> bool {
+        matches!(self, ElemKind::F16 | ElemKind::BF16)
+    }
+}
+
+/// Comparisons of `osum_compare` (the `mode` code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompareKernelOp {
+    /// x == y
+    Eq = 0,
+    /// x != y
+    Ne = 1,
+    /// x < y
+    Lt = 2,
+    /// x <= y
+    Le = 3,
+    /// x > y
+    Gt = 4,
+    /// x >= y
+    Ge = 5,
 }
 
 /// Functions of `osum_unary_f32` (the `op` code; same order as the engine's `UnaryOp`).
@@ -169,6 +236,23 @@ extern "C" {
         x: Gm,
         y: Gm,
         tiling: CastTiling,
+    ) -> u32;
+    fn aclrtlaunch_osum_compare(
+        blocks: u32,
+        stream: *mut c_void,
+        x: Gm,
+        y: Gm,
+        z: Gm,
+        tiling: CompareTiling,
+    ) -> u32;
+    fn aclrtlaunch_osum_where(
+        blocks: u32,
+        stream: *mut c_void,
+        cond: Gm,
+        t: Gm,
+        f: Gm,
+        z: Gm,
+        tiling: WhereTiling,
     ) -> u32;
     fn aclrtlaunch_osum_unary_f32(
         blocks: u32,
@@ -266,22 +350,22 @@ pub fn copy_strided(
 }
 
 /// Convert `n` contiguous elements of `src` (`from`) at element `src_off` into `dst` (`to`)
-/// from its start; one of the two kinds must be f32.
+/// from its start. Pairs: f32 ↔ f16/bf16, f32 ↔ u32/i64, u32 ↔ i64.
 pub fn cast(
     stream: &Stream,
     n: usize,
-    (src, src_off, from): (&DeviceMemory, usize, FloatKind),
-    (dst, to): (&DeviceMemory, FloatKind),
+    (src, src_off, from): (&DeviceMemory, usize, ElemKind),
+    (dst, to): (&DeviceMemory, ElemKind),
 ) -> KernelResult<LaunchStats> {
     const KERNEL: &str = "osum_cast";
-    if (from == FloatKind::F32) == (to == FloatKind::F32) {
+    let f32_side = from == ElemKind::F32 || to == ElemKind::F32;
+    if from == to || (!f32_side && (from.is_half() || to.is_half())) {
         return Err(tiling_error(
             KERNEL,
-            format!("{from:?} -> {to:?} (one side must be f32)"),
+            format!("{from:?} -> {to:?} (pairs: f32 <-> f16/bf16/u32/i64, u32 <-> i64)"),
         ));
     }
-    let size = |k: FloatKind| if k == FloatKind::F32 { 4 } else { 2 };
-    if (src_off + n) * size(from) > src.bytes() || n * size(to) > dst.bytes() {
+    if (src_off + n) * from.size() > src.bytes() || n * to.size() > dst.bytes() {
         return Err(tiling_error(KERNEL, "ranges exceed their blocks"));
     }
     let (blocks, e) = elementwise_tiling(n, BinaryKernelOp::Add)?;
@@ -293,10 +377,91 @@ pub fn cast(
         src: from as u32,
         dst: to as u32,
     };
-    let sp = src.ptr().cast::<u8>().wrapping_add(src_off * size(from));
+    let sp = src.ptr().cast::<u8>().wrapping_add(src_off * from.size());
     // SAFETY: ranges checked against the live blocks; signature as in launch_plain.cpp.
     let code = unsafe { aclrtlaunch_osum_cast(blocks, stream.raw(), sp, dst.ptr().cast(), t) };
     launched("aclrtlaunch_osum_cast", code)
+}
+
+/// Blocks and tiles of `osum_compare` / `osum_where` over `n` elements: the elementwise
+/// blocking, tiles of at most 2048 elements rounded to a multiple of 128 (whole 256-byte
+/// Compare repeats; 2 × 2 × 16 KiB of i64 inputs and the outputs fit the 192 KiB UB).
+fn select_tiling(kernel: &'static str, n: usize) -> KernelResult<(u32, ElementwiseTiling)> {
+    let (blocks, mut e) = elementwise_tiling(n, BinaryKernelOp::Add).map_err(|e| match e {
+        super::KernelError::Tiling { msg, .. } => tiling_error(kernel, msg),
+        other => other,
+    })?;
+    e.tile_length = e.tile_length.min(2048).div_ceil(128) * 128;
+    Ok((blocks, e))
+}
+
+/// `z[i] = (x[i] op y[i])` as u32 0/1 for `n` contiguous elements of `kind` (f32, u32, i64);
+/// `z` holds `n` u32.
+pub fn compare(
+    stream: &Stream,
+    op: CompareKernelOp,
+    kind: ElemKind,
+    (x, y, z): (GmBytes, GmBytes, GmBytes),
+) -> KernelResult<LaunchStats> {
+    const KERNEL: &str = "osum_compare";
+    if !matches!(kind, ElemKind::F32 | ElemKind::U32 | ElemKind::I64) {
+        return Err(tiling_error(KERNEL, format!("{kind:?} operands")));
+    }
+    let n = x.len() / kind.size();
+    if x.len() != y.len() || z.len() != n * 4 || x.len() % kind.size() != 0 {
+        return Err(tiling_error(KERNEL, "operand lengths differ"));
+    }
+    let (blocks, e) = select_tiling(KERNEL, n)?;
+    let t = CompareTiling {
+        total_length: e.total_length,
+        block_length: e.block_length,
+        tile_length: e.tile_length,
+        kind: kind as u32,
+        mode: op as u32,
+    };
+    // SAFETY: ranges checked against live blocks (GmBytes::new) and against each other;
+    // signature as in launch_plain.cpp.
+    let rc =
+        unsafe { aclrtlaunch_osum_compare(blocks, stream.raw(), x.ptr(), y.ptr(), z.ptr(), t) };
+    launched("aclrtlaunch_osum_compare", rc)
+}
+
+/// `z[i] = cond[i] != 0 ? t[i] : f[i]` for `cond.len() / 4` elements of `elem_bytes` bytes.
+pub fn where_select(
+    stream: &Stream,
+    elem_bytes: usize,
+    (cond, t, f, z): (GmBytes, GmBytes, GmBytes, GmBytes),
+) -> KernelResult<LaunchStats> {
+    const KERNEL: &str = "osum_where";
+    if !matches!(elem_bytes, 2 | 4 | 8) {
+        return Err(tiling_error(KERNEL, format!("{elem_bytes}-byte elements")));
+    }
+    let n = cond.len() / 4;
+    let bytes = n * elem_bytes;
+    if cond.len() % 4 != 0 || t.len() != bytes || f.len() != bytes || z.len() != bytes {
+        return Err(tiling_error(KERNEL, "operand lengths differ"));
+    }
+    let (blocks, e) = select_tiling(KERNEL, n)?;
+    let tl = WhereTiling {
+        total_length: e.total_length,
+        block_length: e.block_length,
+        tile_length: e.tile_length,
+        elem_bytes: elem_bytes as u32,
+    };
+    // SAFETY: ranges checked against live blocks (GmBytes::new) and against each other;
+    // signature as in launch_plain.cpp.
+    let rc = unsafe {
+        aclrtlaunch_osum_where(
+            blocks,
+            stream.raw(),
+            cond.ptr(),
+            t.ptr(),
+            f.ptr(),
+            z.ptr(),
+            tl,
+        )
+    };
+    launched("aclrtlaunch_osum_where", rc)
 }
 
 /// `y = op(x)` over `x.len` contiguous f32.

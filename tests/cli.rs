@@ -115,6 +115,54 @@ fn osum_profile_writes_a_trace_naming_matmul_and_attention() {
 }
 
 #[test]
+fn profile_on_ascend_sim_adds_labelled_launch_counters_and_predicted_910b_time() {
+    let path = temp_trace("ascend");
+    let o = osum(
+        &[
+            "--device",
+            "ascend-sim",
+            "--profile",
+            path.to_str().unwrap(),
+            "toy",
+            "--steps",
+            "1",
+            "--batch",
+            "2",
+        ],
+        &[],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    let label = "predicted (simulated counters, not hardware)";
+    let section: Vec<&str> = err.lines().skip_while(|l| !l.contains(label)).collect();
+    assert!(section.len() > 2, "no launch table in {err}");
+    for col in [
+        "launches",
+        "GM>UB MB",
+        "L1>L0 MB",
+        "vec Melem",
+        "cube MMAC",
+        "910B µs",
+    ] {
+        assert!(section[1].contains(col), "{col} missing: {}", section[1]);
+    }
+    // The linear layers run on the cube: launches, GM→L1 traffic, MACs and a predicted time.
+    let linear: Vec<f64> = section
+        .iter()
+        .find(|l| l.starts_with("linear "))
+        .expect("a linear row")
+        .split_whitespace()
+        .skip(1)
+        .take(9)
+        .map(|c| c.parse().unwrap())
+        .collect();
+    // launches, GM→UB, UB→GM, GM→L1, L1→L0, L0C→GM, vector, cube, predicted µs.
+    assert!(linear[0] >= 1.0 && linear[3] > 0.0, "{linear:?}");
+    assert!(linear[7] > 0.0 && linear[8] > 0.0, "{linear:?}");
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
 fn profile_flag_works_anywhere_and_on_failure() {
     // Global flag after the subcommand.
     let path = temp_trace("flag");

@@ -7,11 +7,12 @@
 //! ([`super::operand`]: f16/bf16 weights through the cast kernel). Shapes were checked by the
 //! ops layer (engine/ops/matmul.rs, engine/ops/lora.rs).
 
-use super::operands::{dense_f32, DenseF32};
+use super::operands::{dense_f32, Dense};
 use super::AscendDevice;
-use crate::engine::device::{Buffer, UnaryOp, View};
+use crate::engine::device::{Buffer, Device, UnaryOp, View};
 use crate::engine::dtype::DType;
 use crate::engine::error::{Error, Result};
+use crate::engine::layout::Layout;
 use crate::kernels::lora::{self, Activation, LoraOperands, LoraShape};
 use crate::kernels::{self, GmF32};
 
@@ -78,7 +79,7 @@ fn run(
         return Ok(Box::new(out));
     }
     if k == 0 {
-        return Err(dev.unsupported_case(op, "zero input features"));
+        return empty_product(dev, (m, n), b, act);
     }
     if lora.is_some() && rank == 0 {
         return Err(dev.unsupported_case(op, "LoRA rank 0"));
@@ -97,7 +98,7 @@ fn run(
     let ws = dev.alloc(op, DType::F32, ws_len)?;
     let (xd, wd) = (dense_f32(dev, op, &x)?, dense_f32(dev, op, &w)?);
     let bd = b.map(|b| dense_f32(dev, op, &b)).transpose()?;
-    let pair: Option<(DenseF32, DenseF32)> = lora
+    let pair: Option<(Dense, Dense)> = lora
         .map(|(a, bm, _, _)| Ok::<_, Error>((dense_f32(dev, op, &a)?, dense_f32(dev, op, &bm)?)))
         .transpose()?;
     let operands = LoraOperands {
@@ -123,4 +124,31 @@ fn run(
     )
     .map_err(kerr)?;
     Ok(Box::new(out))
+}
+
+/// `act(x·Wᵀ + b)` with zero input features: both products are empty sums (the LoRA term
+/// too), so every row is `act(b)`, or `act(0)` without a bias. Made on the device: the bias
+/// broadcast to `[m, n]` by the copy/cast kernel (a stride-0 view), zeros by the runtime's
+/// memset, the activation by the unary kernel.
+fn empty_product(
+    dev: &AscendDevice,
+    (m, n): (usize, usize),
+    b: Option<View>,
+    act: Activation,
+) -> Result<Buffer> {
+    let rows = match b {
+        Some(b) => {
+            let stride = b.layout.strides().last().copied().unwrap_or(0);
+            let broadcast = Layout::new(vec![m, n], vec![0, stride], b.layout.offset());
+            dev.cast(View::new(b.buf, &broadcast), DType::F32)?
+        }
+        None => dev.zeros(DType::F32, m * n)?,
+    };
+    match act {
+        Activation::None => Ok(rows),
+        Activation::Gelu => {
+            let dense = Layout::contiguous(&[m, n]);
+            dev.unary(UnaryOp::Gelu, View::new(&*rows, &dense))
+        }
+    }
 }

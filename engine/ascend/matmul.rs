@@ -9,10 +9,11 @@
 //! once per batch index.
 
 use super::memory::AscendBuffer;
+use super::operands::widened_f32;
 use super::AscendDevice;
 use crate::engine::device::{Buffer, View};
 use crate::engine::dtype::DType;
-use crate::engine::error::{Error, Result};
+use crate::engine::error::Result;
 use crate::engine::layout::Layout;
 use crate::kernels::{self, GmF32, MatmulShape};
 
@@ -28,17 +29,13 @@ fn row_stride(rows: usize, cols: usize, row_s: usize, col_s: usize) -> Option<us
     (ld >= cols).then_some(ld)
 }
 
-/// Batched `lhs × rhs`.
+/// Batched `lhs × rhs` (f32 out). f16/bf16 operands are widened to f32 by the cast kernel
+/// first, keeping their layout ([`widened_f32`]), as the CPU device widens half weights.
 pub fn matmul(dev: &AscendDevice, lhs: View, rhs: View) -> Result<Buffer> {
-    for v in [&lhs, &rhs] {
-        if v.dtype() != DType::F32 {
-            return Err(Error::UnsupportedDType {
-                op: OP,
-                dtype: v.dtype(),
-                device: dev.name.to_string(),
-            });
-        }
-    }
+    let wl = widened_f32(dev, OP, &lhs)?;
+    let wr = widened_f32(dev, OP, &rhs)?;
+    let lhs = wl.as_ref().map_or(lhs, |(b, l)| View::new(&**b, l));
+    let rhs = wr.as_ref().map_or(rhs, |(b, l)| View::new(&**b, l));
     let (ll, rl) = (lhs.layout, rhs.layout);
     let r = ll.rank();
     let (m, k, n) = (ll.shape()[r - 2], ll.shape()[r - 1], rl.shape()[r - 1]);

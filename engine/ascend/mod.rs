@@ -6,15 +6,17 @@
 //! Memory: a stream-ordered caching allocator ([`memory::Pool`]); host↔device copies are
 //! explicit `aclrtMemcpy` calls. Ops without a kernel are errors naming op and device
 //! ([`Device`]'s defaults, or [`Error::UnsupportedCase`] for layouts a kernel does not take) —
-//! there is no CPU fallback. Ops with kernels (f32 unless noted): elementwise add/sub/mul/maximum
-//! (same-shape dense), matmul (any operand layout; rearranged by the copy kernel when needed),
+//! there is no CPU fallback. Ops with kernels (f32 unless noted): elementwise
+//! add/sub/mul/div/maximum/minimum, comparisons (f32, u32, i64 operands) and `where_cond` (any
+//! dtype), matmul (any operand layout; rearranged by the copy kernel when needed),
 //! linear and LoRA linear ([`lora`]), conv2d/im2col/col2im ([`conv`]), flash attention forward
 //! and backward (causal or not, GQA, additive mask), softmax and log-softmax, layer/RMS norm,
 //! rope (both styles), sum/max/min/argmax over a dim, index_select and gather (any dtype),
 //! index_add and scatter_add, cross-entropy and its backward, the fused AdamW step, strided
-//! copies (also into a strided destination, how KV caches append), concat, casts f32 ↔ f16/bf16
-//! and every unary function ([`plain`]). Operands a kernel cannot read directly (strided, f16/bf16) are made
-//! dense f32 by the device's own copy/cast ops first (`operands.rs`).
+//! copies (also into a strided destination, how KV caches append), concat, casts between every
+//! pair of f32/f16/bf16/u32/i64 and every unary function ([`plain`]). Operands a kernel cannot
+//! read directly (strided, broadcast, f16/bf16) are made dense f32 by the device's own copy/cast
+//! ops first (`operands.rs`).
 
 pub mod attention;
 pub mod attention_backward;
@@ -198,6 +200,10 @@ impl Device for AscendDevice {
 
     fn binary(&self, op: BinaryOp, lhs: View, rhs: View) -> Result<Buffer> {
         elementwise::binary(self, op, lhs, rhs)
+    }
+
+    fn where_cond(&self, cond: View, on_true: View, on_false: View) -> Result<Buffer> {
+        elementwise::where_cond(self, cond, on_true, on_false)
     }
 
     fn matmul(&self, lhs: View, rhs: View) -> Result<Buffer> {

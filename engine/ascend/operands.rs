@@ -12,23 +12,25 @@ use super::AscendDevice;
 use crate::engine::device::{Buffer, Device, View};
 use crate::engine::dtype::DType;
 use crate::engine::error::{Error, Result};
+use crate::engine::layout::Layout;
 use crate::engine::storage::HostBuffer;
 use crate::ffi::DeviceMemory;
 use crate::kernels::nn::GmBytes;
 use crate::kernels::{self, GmF32};
 
-/// A dense f32 range on the device: the view's own buffer when it already is one, else a
-/// device-made contiguous f32 copy.
-pub(crate) struct DenseF32<'a> {
+/// A dense range on the device: the view's own buffer when it already is one, else a
+/// device-made contiguous copy (f32 when made by [`dense_f32`], the view's dtype when made by
+/// [`dense`]).
+pub(crate) struct Dense<'a> {
     owned: Option<Buffer>,
     borrowed: Option<&'a AscendBuffer>,
-    /// First element of the range in [`DenseF32::mem`].
+    /// First element of the range in [`Dense::mem`].
     pub start: usize,
     /// Elements.
     pub len: usize,
 }
 
-impl DenseF32<'_> {
+impl Dense<'_> {
     /// The device memory holding the range.
     pub fn mem(&self) -> &DeviceMemory {
         match (&self.owned, self.borrowed) {
@@ -39,10 +41,23 @@ impl DenseF32<'_> {
                 .expect("checked when made")
                 .mem(),
             (None, Some(b)) => b.mem(),
-            (None, None) => unreachable!("DenseF32 always holds a buffer"),
+            (None, None) => unreachable!("Dense always holds a buffer"),
         }
     }
-    /// The range as a kernel operand.
+    /// The range as a kernel operand of `elem_bytes`-byte elements.
+    pub fn gm_bytes(
+        &self,
+        kernel: &'static str,
+        elem_bytes: usize,
+    ) -> kernels::KernelResult<GmBytes<'_>> {
+        GmBytes::new(
+            kernel,
+            self.mem(),
+            self.start * elem_bytes,
+            self.len * elem_bytes,
+        )
+    }
+    /// The range as an f32 kernel operand.
     pub fn gm(&self, kernel: &'static str) -> kernels::KernelResult<GmF32<'_>> {
         GmF32::new(kernel, self.mem(), self.start, self.len)
     }
@@ -53,11 +68,11 @@ pub(crate) fn dense_f32<'a>(
     dev: &AscendDevice,
     op: &'static str,
     v: &View<'a>,
-) -> Result<DenseF32<'a>> {
+) -> Result<Dense<'a>> {
     let len = v.layout.elem_count();
     if v.dtype() == DType::F32 {
         if let Some((start, _)) = v.layout.contiguous_range() {
-            return Ok(DenseF32 {
+            return Ok(Dense {
                 owned: None,
                 borrowed: Some(dev.buffer(op, v)?),
                 start,
@@ -83,12 +98,64 @@ pub(crate) fn dense_f32<'a>(
             "a converted operand is not an Ascend buffer",
         ));
     }
-    Ok(DenseF32 {
+    Ok(Dense {
         owned: Some(owned),
         borrowed: None,
         start: 0,
         len,
     })
+}
+
+/// `v` as a dense range of its own dtype on `dev` (a strided or broadcast view is gathered by
+/// the copy kernel).
+pub(crate) fn dense<'a>(dev: &AscendDevice, op: &'static str, v: &View<'a>) -> Result<Dense<'a>> {
+    let len = v.layout.elem_count();
+    if let Some((start, _)) = v.layout.contiguous_range() {
+        return Ok(Dense {
+            owned: None,
+            borrowed: Some(dev.buffer(op, v)?),
+            start,
+            len,
+        });
+    }
+    Ok(Dense {
+        owned: Some(dev.copy_strided(*v)?),
+        borrowed: None,
+        start: 0,
+        len,
+    })
+}
+
+/// An f16/bf16 view widened to f32 on the device by the cast kernel, keeping its layout so a
+/// transposed weight stays a transposed view the cube path reads without a copy: the span the
+/// layout reaches is converted and the same strides are read from it. A layout reaching more
+/// than twice its elements (a narrow slice of a big tensor) is gathered first instead, so the
+/// conversion never costs more than twice the view. `None` for an f32 view.
+pub(crate) fn widened_f32(
+    dev: &AscendDevice,
+    op: &'static str,
+    v: &View,
+) -> Result<Option<(Buffer, Layout)>> {
+    if v.dtype() == DType::F32 {
+        return Ok(None);
+    }
+    if !v.dtype().is_float() {
+        return Err(Error::UnsupportedDType {
+            op,
+            dtype: v.dtype(),
+            device: dev.name.to_string(),
+        });
+    }
+    let count = v.layout.elem_count();
+    let (offset, end) = (v.layout.offset(), v.layout.max_index_exclusive());
+    if count == 0 || end - offset > 2 * count {
+        let wide = dev.cast(*v, DType::F32)?;
+        return Ok(Some((wide, Layout::contiguous(v.shape()))));
+    }
+    let span = Layout::new(vec![end - offset], vec![1], offset);
+    let wide = dev.cast(View::new(v.buf, &span), DType::F32)?;
+    let layout = Layout::new(v.shape().to_vec(), v.layout.strides().to_vec(), 0);
+    Ok(Some((wide, layout)))
 }
 
 /// Sentinel for a cross-entropy row whose target is the ignore index.

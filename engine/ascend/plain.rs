@@ -1,7 +1,7 @@
 //! Plain data ops on the Ascend device: strided copies (`copy_strided`, `copy_into`, `concat`
-//! through `osum_copy_strided`), dtype casts (`osum_cast`, f32 ↔ f16/bf16) and elementwise
-//! unary functions (`osum_unary_f32`, every [`UnaryOp`]). Cases without a kernel (casts
-//! between integer types, more than 8 dims) are errors naming them.
+//! through `osum_copy_strided`), dtype casts (`osum_cast`, any pair of f32/f16/bf16/u32/i64)
+//! and elementwise unary functions (`osum_unary_f32`, every [`UnaryOp`], on f32 or half
+//! inputs). Cases without a kernel (strided views of more than 8 dims) are errors naming them.
 
 use super::memory::AscendBuffer;
 use super::operands::dense_f32;
@@ -11,7 +11,7 @@ use crate::engine::dtype::DType;
 use crate::engine::error::{Error, Result};
 use crate::engine::layout::Layout;
 use crate::engine::storage::DeviceBuffer;
-use crate::kernels::plain::{self, FloatKind, StridedSide, UnaryKernelOp, COPY_MAX_RANK};
+use crate::kernels::plain::{self, ElemKind, StridedSide, UnaryKernelOp, COPY_MAX_RANK};
 use crate::kernels::{self, GmF32};
 
 /// Copy `src` (read through its layout) into `dst` through `dst_layout` (same shape) with the
@@ -146,37 +146,32 @@ pub fn concat(dev: &AscendDevice, parts: &[View], dim: usize) -> Result<Buffer> 
     Ok(Box::new(out))
 }
 
-fn float_kind(d: DType) -> Option<FloatKind> {
+fn elem_kind(d: DType) -> ElemKind {
     match d {
-        DType::F32 => Some(FloatKind::F32),
-        DType::F16 => Some(FloatKind::F16),
-        DType::BF16 => Some(FloatKind::BF16),
-        _ => None,
+        DType::F32 => ElemKind::F32,
+        DType::F16 => ElemKind::F16,
+        DType::BF16 => ElemKind::BF16,
+        DType::U32 => ElemKind::U32,
+        DType::I64 => ElemKind::I64,
     }
 }
 
-/// Contiguous copy converted to `dtype`: f32 ↔ f16/bf16 by the cast kernel (a strided view is
-/// gathered first); a same-dtype cast is a copy.
+/// Contiguous copy converted to `dtype` by the cast kernel (a strided view is gathered first; a
+/// same-dtype cast is a copy). Half ↔ integer goes through f32 in two launches: half → f32 is
+/// exact, and f32 → f16/bf16 rounds the integer once more — the same value as the CPU's
+/// direct rounding for every integer below 2²⁴ (larger ones can differ in the last bf16 bit).
 pub fn cast(dev: &AscendDevice, src: View, dtype: DType) -> Result<Buffer> {
     const OP: &str = "cast";
     if src.dtype() == dtype {
         return copy_strided(dev, src);
     }
-    let (Some(from), Some(to)) = (float_kind(src.dtype()), float_kind(dtype)) else {
-        return Err(dev.unsupported_case(
-            OP,
-            format!(
-                "{:?} -> {:?} (the cast kernel converts f32 <-> f16/bf16)",
-                src.dtype(),
-                dtype
-            ),
-        ));
-    };
-    if from != FloatKind::F32 && to != FloatKind::F32 {
-        return Err(dev.unsupported_case(
-            OP,
-            format!("{:?} -> {:?} (one side must be f32)", src.dtype(), dtype),
-        ));
+    let (from, to) = (elem_kind(src.dtype()), elem_kind(dtype));
+    let integer = |k: ElemKind| matches!(k, ElemKind::U32 | ElemKind::I64);
+    let half = |k: ElemKind| matches!(k, ElemKind::F16 | ElemKind::BF16);
+    if (half(from) && (integer(to) || half(to))) || (integer(from) && half(to)) {
+        let wide = cast(dev, src, DType::F32)?;
+        let dense = Layout::contiguous(src.shape());
+        return cast(dev, View::new(&*wide, &dense), dtype);
     }
     let n = src.layout.elem_count();
     let out = dev.alloc(OP, dtype, n)?;
@@ -224,13 +219,15 @@ fn kernel_op(op: UnaryOp) -> UnaryKernelOp {
     }
 }
 
-/// Elementwise `op(src)` (f32; a strided view is gathered first).
+/// Elementwise `op(src)`: f32 (a strided view is gathered first), or f16/bf16 widened to f32
+/// by the cast kernel, computed in f32 and narrowed back (the CPU device's semantics).
 pub fn unary(dev: &AscendDevice, op: UnaryOp, src: View) -> Result<Buffer> {
     let name = op.name();
-    if src.dtype() != DType::F32 {
+    let dtype = src.dtype();
+    if !dtype.is_float() {
         return Err(Error::UnsupportedDType {
             op: name,
-            dtype: src.dtype(),
+            dtype,
             device: dev.name.to_string(),
         });
     }
@@ -248,5 +245,9 @@ pub fn unary(dev: &AscendDevice, op: UnaryOp, src: View) -> Result<Buffer> {
         GmF32::new("osum_unary_f32", out.mem(), 0, n).map_err(kerr)?,
     )
     .map_err(kerr)?;
-    Ok(Box::new(out))
+    if dtype == DType::F32 {
+        return Ok(Box::new(out));
+    }
+    let dense = Layout::contiguous(src.shape());
+    cast(dev, View::new(&out, &dense), dtype)
 }

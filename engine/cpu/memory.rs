@@ -225,10 +225,29 @@ pub fn cast(v: View, dtype: DType) -> Result<Buffer> {
     fn conv<S: WithDType, D: WithDType>(x: &[S]) -> Vec<D> {
         x.iter().map(|&s| D::from_f64(s.to_f64())).collect()
     }
+    // f32 → half goes straight through half's f32 converters (round to nearest even, as
+    // PyTorch and the Ascend cast kernel). Not through f64: half 2.7's `bf16::from_f64` rounds
+    // some values just above a tie down (f32 0x3db0_8001 → bf16 0x3db0, not 0x3db1).
+    if let HostSlice::F32(x) = h {
+        let x = contiguous(x, v.layout);
+        match dtype {
+            DType::F16 => {
+                return Ok(boxed(HostBuffer::F16(
+                    x.iter().map(|&s| f16::from_f32(s)).collect(),
+                )))
+            }
+            DType::BF16 => {
+                return Ok(boxed(HostBuffer::BF16(
+                    x.iter().map(|&s| bf16::from_f32(s)).collect(),
+                )))
+            }
+            _ => {}
+        }
+    }
     let out = with_host_slice!(h, x => {
         let x = contiguous(x, v.layout);
         match dtype {
-            // f32 ↔ half goes straight through half's converters (correct rounding, fast).
+            // half → f32 is exact through f64.
             DType::F32 => HostBuffer::F32(conv(&x)),
             DType::F16 => HostBuffer::F16(conv::<_, f16>(&x)),
             DType::BF16 => HostBuffer::BF16(conv::<_, bf16>(&x)),

@@ -117,7 +117,8 @@ impl ProfiledDevice {
         describe: impl FnOnce(&T) -> (Vec<TensorInfo>, u64),
     ) -> Result<T> {
         let start = Instant::now();
-        let result = run()?;
+        let (result, launches) = crate::kernels::collect_launches(run);
+        let result = result?;
         let dur = start.elapsed();
         let (outputs, flops) = describe(&result);
         let written = outputs
@@ -135,6 +136,7 @@ impl ProfiledDevice {
             flops,
             bytes: inputs.bytes.saturating_add(written),
             thread: thread_id(),
+            launches,
         });
         Ok(result)
     }

@@ -2,8 +2,10 @@
 //! outputs made from them — a Chrome trace (JSON "trace event format", opens in Perfetto or
 //! chrome://tracing) and a summary table.
 
+use super::launches::{self, LaunchTotals};
 use crate::engine::device::View;
 use crate::engine::dtype::DType;
+use crate::kernels::KernelLaunch;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::{self, Write};
@@ -60,6 +62,8 @@ pub struct OpRecord {
     pub bytes: u64,
     /// Small per-process id of the calling thread.
     pub thread: u64,
+    /// Kernel launches the call made (ascend-sim: with simulator counters; empty on the CPU).
+    pub launches: Vec<KernelLaunch>,
 }
 
 /// Totals of one (op, device) pair.
@@ -77,6 +81,8 @@ pub struct OpSummary {
     pub flops: u64,
     /// Summed bytes moved.
     pub bytes: u64,
+    /// Summed simulator counters and predicted time of the calls' kernel launches.
+    pub launches: LaunchTotals,
 }
 
 impl OpSummary {
@@ -103,6 +109,7 @@ struct State {
     events: Vec<OpRecord>,
     dropped: u64,
     totals: HashMap<(&'static str, Arc<str>), OpSummary>,
+    kernels: HashMap<&'static str, LaunchTotals>,
 }
 
 /// Collects [`OpRecord`]s from any number of threads.
@@ -153,7 +160,8 @@ impl Recorder {
     /// Add one call.
     pub fn record(&self, rec: OpRecord) {
         // A poisoned lock only means another thread panicked while pushing; the data is intact.
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let st = &mut *guard;
         let key = (rec.op, rec.device.clone());
         let t = st.totals.entry(key).or_insert_with(|| OpSummary {
             op: rec.op,
@@ -162,8 +170,13 @@ impl Recorder {
             total_us: 0.0,
             flops: 0,
             bytes: 0,
+            launches: LaunchTotals::default(),
         });
         t.calls += 1;
+        t.launches.merge(&LaunchTotals::of(&rec.launches));
+        for l in &rec.launches {
+            st.kernels.entry(l.kernel).or_default().add(l);
+        }
         t.total_us += rec.dur_us;
         t.flops = t.flops.saturating_add(rec.flops);
         t.bytes = t.bytes.saturating_add(rec.bytes);
@@ -184,10 +197,17 @@ impl Recorder {
                 .total_cmp(&a.total_us)
                 .then_with(|| a.op.cmp(b.op))
         });
+        let mut kernels: Vec<(&'static str, LaunchTotals)> = st.kernels.into_iter().collect();
+        kernels.sort_by(|a, b| {
+            b.1.predicted_us
+                .total_cmp(&a.1.predicted_us)
+                .then_with(|| a.0.cmp(b.0))
+        });
         Profile {
             events: st.events,
             dropped: st.dropped,
             summary,
+            kernels,
         }
     }
 }
@@ -201,6 +221,8 @@ pub struct Profile {
     pub dropped: u64,
     /// Per (op, device) totals, most total time first.
     pub summary: Vec<OpSummary>,
+    /// Per kernel totals of the launches (ascend-sim), most predicted time first.
+    pub kernels: Vec<(&'static str, LaunchTotals)>,
 }
 
 impl Profile {
@@ -227,7 +249,7 @@ impl Profile {
         for e in &self.events {
             let names = |ts: &[TensorInfo]| ts.iter().map(|t| t.describe()).collect::<Vec<_>>();
             let dtype = e.inputs.first().or(e.outputs.first()).map(|t| t.dtype);
-            let ev = serde_json::json!({
+            let mut ev = serde_json::json!({
                 "name": e.op,
                 "cat": &*e.device,
                 "ph": "X",
@@ -244,6 +266,9 @@ impl Profile {
                     "bytes": e.bytes,
                 },
             });
+            if !e.launches.is_empty() {
+                ev["args"]["launches"] = e.launches.iter().map(launches::launch_json).collect();
+            }
             w.write_all(b",\n")?;
             serde_json::to_writer(&mut *w, &ev)?;
         }
@@ -271,8 +296,22 @@ impl Profile {
     }
 
     /// The top `top` ops by total time: calls, total ms, share of all op time, achieved
-    /// GFLOP/s and GB/s.
+    /// GFLOP/s and GB/s; then, for ops that launched kernels (ascend-sim), the simulator's
+    /// counters and predicted 910B time per op and per kernel ([`launches::table`]).
     pub fn summary_table(&self, top: usize) -> String {
+        let mut s = self.time_table(top);
+        s.push_str(&launches::table(
+            "op",
+            self.summary.iter().take(top).map(|o| (o.op, &o.launches)),
+        ));
+        s.push_str(&launches::table(
+            "kernel",
+            self.kernels.iter().take(top).map(|(k, t)| (*k, t)),
+        ));
+        s
+    }
+
+    fn time_table(&self, top: usize) -> String {
         let total = self.total_us();
         let mut s = String::new();
         let _ = writeln!(
@@ -347,6 +386,7 @@ mod tests {
             flops,
             bytes: 36,
             thread: 1,
+            launches: Vec::new(),
         }
     }
 

@@ -68,7 +68,11 @@ class BinaryKernel {
             case 0: Add(z, x, y, padded); break;
             case 1: Mul(z, x, y, padded); break;
             case 2: Sub(z, x, y, padded); break;
-            default: Max(z, x, y, padded); break;
+            case 3: Max(z, x, y, padded); break;
+            // The padded lanes of y are 0 (DataCopyPad's pad value): x / 0 there is inf or
+            // NaN, computed and dropped like any padded lane.
+            case 4: Div(z, x, y, padded); break;
+            default: Min(z, x, y, padded); break;
         }
         out_.EnQue(z);
         inX_.FreeTensor(x);

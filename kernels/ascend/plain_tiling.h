@@ -32,3 +32,19 @@ struct UnaryTiling {
     uint32_t op;  // kernels/plain.rs UnaryKernelOp
     float p0, p1; // Affine: mul, add; Powf: exponent
 };
+
+// osum_compare (x (mode) y -> u32 0/1) and osum_where (cond ? t : f) over `totalLength`
+// contiguous elements, blocks and tiles as CastTiling. tileLength is a multiple of 128 so a
+// tile's Compare covers whole 256-byte repeats of f32 and of f16.
+// kind (compare operands): 0 f32, 3 u32, 4 i64 (as CastTiling's codes).
+// mode: 0 eq, 1 ne, 2 lt, 3 le, 4 gt, 5 ge (kernels/plain.rs CompareKernelOp).
+struct CompareTiling {
+    uint32_t totalLength, blockLength, tileLength;
+    uint32_t kind, mode;
+};
+
+// elemBytes: 2, 4 or 8 (t and f are moved bit for bit).
+struct WhereTiling {
+    uint32_t totalLength, blockLength, tileLength;
+    uint32_t elemBytes;
+};

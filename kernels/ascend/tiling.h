@@ -12,7 +12,7 @@ struct ElementwiseTiling {
     uint32_t totalLength;
     uint32_t blockLength;
     uint32_t tileLength;
-    uint32_t op;  // 0 add, 1 mul, 2 sub, 3 max (see kernels/mod.rs BinaryKernelOp)
+    uint32_t op;  // 0 add, 1 mul, 2 sub, 3 max, 4 div, 5 min (see kernels/mod.rs BinaryKernelOp)
 };
 
 // C[m x n] = A[m x k] . Bt[n x k]^T, all f32 row-major with row strides lda / ldb / ldc.

@@ -659,7 +659,14 @@ void Cast(const LocalTensor<D> &dst, const LocalTensor<S> &src, RoundMode mode, 
         osum_sim::fail("Cast: only CAST_NONE / CAST_RINT are simulated");
     detail::check_ub("Cast", dst, n);
     detail::check_ub("Cast", src, n);
-    for (uint32_t i = 0; i < n; ++i) dst.sim_addr()[i] = D(float(src.sim_addr()[i]));
+    if constexpr (std::is_integral_v<D>) {
+        // float -> int needs an explicit rounding mode on the hardware.
+        if (mode != RoundMode::CAST_RINT) osum_sim::fail("Cast to an integer type needs CAST_RINT");
+        for (uint32_t i = 0; i < n; ++i)
+            dst.sim_addr()[i] = D(std::nearbyint(float(src.sim_addr()[i])));
+    } else {
+        for (uint32_t i = 0; i < n; ++i) dst.sim_addr()[i] = D(float(src.sim_addr()[i]));
+    }
     detail::count_vector<float>(n);
 }
 

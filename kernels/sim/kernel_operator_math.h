@@ -72,3 +72,90 @@ void Power(const LocalTensor<T> &d, const LocalTensor<T> &a, T e, uint32_t n) {
 }
 
 }  // namespace AscendC
+
+// ---- comparison and selection (Compare / CompareScalar / Select) ---------------------------------
+//
+// Compare writes one bit per element into a uint8_t mask (bit i % 8 of byte i / 8, set when the
+// comparison holds); Select picks src0 where the bit is set and src1 (a tensor or a scalar)
+// where it is not. As on the hardware, Compare's count must cover whole 256-byte repeats of the
+// source type, so kernels pad their tiles to 256 / sizeof(T) elements.
+namespace AscendC {
+
+enum class CMPMODE { LT, GT, EQ, LE, GE, NE };
+enum class SELMODE { VSEL_CMPMASK_SPR, VSEL_TENSOR_SCALAR_MODE, VSEL_TENSOR_TENSOR_MODE };
+
+namespace detail {
+inline bool compare(CMPMODE m, float a, float b) {
+    switch (m) {
+        case CMPMODE::LT: return a < b;
+        case CMPMODE::GT: return a > b;
+        case CMPMODE::EQ: return a == b;
+        case CMPMODE::LE: return a <= b;
+        case CMPMODE::GE: return a >= b;
+        default: return a != b;
+    }
+}
+template <typename T>
+void check_repeats(const char *op, uint32_t n) {
+    if ((uint64_t(n) * sizeof(T)) % 256 != 0)
+        osum_sim::fail(str(op, ": count ", n, " is not a whole number of 256-byte repeats"));
+}
+template <typename T, typename F>
+void compare_into(const char *op, const LocalTensor<uint8_t> &dst, const LocalTensor<T> &a,
+                  uint32_t n, F rhs, CMPMODE m) {
+    check_repeats<T>(op, n);
+    check_ub(op, dst, n / 8);
+    check_ub(op, a, n);
+    uint8_t *d = dst.sim_addr();
+    std::fill(d, d + n / 8, uint8_t(0));
+    for (uint32_t i = 0; i < n; ++i)
+        if (compare(m, float(a.sim_addr()[i]), rhs(i))) d[i / 8] |= uint8_t(1u << (i % 8));
+    count_vector<T>(n);
+}
+inline bool mask_bit(const LocalTensor<uint8_t> &mask, uint32_t i) {
+    return (mask.sim_addr()[i / 8] >> (i % 8)) & 1u;
+}
+}  // namespace detail
+
+template <typename T>
+void Compare(const LocalTensor<uint8_t> &dst, const LocalTensor<T> &a, const LocalTensor<T> &b,
+             CMPMODE m, uint32_t n) {
+    detail::check_ub("Compare", b, n);
+    detail::compare_into("Compare", dst, a, n, [&](uint32_t i) { return float(b.sim_addr()[i]); },
+                         m);
+}
+template <typename T>
+void CompareScalar(const LocalTensor<uint8_t> &dst, const LocalTensor<T> &a, T s, CMPMODE m,
+                   uint32_t n) {
+    float v = float(s);
+    detail::compare_into("CompareScalar", dst, a, n, [v](uint32_t) { return v; }, m);
+}
+// Tensor-tensor select (VSEL_TENSOR_TENSOR_MODE): bits are copied, not converted.
+template <typename T>
+void Select(const LocalTensor<T> &dst, const LocalTensor<uint8_t> &mask, const LocalTensor<T> &a,
+            const LocalTensor<T> &b, SELMODE mode, uint32_t n) {
+    if (mode != SELMODE::VSEL_TENSOR_TENSOR_MODE)
+        osum_sim::fail("Select(tensor, tensor): mode must be VSEL_TENSOR_TENSOR_MODE");
+    detail::check_ub("Select", dst, n);
+    detail::check_ub("Select", mask, (n + 7) / 8);
+    detail::check_ub("Select", a, n);
+    detail::check_ub("Select", b, n);
+    for (uint32_t i = 0; i < n; ++i)
+        dst.sim_addr()[i] = detail::mask_bit(mask, i) ? a.sim_addr()[i] : b.sim_addr()[i];
+    detail::count_vector<T>(n);
+}
+// Tensor-scalar select (VSEL_TENSOR_SCALAR_MODE).
+template <typename T>
+void Select(const LocalTensor<T> &dst, const LocalTensor<uint8_t> &mask, const LocalTensor<T> &a,
+            T b, SELMODE mode, uint32_t n) {
+    if (mode != SELMODE::VSEL_TENSOR_SCALAR_MODE)
+        osum_sim::fail("Select(tensor, scalar): mode must be VSEL_TENSOR_SCALAR_MODE");
+    detail::check_ub("Select", dst, n);
+    detail::check_ub("Select", mask, (n + 7) / 8);
+    detail::check_ub("Select", a, n);
+    for (uint32_t i = 0; i < n; ++i)
+        dst.sim_addr()[i] = detail::mask_bit(mask, i) ? a.sim_addr()[i] : b;
+    detail::count_vector<T>(n);
+}
+
+}  // namespace AscendC

@@ -1,5 +1,5 @@
-// launch_plain.cpp: the simulator's `aclrtlaunch_<kernel>` entries of copy.cpp, cast.cpp and
-// unary.cpp; see launch_entries.cpp.
+// launch_plain.cpp: the simulator's `aclrtlaunch_<kernel>` entries of copy.cpp, cast.cpp,
+// unary.cpp, compare.cpp and where.cpp; see launch_entries.cpp.
 #include "../ascend/plain_tiling.h"
 #include "kernel_operator.h"
 
@@ -22,4 +22,18 @@ extern "C" uint32_t aclrtlaunch_osum_unary_f32(uint32_t blocks, void *stream, GM
                                                GM_ADDR y, UnaryTiling tiling) {
     return osum_sim::launch("osum_unary_f32", blocks, stream,
                             [&] { osum_unary_f32(x, y, tiling); });
+}
+
+extern "C" void osum_compare(GM_ADDR x, GM_ADDR y, GM_ADDR z, CompareTiling tiling);
+extern "C" void osum_where(GM_ADDR cond, GM_ADDR t, GM_ADDR f, GM_ADDR z, WhereTiling tiling);
+
+extern "C" uint32_t aclrtlaunch_osum_compare(uint32_t blocks, void *stream, GM_ADDR x, GM_ADDR y,
+                                             GM_ADDR z, CompareTiling tiling) {
+    return osum_sim::launch("osum_compare", blocks, stream, [&] { osum_compare(x, y, z, tiling); });
+}
+
+extern "C" uint32_t aclrtlaunch_osum_where(uint32_t blocks, void *stream, GM_ADDR cond, GM_ADDR t,
+                                           GM_ADDR f, GM_ADDR z, WhereTiling tiling) {
+    return osum_sim::launch("osum_where", blocks, stream,
+                            [&] { osum_where(cond, t, f, z, tiling); });
 }

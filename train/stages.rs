@@ -563,7 +563,15 @@ pub fn train(
     let named = named_state(&model);
     let params: Vec<(String, Tensor)> = named
         .iter()
-        .filter(|(n, _)| opts.stage.trains_adapter() || n.starts_with("lora/"))
+        // The LoRA trains only when the LLM runs (`--llm-weight 0` trains the adapter alone, and
+        // a tensor that never gets a gradient has no optimizer moments to checkpoint).
+        .filter(|(n, _)| {
+            if n.starts_with("lora/") {
+                opts.llm_weight > 0.0
+            } else {
+                opts.stage.trains_adapter()
+            }
+        })
         .cloned()
         .collect();
     let param_tensors: Vec<Tensor> = params.iter().map(|(_, t)| t.clone()).collect();

@@ -541,11 +541,33 @@ mod ascend_sim {
             dtype.tensor(&k, &kvs, &dev)?,
             dtype.tensor(&v, &kvs, &dev)?,
         );
-        let buf = {
+        let (buf, launches) = kernels::collect_launches(|| {
             let (qr, kr, vr) = (qh.read(), kh.read(), vh.read());
-            dev.attention(qr.view(), kr.view(), vr.view(), None, &p)?
+            dev.attention(qr.view(), kr.view(), vr.view(), None, &p)
+        });
+        // One launch of the half kernel: no cast or copy launch converts the inputs first.
+        let name = match dtype {
+            Half::F16 => "osum_flash_attention_f16",
+            Half::Bf16 => "osum_flash_attention_bf16",
         };
-        let got_t = Tensor::from_buffer(buf, &qs, &dev)?;
+        assert_eq!(
+            launches.iter().map(|l| l.kernel).collect::<Vec<_>>(),
+            [name]
+        );
+        // The cube is fed 2-byte operands: the same MACs as the f32 kernel on the same shape,
+        // half of its GM -> L1 bytes, and no more L1 -> L0 bytes (whole 512-byte fractals move:
+        // 16 x 16 half vs 16 x 8 f32, so a K that is not a multiple of 16 pads the half ones).
+        let (f32_out, f32_launches) = kernels::collect_launches(|| {
+            let t = |x: &[f32], sh: &[usize]| Tensor::from_vec(x.to_vec(), sh, &dev);
+            t(&q, &qs)?.attention(&t(&k, &kvs)?, &t(&v, &kvs)?, None, &p)
+        });
+        f32_out?;
+        let (h, f) = (launches[0].stats, f32_launches[0].stats);
+        assert_eq!(f32_launches[0].kernel, "osum_flash_attention_f32");
+        assert_eq!(h.cube_macs, f.cube_macs);
+        assert_eq!(2 * h.gm_to_l1_bytes, f.gm_to_l1_bytes);
+        assert!(h.l1_to_l0_bytes <= f.l1_to_l0_bytes, "{h:?} vs {f:?}");
+        let got_t = Tensor::from_buffer(buf?, &qs, &dev)?;
         assert_eq!(got_t.dtype(), DType::F32, "half attention returns f32");
         let got = got_t.to_vec::<f32>()?;
         let want = Tensor::from_vec(q, &qs, &cpu)?

@@ -523,7 +523,7 @@ mod ascend_sim {
     fn check_half_attention(
         dtype: Half,
         (b, hq, hkv, tq, tk, d): (usize, usize, usize, usize, usize, usize),
-        causal: bool,
+        (causal, masked): (bool, bool),
         seed: u64,
     ) -> Result<f32> {
         let (cpu, dev) = (cpu_device(), sim());
@@ -536,6 +536,27 @@ mod ascend_sim {
             causal,
         };
         let (qs, kvs) = ([b, hq, tq, d], [b, hkv, tk, d]);
+        // Optional f32 key-padding mask `[B, 1, 1, Tk]` broadcast over heads and queries: every
+        // third key hidden (−∞), the others biased by random values (f32 on both devices).
+        let mask_vals: Vec<f32> = random(&mut rng, b * tk)
+            .iter()
+            .enumerate()
+            .map(|(i, x)| {
+                if i % 3 == 1 {
+                    f32::NEG_INFINITY
+                } else {
+                    0.5 * x
+                }
+            })
+            .collect();
+        let mask_on = |dev: &Arc<dyn Device>| -> Result<Option<Tensor>> {
+            if !masked {
+                return Ok(None);
+            }
+            let m = Tensor::from_vec(mask_vals.clone(), &[b, 1, 1, tk], dev)?;
+            Ok(Some(m.broadcast_as(&[b, hq, tq, tk])?))
+        };
+        let (dev_mask, cpu_mask) = (mask_on(&dev)?, mask_on(&cpu)?);
         let (qh, kh, vh) = (
             dtype.tensor(&q, &qs, &dev)?,
             dtype.tensor(&k, &kvs, &dev)?,
@@ -543,7 +564,9 @@ mod ascend_sim {
         );
         let (buf, launches) = kernels::collect_launches(|| {
             let (qr, kr, vr) = (qh.read(), kh.read(), vh.read());
-            dev.attention(qr.view(), kr.view(), vr.view(), None, &p)
+            let mr = dev_mask.as_ref().map(|m| m.read());
+            let mv = mr.as_ref().map(|r| r.view());
+            dev.attention(qr.view(), kr.view(), vr.view(), mv, &p)
         });
         // One launch of the half kernel: no cast or copy launch converts the inputs first.
         let name = match dtype {
@@ -559,7 +582,7 @@ mod ascend_sim {
         // 16 x 16 half vs 16 x 8 f32, so a K that is not a multiple of 16 pads the half ones).
         let (f32_out, f32_launches) = kernels::collect_launches(|| {
             let t = |x: &[f32], sh: &[usize]| Tensor::from_vec(x.to_vec(), sh, &dev);
-            t(&q, &qs)?.attention(&t(&k, &kvs)?, &t(&v, &kvs)?, None, &p)
+            t(&q, &qs)?.attention(&t(&k, &kvs)?, &t(&v, &kvs)?, dev_mask.as_ref(), &p)
         });
         f32_out?;
         let (h, f) = (launches[0].stats, f32_launches[0].stats);
@@ -574,7 +597,7 @@ mod ascend_sim {
             .attention(
                 &Tensor::from_vec(k, &kvs, &cpu)?,
                 &Tensor::from_vec(v.clone(), &kvs, &cpu)?,
-                None,
+                cpu_mask.as_ref(),
                 &p,
             )?
             .to_vec::<f32>()?;
@@ -591,7 +614,7 @@ mod ascend_sim {
             max_err = max_err.max(err);
             assert!(
                 err <= half_tol + 1e-5 + 1e-4 * c.abs(),
-                "{dtype:?} {:?} causal={causal} at {i}: ascend-sim {g} vs cpu {c} (tol {half_tol})",
+                "{dtype:?} {:?} causal={causal} masked={masked} at {i}: ascend-sim {g} vs cpu {c} (tol {half_tol})",
                 (b, hq, hkv, tq, tk, d)
             );
         }
@@ -602,19 +625,22 @@ mod ascend_sim {
     fn half_flash_attention_matches_the_cpu_within_the_rounding_of_p() -> Result<()> {
         // The f32 test's edge shapes: lengths not multiples of the 64-row/64-key tiles, odd head
         // dim 7, GQA ratios 1, 2, 3, decode, causal and not, head dim 128 (largest L0 tiles).
+        // Plus a broadcast additive mask with GQA 2, causal and not.
         let cases = [
-            ((1, 2, 2, 5, 5, 8), false),
-            ((1, 2, 2, 5, 5, 8), true),
-            ((2, 4, 2, 37, 101, 40), false),
-            ((2, 4, 2, 37, 101, 40), true),
-            ((1, 6, 2, 130, 130, 24), true),
-            ((1, 3, 1, 1, 200, 7), true),
-            ((1, 2, 1, 70, 65, 128), false),
+            ((1, 2, 2, 5, 5, 8), (false, false)),
+            ((1, 2, 2, 5, 5, 8), (true, false)),
+            ((2, 4, 2, 37, 101, 40), (false, false)),
+            ((2, 4, 2, 37, 101, 40), (true, false)),
+            ((1, 6, 2, 130, 130, 24), (true, false)),
+            ((1, 3, 1, 1, 200, 7), (true, false)),
+            ((1, 2, 1, 70, 65, 128), (false, false)),
+            ((2, 4, 2, 37, 101, 40), (false, true)),
+            ((2, 4, 2, 37, 101, 40), (true, true)),
         ];
         for dtype in [Half::F16, Half::Bf16] {
             let mut worst = 0f32;
-            for (i, (dims, causal)) in cases.into_iter().enumerate() {
-                worst = worst.max(check_half_attention(dtype, dims, causal, 300 + i as u64)?);
+            for (i, (dims, flags)) in cases.into_iter().enumerate() {
+                worst = worst.max(check_half_attention(dtype, dims, flags, 300 + i as u64)?);
             }
             eprintln!("{dtype:?} attention: max |ascend-sim - cpu| = {worst:e}");
         }

@@ -226,6 +226,28 @@ extern "C" {
         mask: Gm,
         tiling: AttentionTiling,
     ) -> u32;
+    fn aclrtlaunch_osum_flash_attention_f16(
+        blocks: u32,
+        stream: *mut c_void,
+        q: Gm,
+        k: Gm,
+        v: Gm,
+        out: Gm,
+        workspace: Gm,
+        mask: Gm,
+        tiling: AttentionTiling,
+    ) -> u32;
+    fn aclrtlaunch_osum_flash_attention_bf16(
+        blocks: u32,
+        stream: *mut c_void,
+        q: Gm,
+        k: Gm,
+        v: Gm,
+        out: Gm,
+        workspace: Gm,
+        mask: Gm,
+        tiling: AttentionTiling,
+    ) -> u32;
     fn aclrtlaunch_osum_softmax_f32(
         blocks: u32,
         stream: *mut c_void,
@@ -602,6 +624,54 @@ pub fn attention_tiling(s: &AttentionShape) -> KernelResult<(u32, AttentionTilin
     ))
 }
 
+/// Element type of the forward attention kernel's Q, K and V (the mask and the output are f32
+/// for all of them): the cube is fed this type with f32 accumulation, the softmax runs in f32.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttentionElem {
+    /// `osum_flash_attention_f32`.
+    F32,
+    /// `osum_flash_attention_f16`: IEEE binary16 Q/K/V, P rounded to f16 for P·V.
+    F16,
+    /// `osum_flash_attention_bf16`: bfloat16 Q/K/V, P rounded to bf16 for P·V.
+    Bf16,
+}
+
+impl AttentionElem {
+    /// The kernel's name.
+    pub fn kernel(self) -> &'static str {
+        match self {
+            AttentionElem::F32 => "osum_flash_attention_f32",
+            AttentionElem::F16 => "osum_flash_attention_f16",
+            AttentionElem::Bf16 => "osum_flash_attention_bf16",
+        }
+    }
+    /// Bytes per Q/K/V element.
+    pub fn bytes(self) -> usize {
+        match self {
+            AttentionElem::F32 => 4,
+            AttentionElem::F16 | AttentionElem::Bf16 => 2,
+        }
+    }
+}
+
+/// [`attention_tiling`] for Q/K/V of `elem`: half types need one more workspace region per
+/// block, P `[block_q × block_k]` in the half type (the f32 kernel writes P over its f32 scores
+/// S; the half kernel writes it beside them), i.e. `block_q·block_k/2` more floats.
+pub fn attention_tiling_for(
+    s: &AttentionShape,
+    elem: AttentionElem,
+) -> KernelResult<(u32, AttentionTiling)> {
+    let (blocks, mut t) = attention_tiling(s)?;
+    if elem != AttentionElem::F32 {
+        // block_q and block_k are multiples of 16, so the half P fills whole floats.
+        let extra = t.block_q * t.block_k / 2;
+        t.ws_per_block = t.ws_per_block.checked_add(extra).ok_or_else(|| {
+            tiling_error(elem.kernel(), "workspace per block exceeds u32".to_string())
+        })?;
+    }
+    Ok((blocks, t))
+}
+
 /// Floats of workspace `osum_flash_attention_f32` needs for `blocks` blocks of `tiling`.
 pub fn attention_workspace_len(blocks: u32, tiling: &AttentionTiling) -> usize {
     blocks as usize * tiling.ws_per_block as usize
@@ -714,6 +784,75 @@ pub fn flash_attention_masked_f32(
         )
     };
     launched("aclrtlaunch_osum_flash_attention_f32", code)
+}
+
+/// Flash attention forward over f16 or bf16 Q/K/V (`elem`, dense `[B, H, T, D]` byte ranges)
+/// with an optional f32 additive mask, into f32 `out`; `workspace` must hold
+/// [`attention_workspace_len`] floats for the tiling [`attention_tiling_for`] gives. The kernel
+/// reads Q/K/V in their half type and feeds them to the cube as such (f32 accumulate); there is
+/// no conversion launch before it.
+pub fn flash_attention_half(
+    stream: &Stream,
+    shape: &AttentionShape,
+    elem: AttentionElem,
+    (q, k, v): (nn::GmBytes, nn::GmBytes, nn::GmBytes),
+    mask: Option<&AttentionMask>,
+    out: GmF32,
+    workspace: GmF32,
+) -> KernelResult<LaunchStats> {
+    let kernel = elem.kernel();
+    let launch = match elem {
+        AttentionElem::F16 => aclrtlaunch_osum_flash_attention_f16,
+        AttentionElem::Bf16 => aclrtlaunch_osum_flash_attention_bf16,
+        AttentionElem::F32 => {
+            return Err(tiling_error(
+                kernel,
+                "f32 operands go through flash_attention_masked_f32".to_string(),
+            ))
+        }
+    };
+    let (blocks, mut tiling) = attention_tiling_for(shape, elem)?;
+    set_attention_mask(kernel, shape, &mut tiling, mask)?;
+    let q_len = shape.batch * shape.heads_q * shape.tq * shape.d;
+    let kv_len = shape.batch * shape.heads_kv * shape.tk * shape.d;
+    for (name, have, want) in [
+        ("q", q.len(), q_len * elem.bytes()),
+        ("k", k.len(), kv_len * elem.bytes()),
+        ("v", v.len(), kv_len * elem.bytes()),
+        ("out", out.len * 4, q_len * 4),
+        (
+            "workspace",
+            workspace.len * 4,
+            attention_workspace_len(blocks, &tiling) * 4,
+        ),
+    ] {
+        if have < want {
+            return Err(tiling_error(
+                kernel,
+                format!("{name} holds {have} bytes, needs {want}"),
+            ));
+        }
+    }
+    // SAFETY: every range was checked against a live allocation and the shape; the signatures
+    // match kernels/sim/launch_entries.cpp.
+    let code = unsafe {
+        launch(
+            blocks,
+            stream.raw(),
+            q.ptr(),
+            k.ptr(),
+            v.ptr(),
+            out.ptr(),
+            workspace.ptr(),
+            mask.map_or(std::ptr::null_mut(), |m| m.gm.ptr()),
+            tiling,
+        )
+    };
+    let call = match elem {
+        AttentionElem::F16 => "aclrtlaunch_osum_flash_attention_f16",
+        _ => "aclrtlaunch_osum_flash_attention_bf16",
+    };
+    launched(call, code)
 }
 
 /// Kernels that break one hardware rule each, on purpose (kernels/sim/broken_kernels.cpp), so

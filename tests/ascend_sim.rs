@@ -467,6 +467,206 @@ mod ascend_sim {
         Ok(())
     }
 
+    /// Half-precision Q/K/V for [`check_half_attention`]: the kernel's element type.
+    #[derive(Debug, Clone, Copy)]
+    enum Half {
+        F16,
+        Bf16,
+    }
+
+    impl Half {
+        /// Unit roundoff of the type (2⁻¹¹ f16, 2⁻⁸ bf16): the relative error of rounding P.
+        fn unit_roundoff(self) -> f32 {
+            match self {
+                Half::F16 => 2f32.powi(-11),
+                Half::Bf16 => 2f32.powi(-8),
+            }
+        }
+        /// `x` rounded to the type (round to nearest even) and widened back to f32.
+        fn round(self, x: &[f32]) -> Vec<f32> {
+            x.iter()
+                .map(|&v| match self {
+                    Half::F16 => half::f16::from_f32(v).to_f32(),
+                    Half::Bf16 => half::bf16::from_f32(v).to_f32(),
+                })
+                .collect()
+        }
+        /// A tensor of the type on `dev` holding `x` (already representable).
+        fn tensor(self, x: &[f32], shape: &[usize], dev: &Arc<dyn Device>) -> Result<Tensor> {
+            match self {
+                Half::F16 => Tensor::from_vec(
+                    x.iter().map(|&v| half::f16::from_f32(v)).collect(),
+                    shape,
+                    dev,
+                ),
+                Half::Bf16 => Tensor::from_vec(
+                    x.iter().map(|&v| half::bf16::from_f32(v)).collect(),
+                    shape,
+                    dev,
+                ),
+            }
+        }
+    }
+
+    /// Attention with f16/bf16 q/k/v on ascend-sim (`osum_flash_attention_f16/_bf16`: half
+    /// operands on the cube, f32 accumulate and softmax, P rounded to the half type for P·V,
+    /// f32 output) against the CPU device on the same values. The CPU device takes f32 q/k/v
+    /// only, so its reference runs on the half inputs widened to f32 (exactly the same numbers).
+    ///
+    /// Tolerance: S = Q·Kᵀ is exact products summed in f32 on both sides, so the kernel's only
+    /// extra rounding is P → half before P·V (the row sum l uses the f32 P). Each term p_j·v_j
+    /// then carries a relative error ≤ u (the unit roundoff), so |ΔO| ≤ u·Σ_j (p_j/l)|v_j| ≤
+    /// u·max|v|; f16 also flushes p_j < 2⁻¹⁴ to subnormals with absolute error ≤ 2⁻²⁵, adding at
+    /// most Tk·2⁻²⁵·max|v| (l ≥ 1). On top, the f32 tolerance of [`check_attention`]. For
+    /// unit-normal v (max|v| ≈ 4) this is ≈ 2e-3 (f16) and ≈ 1.6e-2 (bf16). Returns the largest
+    /// |ascend − cpu| seen.
+    fn check_half_attention(
+        dtype: Half,
+        (b, hq, hkv, tq, tk, d): (usize, usize, usize, usize, usize, usize),
+        (causal, masked): (bool, bool),
+        seed: u64,
+    ) -> Result<f32> {
+        let (cpu, dev) = (cpu_device(), sim());
+        let mut rng = Rng::new(seed);
+        let q = dtype.round(&random(&mut rng, b * hq * tq * d));
+        let k = dtype.round(&random(&mut rng, b * hkv * tk * d));
+        let v = dtype.round(&random(&mut rng, b * hkv * tk * d));
+        let p = AttentionParams {
+            scale: 1.0 / (d as f32).sqrt(),
+            causal,
+        };
+        let (qs, kvs) = ([b, hq, tq, d], [b, hkv, tk, d]);
+        // Optional f32 key-padding mask `[B, 1, 1, Tk]` broadcast over heads and queries: every
+        // third key hidden (−∞), the others biased by random values (f32 on both devices).
+        let mask_vals: Vec<f32> = random(&mut rng, b * tk)
+            .iter()
+            .enumerate()
+            .map(|(i, x)| {
+                if i % 3 == 1 {
+                    f32::NEG_INFINITY
+                } else {
+                    0.5 * x
+                }
+            })
+            .collect();
+        let mask_on = |dev: &Arc<dyn Device>| -> Result<Option<Tensor>> {
+            if !masked {
+                return Ok(None);
+            }
+            let m = Tensor::from_vec(mask_vals.clone(), &[b, 1, 1, tk], dev)?;
+            Ok(Some(m.broadcast_as(&[b, hq, tq, tk])?))
+        };
+        let (dev_mask, cpu_mask) = (mask_on(&dev)?, mask_on(&cpu)?);
+        let (qh, kh, vh) = (
+            dtype.tensor(&q, &qs, &dev)?,
+            dtype.tensor(&k, &kvs, &dev)?,
+            dtype.tensor(&v, &kvs, &dev)?,
+        );
+        let (buf, launches) = kernels::collect_launches(|| {
+            let (qr, kr, vr) = (qh.read(), kh.read(), vh.read());
+            let mr = dev_mask.as_ref().map(|m| m.read());
+            let mv = mr.as_ref().map(|r| r.view());
+            dev.attention(qr.view(), kr.view(), vr.view(), mv, &p)
+        });
+        // One launch of the half kernel: no cast or copy launch converts the inputs first.
+        let name = match dtype {
+            Half::F16 => "osum_flash_attention_f16",
+            Half::Bf16 => "osum_flash_attention_bf16",
+        };
+        assert_eq!(
+            launches.iter().map(|l| l.kernel).collect::<Vec<_>>(),
+            [name]
+        );
+        // The cube is fed 2-byte operands: the same MACs as the f32 kernel on the same shape,
+        // half of its GM -> L1 bytes, and no more L1 -> L0 bytes (whole 512-byte fractals move:
+        // 16 x 16 half vs 16 x 8 f32, so a K that is not a multiple of 16 pads the half ones).
+        let (f32_out, f32_launches) = kernels::collect_launches(|| {
+            let t = |x: &[f32], sh: &[usize]| Tensor::from_vec(x.to_vec(), sh, &dev);
+            t(&q, &qs)?.attention(&t(&k, &kvs)?, &t(&v, &kvs)?, dev_mask.as_ref(), &p)
+        });
+        f32_out?;
+        let (h, f) = (launches[0].stats, f32_launches[0].stats);
+        assert_eq!(f32_launches[0].kernel, "osum_flash_attention_f32");
+        assert_eq!(h.cube_macs, f.cube_macs);
+        assert_eq!(2 * h.gm_to_l1_bytes, f.gm_to_l1_bytes);
+        assert!(h.l1_to_l0_bytes <= f.l1_to_l0_bytes, "{h:?} vs {f:?}");
+        let got_t = Tensor::from_buffer(buf?, &qs, &dev)?;
+        assert_eq!(got_t.dtype(), DType::F32, "half attention returns f32");
+        let got = got_t.to_vec::<f32>()?;
+        let want = Tensor::from_vec(q, &qs, &cpu)?
+            .attention(
+                &Tensor::from_vec(k, &kvs, &cpu)?,
+                &Tensor::from_vec(v.clone(), &kvs, &cpu)?,
+                cpu_mask.as_ref(),
+                &p,
+            )?
+            .to_vec::<f32>()?;
+        let vmax = v.iter().fold(0f32, |m, x| m.max(x.abs()));
+        let subnormal = match dtype {
+            Half::F16 => tk as f32 * 2f32.powi(-25),
+            Half::Bf16 => 0.0,
+        };
+        let half_tol = (dtype.unit_roundoff() + subnormal) * vmax;
+        assert_eq!(got.len(), want.len());
+        let mut max_err = 0f32;
+        for (i, (g, c)) in got.iter().zip(&want).enumerate() {
+            let err = (g - c).abs();
+            max_err = max_err.max(err);
+            assert!(
+                err <= half_tol + 1e-5 + 1e-4 * c.abs(),
+                "{dtype:?} {:?} causal={causal} masked={masked} at {i}: ascend-sim {g} vs cpu {c} (tol {half_tol})",
+                (b, hq, hkv, tq, tk, d)
+            );
+        }
+        Ok(max_err)
+    }
+
+    #[test]
+    fn half_flash_attention_matches_the_cpu_within_the_rounding_of_p() -> Result<()> {
+        // The f32 test's edge shapes: lengths not multiples of the 64-row/64-key tiles, odd head
+        // dim 7, GQA ratios 1, 2, 3, decode, causal and not, head dim 128 (largest L0 tiles).
+        // Plus a broadcast additive mask with GQA 2, causal and not.
+        let cases = [
+            ((1, 2, 2, 5, 5, 8), (false, false)),
+            ((1, 2, 2, 5, 5, 8), (true, false)),
+            ((2, 4, 2, 37, 101, 40), (false, false)),
+            ((2, 4, 2, 37, 101, 40), (true, false)),
+            ((1, 6, 2, 130, 130, 24), (true, false)),
+            ((1, 3, 1, 1, 200, 7), (true, false)),
+            ((1, 2, 1, 70, 65, 128), (false, false)),
+            ((2, 4, 2, 37, 101, 40), (false, true)),
+            ((2, 4, 2, 37, 101, 40), (true, true)),
+        ];
+        for dtype in [Half::F16, Half::Bf16] {
+            let mut worst = 0f32;
+            for (i, (dims, flags)) in cases.into_iter().enumerate() {
+                worst = worst.max(check_half_attention(dtype, dims, flags, 300 + i as u64)?);
+            }
+            eprintln!("{dtype:?} attention: max |ascend-sim - cpu| = {worst:e}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn half_attention_with_mixed_dtypes_is_a_named_error() -> Result<()> {
+        let dev = sim();
+        let p = AttentionParams {
+            scale: 1.0,
+            causal: false,
+        };
+        let q = Tensor::zeros(&[1, 1, 2, 8], DType::F16, &dev)?;
+        let k = Tensor::zeros(&[1, 1, 2, 8], DType::F32, &dev)?;
+        let (qr, kr) = (q.read(), k.read());
+        let err = dev.attention(qr.view(), kr.view(), kr.view(), None, &p);
+        match err {
+            Err(e @ Error::UnsupportedCase { .. }) => {
+                assert!(e.to_string().contains("attention"), "{e}")
+            }
+            other => panic!("expected a named error, got {:?}", other.map(|_| ())),
+        }
+        Ok(())
+    }
+
     #[test]
     fn softmax_matches_the_cpu_on_ragged_and_long_rows() -> Result<()> {
         // Same f32 formula, different summation order for the row sum (the kernel sums chunks

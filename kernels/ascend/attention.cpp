@@ -1,24 +1,29 @@
-// attention.cpp: flash-style attention forward, f32 (osum_flash_attention_f32).
+// attention.cpp: flash-style attention forward: osum_flash_attention_f32, and the half-precision
+// entries osum_flash_attention_f16 / osum_flash_attention_bf16 (one template over the element
+// type T of Q, K, V; the mask and the output are f32 in all three).
 //
 // Per unit (batch b, query head h, query tile of blockQ rows) and per key block of blockK keys:
-//   1. cube:   S = Q_tile . K_block^T            -> GM workspace (Fixpipe)
-//   2. vector: per row: scale, mask (ragged keys, causal), online softmax update
+//   1. cube:   S = Q_tile . K_block^T (T operands, f32 accumulate in L0C) -> f32 GM workspace
+//   2. vector: per row, in f32: scale, mask (ragged keys, causal), online softmax update
 //              (m_new = max(m_old, rowmax); P = exp(S - m_new); l = l * exp(m_old - m_new) + sum P;
-//              O *= exp(m_old - m_new)), P written back over S
-//   3. vector: V_block^T staged into the workspace (the cube path reads Bt = V^T rows)
-//   4. cube:   PV = P . V_block                    -> GM workspace
-//   5. vector: O += PV
-// and at the end O / l -> out. Softmax statistics stay in f32 (ASCEND.md: fp16 NaNs).
+//              O *= exp(m_old - m_new)); P is cast to T (round to nearest even) for the cube
+//              and written back (over S for f32, to its own region for half types)
+//   3. vector: V_block^T staged into the workspace as T (the cube path reads Bt = V^T rows)
+//   4. cube:   PV = P . V_block (T operands, f32 accumulate) -> f32 GM workspace
+//   5. vector: O += PV (f32)
+// and at the end O / l -> out (f32). Softmax statistics and O stay in f32 (ASCEND.md: fp16
+// NaNs); with half inputs the only roundings beyond the inputs' own are P -> T and the f32
+// accumulation order.
 // GQA: query head h reads kv head h / (headsQ / headsKv).
 //
-// Simplifications of this first version (stated, not hidden): f32 operands (the NPU design
-// feeds the cube fp16/bf16); V^T is staged with scalar UB accesses (to be replaced by a
-// transposing L1 -> L0B load); masks are applied with scalar SetValue (to be replaced by
-// Compare/Select); cube and vector stages of a unit run in one block, where the NPU splits them
-// over AIC and AIV with CrossCoreSetFlag/WaitFlag; key blocks of 64, not the 1024 of the
-// tuned fp16 kernel.
+// Simplifications of this first version (stated, not hidden): V^T is staged with scalar UB
+// accesses (to be replaced by a transposing L1 -> L0B load); masks are applied with scalar
+// SetValue (to be replaced by Compare/Select); cube and vector stages of a unit run in one
+// block, where the NPU splits them over AIC and AIV with CrossCoreSetFlag/WaitFlag; key blocks
+// of 64, not the 1024 of the tuned fp16 kernel; the output is f32 (no cast back to T).
 #include <cmath>
 #include <limits>
+#include <type_traits>
 
 #include "attention_mask.h"
 #include "cube_tile.h"
@@ -29,7 +34,12 @@ using namespace AscendC;
 
 namespace {
 
+// T: element type of Q, K, V and of the cube operands P and V^T (float, half, bfloat16_t).
+template <typename T>
 class FlashAttentionKernel {
+    static constexpr bool kHalf = !std::is_same<T, float>::value;
+
+
    public:
     __aicore__ inline void Init(GM_ADDR q, GM_ADDR k, GM_ADDR v, GM_ADDR out, GM_ADDR ws,
                                 GM_ADDR mask, const AttentionTiling &t) {
@@ -37,16 +47,22 @@ class FlashAttentionKernel {
         if (t.hasMask) mGm_.SetGlobalBuffer((__gm__ float *)mask, t.maskElems);
         uint64_t qElems = uint64_t(t.batch) * t.headsQ * t.tq * t.d;
         uint64_t kvElems = uint64_t(t.batch) * t.headsKv * t.tk * t.d;
-        qGm_.SetGlobalBuffer((__gm__ float *)q, qElems);
-        kGm_.SetGlobalBuffer((__gm__ float *)k, kvElems);
-        vGm_.SetGlobalBuffer((__gm__ float *)v, kvElems);
+        qGm_.SetGlobalBuffer((__gm__ T *)q, qElems);
+        kGm_.SetGlobalBuffer((__gm__ T *)k, kvElems);
+        vGm_.SetGlobalBuffer((__gm__ T *)v, kvElems);
         oGm_.SetGlobalBuffer((__gm__ float *)out, qElems);
-        wsGm_.SetGlobalBuffer((__gm__ float *)ws + uint64_t(GetBlockIdx()) * t.wsPerBlock,
-                              t.wsPerBlock);
-        // Workspace of this block: S/P [blockQ x blockK], V^T [dPad x blockK], PV [blockQ x dPad].
+        __gm__ float *wsBlock = (__gm__ float *)ws + uint64_t(GetBlockIdx()) * t.wsPerBlock;
+        wsGm_.SetGlobalBuffer(wsBlock, t.wsPerBlock);
+        // Workspace of this block, offsets in floats: S [blockQ x blockK] f32, V^T [dPad x blockK]
+        // T (in an f32-sized slot), PV [blockQ x dPad] f32, and for half types P [blockQ x
+        // blockK] T after PV (f32: P overwrites S). Every region starts 32-byte aligned
+        // (sizes are multiples of 16 elements).
         sOff_ = 0;
-        vtOff_ = uint64_t(t.blockQ) * t.blockK;
-        pvOff_ = vtOff_ + uint64_t(t.dPad) * t.blockK;
+        uint64_t vtOff = uint64_t(t.blockQ) * t.blockK;
+        pvOff_ = vtOff + uint64_t(t.dPad) * t.blockK;
+        uint64_t pOff = kHalf ? pvOff_ + uint64_t(t.blockQ) * t.dPad : sOff_;
+        vtGm_.SetGlobalBuffer((__gm__ T *)(wsBlock + vtOff), uint64_t(t.dPad) * t.blockK);
+        pGm_.SetGlobalBuffer((__gm__ T *)(wsBlock + pOff), uint64_t(t.blockQ) * t.blockK);
         uint32_t cubeN = t.blockK > t.dPad ? t.blockK : t.dPad;
         uint32_t cubeK = t.dPad > t.blockK ? t.dPad : t.blockK;
         cube_.Init(pipe_, t.blockQ, cubeN, cubeK);
@@ -54,7 +70,8 @@ class FlashAttentionKernel {
         pipe_.InitBuffer(stats_, 2 * t.blockQ * sizeof(float));
         pipe_.InitBuffer(row_, (t.blockK > t.dPad ? t.blockK : t.dPad) * sizeof(float));
         pipe_.InitBuffer(small_, 2 * 8 * sizeof(float));
-        pipe_.InitBuffer(vTile_, t.blockK * t.dPad * sizeof(float));
+        pipe_.InitBuffer(vTile_, t.blockK * t.dPad * sizeof(T));
+        if (kHalf) pipe_.InitBuffer(pRow_, t.blockK * sizeof(T));
     }
 
     __aicore__ inline void Process() {
@@ -100,8 +117,8 @@ class FlashAttentionKernel {
             StageVt(kvBase + uint64_t(j0) * t_.d, kRows);
             PipeBarrier<PIPE_ALL>();
             // 4. PV = P . (V^T)^T (ldc = dPad).
-            cube_.Run(wsGm_[sOff_], t_.blockK, wsGm_[vtOff_], t_.blockK, wsGm_[pvOff_], t_.dPad,
-                      qRows, t_.d, kRows);
+            cube_.Run(pGm_, t_.blockK, vtGm_, t_.blockK, wsGm_[pvOff_], t_.dPad, qRows, t_.d,
+                      kRows);
             PipeBarrier<PIPE_ALL>();
             // 5. O += PV.
             LocalTensor<float> row = row_.Get<float>();
@@ -156,32 +173,50 @@ class FlashAttentionKernel {
             LocalTensor<float> o = oAcc_.Get<float>();
             Muls(o[r * t_.dPad], o[r * t_.dPad], alpha, static_cast<int32_t>(t_.dPad));
         }
-        DataCopy(wsGm_[sOff_ + uint64_t(r) * t_.blockK], s, t_.blockK);
+        if constexpr (kHalf) {
+            // P -> T for the cube (blockK is a multiple of 16: whole 32-byte blocks of T).
+            LocalTensor<T> p = pRow_.Get<T>();
+            Cast(p, s, RoundMode::CAST_RINT, t_.blockK);
+            PipeBarrier<PIPE_V>();
+            DataCopy(pGm_[uint64_t(r) * t_.blockK], p, t_.blockK);
+        } else {
+            DataCopy(pGm_[uint64_t(r) * t_.blockK], s, t_.blockK);
+        }
     }
 
     // V[j0 .. j0 + kRows) (rows of d floats, contiguous in GM) -> V^T [d x blockK] in the
     // workspace; columns kRows.. are zero so P's zero columns meet zeros.
     __aicore__ inline void StageVt(uint64_t vOff, uint32_t kRows) {
-        LocalTensor<float> tile = vTile_.Get<float>();
-        DataCopyExtParams in{1, static_cast<uint32_t>(kRows * t_.d * sizeof(float)), 0, 0, 0};
-        DataCopyPadExtParams<float> pad{false, 0, 0, 0.0f};
+        LocalTensor<T> tile = vTile_.Get<T>();
+        DataCopyExtParams in{1, static_cast<uint32_t>(kRows * t_.d * sizeof(T)), 0, 0, 0};
+        DataCopyPadExtParams<T> pad{false, 0, 0, T(0.0f)};
         DataCopyPad(tile, vGm_[vOff], in, pad);
         PipeBarrier<PIPE_ALL>();
-        LocalTensor<float> row = row_.Get<float>();
+        LocalTensor<T> row = row_.Get<T>();
         for (uint32_t c = 0; c < t_.d; ++c) {
-            Duplicate(row, 0.0f, static_cast<int32_t>(t_.blockK));
+            Duplicate(row, T(0.0f), static_cast<int32_t>(t_.blockK));
             for (uint32_t r = 0; r < kRows; ++r) row.SetValue(r, tile.GetValue(r * t_.d + c));
-            DataCopy(wsGm_[vtOff_ + uint64_t(c) * t_.blockK], row, t_.blockK);
+            DataCopy(vtGm_[uint64_t(c) * t_.blockK], row, t_.blockK);
         }
     }
 
     TPipe pipe_;
-    osum::CubeTile cube_;
-    TBuf<TPosition::VECCALC> oAcc_, stats_, row_, small_, vTile_;
-    GlobalTensor<float> qGm_, kGm_, vGm_, oGm_, wsGm_, mGm_;
+    osum::CubeTileOf<T> cube_;
+    TBuf<TPosition::VECCALC> oAcc_, stats_, row_, small_, vTile_, pRow_;
+    GlobalTensor<T> qGm_, kGm_, vGm_, vtGm_, pGm_;
+    GlobalTensor<float> oGm_, wsGm_, mGm_;
     AttentionTiling t_{};
-    uint64_t sOff_ = 0, vtOff_ = 0, pvOff_ = 0;
+    uint64_t sOff_ = 0, pvOff_ = 0;
 };
+
+template <typename T>
+__aicore__ inline void RunFlashAttention(GM_ADDR q, GM_ADDR k, GM_ADDR v, GM_ADDR out,
+                                         GM_ADDR workspace, GM_ADDR mask,
+                                         const AttentionTiling &tiling) {
+    FlashAttentionKernel<T> kernel;
+    kernel.Init(q, k, v, out, workspace, mask, tiling);
+    kernel.Process();
+}
 
 }  // namespace
 
@@ -189,7 +224,21 @@ extern "C" __global__ __aicore__ void osum_flash_attention_f32(GM_ADDR q, GM_ADD
                                                                GM_ADDR out, GM_ADDR workspace,
                                                                GM_ADDR mask,
                                                                AttentionTiling tiling) {
-    FlashAttentionKernel kernel;
-    kernel.Init(q, k, v, out, workspace, mask, tiling);
-    kernel.Process();
+    RunFlashAttention<float>(q, k, v, out, workspace, mask, tiling);
+}
+
+// Q, K, V in IEEE fp16; workspace as attention_workspace_len gives for half inputs.
+extern "C" __global__ __aicore__ void osum_flash_attention_f16(GM_ADDR q, GM_ADDR k, GM_ADDR v,
+                                                               GM_ADDR out, GM_ADDR workspace,
+                                                               GM_ADDR mask,
+                                                               AttentionTiling tiling) {
+    RunFlashAttention<half>(q, k, v, out, workspace, mask, tiling);
+}
+
+// Q, K, V in bf16; workspace as attention_workspace_len gives for half inputs.
+extern "C" __global__ __aicore__ void osum_flash_attention_bf16(GM_ADDR q, GM_ADDR k, GM_ADDR v,
+                                                                GM_ADDR out, GM_ADDR workspace,
+                                                                GM_ADDR mask,
+                                                                AttentionTiling tiling) {
+    RunFlashAttention<bfloat16_t>(q, k, v, out, workspace, mask, tiling);
 }

@@ -1,5 +1,7 @@
-// cube_tile.h: one output tile of C = A . Bt^T on the cube (f32 in, f32 accumulate), shared by
-// the kernels that multiply matrices (matmul.cpp, attention.cpp).
+// cube_tile.h: one output tile of C = A . Bt^T on the cube (T in: f32, half or bfloat16_t;
+// always f32 accumulate in L0C and f32 out), shared by the kernels that multiply matrices
+// (matmul.cpp, attention.cpp, ...). CubeTile is the f32 instance; attention.cpp also feeds the
+// cube fp16/bf16 operands (ASCEND.md: 16x16x16 half MACs, f32 accumulate).
 //
 // Path (ASCEND.md, "Paths"): GM -> L1 (ND -> NZ, DataCopy with Nd2NzParams) -> L0A (ZZ, one
 // LoadData per 16-row block) / L0B (ZN: the NZ image of Bt already is B's ZN order, one
@@ -13,15 +15,17 @@ namespace osum {
 
 using namespace AscendC;
 
-class CubeTile {
+template <typename T>
+class CubeTileOf {
    public:
-    static constexpr uint32_t kC0 = 8;  // f32 elements per 32 bytes
+    static constexpr uint32_t kC0 = 32 / sizeof(T);  // elements per 32 bytes: 8 f32, 16 half
 
-    // Buffers for tiles up to baseM x baseN (multiples of 16) and K steps of baseK (multiple of 8).
+    // Buffers for tiles up to baseM x baseN (multiples of 16) and K steps of baseK (multiple of
+    // kC0).
     __aicore__ inline void Init(TPipe &pipe, uint32_t baseM, uint32_t baseN, uint32_t baseK) {
         baseK_ = baseK;
-        uint32_t aBytes = baseM * baseK * sizeof(float);
-        uint32_t bBytes = baseN * baseK * sizeof(float);
+        uint32_t aBytes = baseM * baseK * sizeof(T);
+        uint32_t bBytes = baseN * baseK * sizeof(T);
         pipe.InitBuffer(qA1_, 2, aBytes);
         pipe.InitBuffer(qB1_, 2, bBytes);
         pipe.InitBuffer(qA2_, 1, aBytes);
@@ -30,8 +34,8 @@ class CubeTile {
     }
 
     // C[mCur x nCur] (row stride ldc) = A[mCur x k] (lda) . Bt[nCur x k]^T (ldb).
-    __aicore__ inline void Run(const GlobalTensor<float> &a, uint32_t lda,
-                               const GlobalTensor<float> &bt, uint32_t ldb,
+    __aicore__ inline void Run(const GlobalTensor<T> &a, uint32_t lda,
+                               const GlobalTensor<T> &bt, uint32_t ldb,
                                const GlobalTensor<float> &c, uint32_t ldc, uint32_t mCur,
                                uint32_t nCur, uint32_t k) {
         LocalTensor<float> acc = Open();
@@ -41,19 +45,19 @@ class CubeTile {
 
     // An L0C accumulator for one output tile; several products may add into it (Accumulate)
     // before Close writes it out once (fused sums such as x.W^T + (x.A^T).B^T).
-    __aicore__ inline LocalTensor<float> Open() { return qC_.AllocTensor<float>(); }
+    __aicore__ inline LocalTensor<float> Open() { return qC_.template AllocTensor<float>(); }
 
     // acc (+)= A[mCur x k] . Bt[nCur x k]^T; `first` starts the tile at zero.
-    __aicore__ inline void Accumulate(const LocalTensor<float> &acc, const GlobalTensor<float> &a,
-                                      uint32_t lda, const GlobalTensor<float> &bt, uint32_t ldb,
+    __aicore__ inline void Accumulate(const LocalTensor<float> &acc, const GlobalTensor<T> &a,
+                                      uint32_t lda, const GlobalTensor<T> &bt, uint32_t ldb,
                                       uint32_t mCur, uint32_t nCur, uint32_t k, bool first) {
         uint32_t mB = (mCur + 15) / 16, nB = (nCur + 15) / 16;
         for (uint32_t k0 = 0; k0 < k; k0 += baseK_) {
             uint32_t kCur = k - k0 < baseK_ ? k - k0 : baseK_;
             uint32_t kB = (kCur + kC0 - 1) / kC0;
             // GM -> L1, ND -> NZ.
-            LocalTensor<float> a1 = qA1_.AllocTensor<float>();
-            LocalTensor<float> b1 = qB1_.AllocTensor<float>();
+            LocalTensor<T> a1 = qA1_.template AllocTensor<T>();
+            LocalTensor<T> b1 = qB1_.template AllocTensor<T>();
             Nd2NzParams pa;
             pa.nValue = static_cast<uint16_t>(mCur);
             pa.dValue = static_cast<uint16_t>(kCur);
@@ -68,8 +72,8 @@ class CubeTile {
             qA1_.EnQue(a1);
             qB1_.EnQue(b1);
             // L1 -> L0A: NZ holds fractal (i, j) at j * mB + i; ZZ wants it at i * kB + j.
-            a1 = qA1_.DeQue<float>();
-            LocalTensor<float> a2 = qA2_.AllocTensor<float>();
+            a1 = qA1_.template DeQue<T>();
+            LocalTensor<T> a2 = qA2_.template AllocTensor<T>();
             for (uint32_t i = 0; i < mB; ++i) {
                 LoadData2DParams p;
                 p.startIndex = static_cast<uint16_t>(i);
@@ -79,8 +83,8 @@ class CubeTile {
             }
             qA1_.FreeTensor(a1);
             // L1 -> L0B: the NZ image of Bt (fractal (nb, kb) at kb * nB + nb) is B's ZN order.
-            b1 = qB1_.DeQue<float>();
-            LocalTensor<float> b2 = qB2_.AllocTensor<float>();
+            b1 = qB1_.template DeQue<T>();
+            LocalTensor<T> b2 = qB2_.template AllocTensor<T>();
             LoadData2DParams p;
             p.repeatTimes = static_cast<uint8_t>(kB * nB);
             p.srcStride = 1;
@@ -88,8 +92,8 @@ class CubeTile {
             qB1_.FreeTensor(b1);
             qA2_.EnQue(a2);
             qB2_.EnQue(b2);
-            a2 = qA2_.DeQue<float>();
-            b2 = qB2_.DeQue<float>();
+            a2 = qA2_.template DeQue<T>();
+            b2 = qB2_.template DeQue<T>();
             MmadParams mp;
             mp.m = static_cast<uint16_t>(mCur);
             mp.n = static_cast<uint16_t>(nCur);
@@ -106,7 +110,7 @@ class CubeTile {
                                  uint32_t ldc, uint32_t mCur, uint32_t nCur) {
         uint32_t mB = (mCur + 15) / 16;
         qC_.EnQue(acc);
-        acc = qC_.DeQue<float>();
+        acc = qC_.template DeQue<float>();
         FixpipeParamsV220 fp;
         fp.nSize = static_cast<uint16_t>(nCur);
         fp.mSize = static_cast<uint16_t>(mCur);
@@ -124,5 +128,8 @@ class CubeTile {
     TQue<TPosition::CO1, 1> qC_;
     uint32_t baseK_ = 0;
 };
+
+// The f32 cube tile of matmul, conv2d, LoRA and the attention backward.
+using CubeTile = CubeTileOf<float>;
 
 }  // namespace osum

@@ -31,6 +31,29 @@ extern "C" uint32_t aclrtlaunch_osum_flash_attention_f32(uint32_t blocks, void *
     });
 }
 
+extern "C" void osum_flash_attention_f16(GM_ADDR q, GM_ADDR k, GM_ADDR v, GM_ADDR out,
+                                         GM_ADDR workspace, GM_ADDR mask, AttentionTiling tiling);
+extern "C" void osum_flash_attention_bf16(GM_ADDR q, GM_ADDR k, GM_ADDR v, GM_ADDR out,
+                                          GM_ADDR workspace, GM_ADDR mask, AttentionTiling tiling);
+
+extern "C" uint32_t aclrtlaunch_osum_flash_attention_f16(uint32_t blocks, void *stream, GM_ADDR q,
+                                                         GM_ADDR k, GM_ADDR v, GM_ADDR out,
+                                                         GM_ADDR workspace, GM_ADDR mask,
+                                                         AttentionTiling tiling) {
+    return osum_sim::launch("osum_flash_attention_f16", blocks, stream, [&] {
+        osum_flash_attention_f16(q, k, v, out, workspace, mask, tiling);
+    });
+}
+
+extern "C" uint32_t aclrtlaunch_osum_flash_attention_bf16(uint32_t blocks, void *stream,
+                                                          GM_ADDR q, GM_ADDR k, GM_ADDR v,
+                                                          GM_ADDR out, GM_ADDR workspace,
+                                                          GM_ADDR mask, AttentionTiling tiling) {
+    return osum_sim::launch("osum_flash_attention_bf16", blocks, stream, [&] {
+        osum_flash_attention_bf16(q, k, v, out, workspace, mask, tiling);
+    });
+}
+
 extern "C" void osum_softmax_f32(GM_ADDR x, GM_ADDR y, SoftmaxTiling tiling);
 
 extern "C" uint32_t aclrtlaunch_osum_softmax_f32(uint32_t blocks, void *stream, GM_ADDR x,

@@ -8,6 +8,7 @@ use super::{
     elementwise_tiling, launched, tiling_error, BinaryKernelOp, ElementwiseTiling, Gm, GmF32,
     KernelResult, LaunchStats, AIV_CORES,
 };
+use crate::engine::device::UnaryOp;
 use crate::ffi::{DeviceMemory, Stream};
 use std::ffi::c_void;
 
@@ -68,7 +69,7 @@ pub struct UnaryTiling {
     pub block_length: u32,
     /// Elements per UB tile.
     pub tile_length: u32,
-    /// [`UnaryKernelOp`] code.
+    /// [`unary_code`] code.
     pub op: u32,
     /// First parameter (affine: mul; powf: exponent).
     pub p0: f32,
@@ -152,73 +153,29 @@ pub enum CompareKernelOp {
     Ge = 5,
 }
 
-/// Functions of `osum_unary_f32` (the `op` code; same order as the engine's `UnaryOp`).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum UnaryKernelOp {
-    /// −x
-    Neg,
-    /// eˣ
-    Exp,
-    /// ln x
-    Log,
-    /// √x
-    Sqrt,
-    /// 1/x
-    Recip,
-    /// |x|
-    Abs,
-    /// x²
-    Sqr,
-    /// tanh
-    Tanh,
-    /// σ(x)
-    Sigmoid,
-    /// max(x, 0)
-    Relu,
-    /// x·Φ(x)
-    Gelu,
-    /// x·σ(x)
-    Silu,
-    /// sin
-    Sin,
-    /// cos
-    Cos,
-    /// x > 0
-    Step,
-    /// gelu′
-    GeluDeriv,
-    /// silu′
-    SiluDeriv,
-    /// x·mul + add
-    Affine(f32, f32),
-    /// xᵉ
-    Powf(f32),
-}
-
-impl UnaryKernelOp {
-    fn code_and_params(self) -> (u32, f32, f32) {
-        use UnaryKernelOp::*;
-        match self {
-            Neg => (0, 0.0, 0.0),
-            Exp => (1, 0.0, 0.0),
-            Log => (2, 0.0, 0.0),
-            Sqrt => (3, 0.0, 0.0),
-            Recip => (4, 0.0, 0.0),
-            Abs => (5, 0.0, 0.0),
-            Sqr => (6, 0.0, 0.0),
-            Tanh => (7, 0.0, 0.0),
-            Sigmoid => (8, 0.0, 0.0),
-            Relu => (9, 0.0, 0.0),
-            Gelu => (10, 0.0, 0.0),
-            Silu => (11, 0.0, 0.0),
-            Sin => (12, 0.0, 0.0),
-            Cos => (13, 0.0, 0.0),
-            Step => (14, 0.0, 0.0),
-            GeluDeriv => (15, 0.0, 0.0),
-            SiluDeriv => (16, 0.0, 0.0),
-            Affine(m, a) => (17, m, a),
-            Powf(e) => (18, e, 0.0),
-        }
+/// The `op` code and parameters of `osum_unary_f32` for the engine's [`UnaryOp`] (codes in the
+/// enum's declaration order, which unary.cpp's switch follows).
+fn unary_code(op: UnaryOp) -> (u32, f32, f32) {
+    match op {
+        UnaryOp::Neg => (0, 0.0, 0.0),
+        UnaryOp::Exp => (1, 0.0, 0.0),
+        UnaryOp::Log => (2, 0.0, 0.0),
+        UnaryOp::Sqrt => (3, 0.0, 0.0),
+        UnaryOp::Recip => (4, 0.0, 0.0),
+        UnaryOp::Abs => (5, 0.0, 0.0),
+        UnaryOp::Sqr => (6, 0.0, 0.0),
+        UnaryOp::Tanh => (7, 0.0, 0.0),
+        UnaryOp::Sigmoid => (8, 0.0, 0.0),
+        UnaryOp::Relu => (9, 0.0, 0.0),
+        UnaryOp::Gelu => (10, 0.0, 0.0),
+        UnaryOp::Silu => (11, 0.0, 0.0),
+        UnaryOp::Sin => (12, 0.0, 0.0),
+        UnaryOp::Cos => (13, 0.0, 0.0),
+        UnaryOp::Step => (14, 0.0, 0.0),
+        UnaryOp::GeluDeriv => (15, 0.0, 0.0),
+        UnaryOp::SiluDeriv => (16, 0.0, 0.0),
+        UnaryOp::Affine { mul, add } => (17, mul, add),
+        UnaryOp::Powf(e) => (18, e, 0.0),
     }
 }
 
@@ -465,17 +422,12 @@ pub fn where_select(
 }
 
 /// `y = op(x)` over `x.len` contiguous f32.
-pub fn unary_f32(
-    stream: &Stream,
-    op: UnaryKernelOp,
-    x: GmF32,
-    y: GmF32,
-) -> KernelResult<LaunchStats> {
+pub fn unary_f32(stream: &Stream, op: UnaryOp, x: GmF32, y: GmF32) -> KernelResult<LaunchStats> {
     if x.len != y.len {
         return Err(tiling_error("osum_unary_f32", "x and y lengths differ"));
     }
     let (blocks, e) = elementwise_tiling(x.len, BinaryKernelOp::Add)?;
-    let (code, p0, p1) = op.code_and_params();
+    let (code, p0, p1) = unary_code(op);
     let t = UnaryTiling {
         total_length: e.total_length,
         block_length: e.block_length,

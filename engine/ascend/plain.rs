@@ -11,7 +11,7 @@ use crate::engine::dtype::DType;
 use crate::engine::error::{Error, Result};
 use crate::engine::layout::Layout;
 use crate::engine::storage::DeviceBuffer;
-use crate::kernels::plain::{self, ElemKind, StridedSide, UnaryKernelOp, COPY_MAX_RANK};
+use crate::kernels::plain::{self, ElemKind, StridedSide, COPY_MAX_RANK};
 use crate::kernels::{self, GmF32};
 
 /// Copy `src` (read through its layout) into `dst` through `dst_layout` (same shape) with the
@@ -195,30 +195,6 @@ pub fn cast(dev: &AscendDevice, src: View, dtype: DType) -> Result<Buffer> {
     Ok(Box::new(out))
 }
 
-fn kernel_op(op: UnaryOp) -> UnaryKernelOp {
-    match op {
-        UnaryOp::Neg => UnaryKernelOp::Neg,
-        UnaryOp::Exp => UnaryKernelOp::Exp,
-        UnaryOp::Log => UnaryKernelOp::Log,
-        UnaryOp::Sqrt => UnaryKernelOp::Sqrt,
-        UnaryOp::Recip => UnaryKernelOp::Recip,
-        UnaryOp::Abs => UnaryKernelOp::Abs,
-        UnaryOp::Sqr => UnaryKernelOp::Sqr,
-        UnaryOp::Tanh => UnaryKernelOp::Tanh,
-        UnaryOp::Sigmoid => UnaryKernelOp::Sigmoid,
-        UnaryOp::Relu => UnaryKernelOp::Relu,
-        UnaryOp::Gelu => UnaryKernelOp::Gelu,
-        UnaryOp::Silu => UnaryKernelOp::Silu,
-        UnaryOp::Sin => UnaryKernelOp::Sin,
-        UnaryOp::Cos => UnaryKernelOp::Cos,
-        UnaryOp::Step => UnaryKernelOp::Step,
-        UnaryOp::GeluDeriv => UnaryKernelOp::GeluDeriv,
-        UnaryOp::SiluDeriv => UnaryKernelOp::SiluDeriv,
-        UnaryOp::Affine { mul, add } => UnaryKernelOp::Affine(mul, add),
-        UnaryOp::Powf(e) => UnaryKernelOp::Powf(e),
-    }
-}
-
 /// Elementwise `op(src)`: f32 (a strided view is gathered first), or f16/bf16 widened to f32
 /// by the cast kernel, computed in f32 and narrowed back (the CPU device's semantics).
 pub fn unary(dev: &AscendDevice, op: UnaryOp, src: View) -> Result<Buffer> {
@@ -240,7 +216,7 @@ pub fn unary(dev: &AscendDevice, op: UnaryOp, src: View) -> Result<Buffer> {
     let x = dense_f32(dev, name, &src)?;
     plain::unary_f32(
         dev.stream(),
-        kernel_op(op),
+        op,
         x.gm("osum_unary_f32").map_err(kerr)?,
         GmF32::new("osum_unary_f32", out.mem(), 0, n).map_err(kerr)?,
     )

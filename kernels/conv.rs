@@ -2,7 +2,9 @@
 //! tiling for 910B buffer sizes and the launch wrappers. Structs mirror
 //! `kernels/ascend/conv_tiling.h` field for field.
 
-use super::{launched, tiling_error, Gm, GmF32, KernelResult, LaunchStats, AIC_CORES, AIV_CORES};
+use super::{
+    launched, need_f32, tiling_error, Gm, GmF32, KernelResult, LaunchStats, AIC_CORES, AIV_CORES,
+};
 use crate::engine::device::Conv2dParams;
 use crate::ffi::Stream;
 use std::ffi::c_void;
@@ -250,16 +252,6 @@ pub fn conv2d_workspace_len(blocks: u32, tiling: &Conv2dTiling) -> usize {
     blocks as usize * tiling.ws_per_block as usize
 }
 
-fn check_len(kernel: &'static str, name: &str, g: &GmF32, want: usize) -> KernelResult<()> {
-    if g.len < want {
-        return Err(tiling_error(
-            kernel,
-            format!("{name} holds {} floats, needs {want}", g.len),
-        ));
-    }
-    Ok(())
-}
-
 /// Conv2d (f32): x `[N, C, H, W]`, w `[O, C, KH, KW]`, optional b `[O]` → y `[N, O, OH, OW]`,
 /// all contiguous; `workspace` must hold [`conv2d_workspace_len`] floats.
 pub fn conv2d_f32(
@@ -273,13 +265,13 @@ pub fn conv2d_f32(
     const KERNEL: &str = "osum_conv2d_f32";
     let (blocks, t) = conv2d_tiling(s, o, b.is_some())?;
     let p = t.g.oh as usize * t.g.ow as usize;
-    check_len(KERNEL, "x", &x, s.n * s.c * s.input_hw.0 * s.input_hw.1)?;
-    check_len(KERNEL, "w", &w, o * t.k as usize)?;
+    need_f32(KERNEL, "x", &x, s.n * s.c * s.input_hw.0 * s.input_hw.1)?;
+    need_f32(KERNEL, "w", &w, o * t.k as usize)?;
     if let Some(b) = &b {
-        check_len(KERNEL, "b", b, o)?;
+        need_f32(KERNEL, "b", b, o)?;
     }
-    check_len(KERNEL, "y", &y, s.n * o * p)?;
-    check_len(
+    need_f32(KERNEL, "y", &y, s.n * o * p)?;
+    need_f32(
         KERNEL,
         "workspace",
         &workspace,
@@ -370,9 +362,9 @@ fn check_fold_operands(
     x: &GmF32,
     cols: &GmF32,
 ) -> KernelResult<()> {
-    check_len(kernel, "x", x, s.n * s.c * s.input_hw.0 * s.input_hw.1)?;
+    need_f32(kernel, "x", x, s.n * s.c * s.input_hw.0 * s.input_hw.1)?;
     let k = s.c * s.kernel.0 * s.kernel.1;
-    check_len(kernel, "cols", cols, s.n * k * oh * ow)
+    need_f32(kernel, "cols", cols, s.n * k * oh * ow)
 }
 
 /// im2col (f32): x `[N, C, H, W]` → cols `[N, C·KH·KW, OH·OW]`, both contiguous.

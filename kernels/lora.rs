@@ -2,7 +2,7 @@
 //! layer `y = act(x·Wᵀ + b + s·(x·Aᵀ)·Bᵀ)` and, at rank 0, the plain linear layer. The tiling
 //! struct mirrors `kernels/ascend/lora_tiling.h` field for field.
 
-use super::{launched, tiling_error, Gm, GmF32, KernelResult, LaunchStats, AIC_CORES};
+use super::{launched, need_f32, tiling_error, Gm, GmF32, KernelResult, LaunchStats, AIC_CORES};
 use crate::ffi::Stream;
 use std::ffi::c_void;
 
@@ -194,12 +194,7 @@ pub fn lora_linear_f32(
         need.push(("B", bm, s.n * s.rank));
     }
     for (name, g, want) in need {
-        if g.len < want {
-            return Err(tiling_error(
-                KERNEL,
-                format!("{name} holds {} floats, needs {want}", g.len),
-            ));
-        }
+        need_f32(KERNEL, name, &g, want)?;
     }
     let null = std::ptr::null_mut();
     let (pa, pbm) = ops.lora.map_or((null, null), |(a, bm)| (a.ptr(), bm.ptr()));

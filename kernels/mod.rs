@@ -304,6 +304,22 @@ impl<'a> GmF32<'a> {
     }
 }
 
+/// An error naming `kernel` and the operand unless `g` holds at least `want` floats.
+pub(crate) fn need_f32(
+    kernel: &'static str,
+    what: &str,
+    g: &GmF32,
+    want: usize,
+) -> KernelResult<()> {
+    if g.len < want {
+        return Err(tiling_error(
+            kernel,
+            format!("{what} holds {} floats, needs {want}", g.len),
+        ));
+    }
+    Ok(())
+}
+
 fn launched(call: &'static str, code: u32) -> KernelResult<LaunchStats> {
     crate::ffi::check(call, code as i32)?;
     let stats = last_launch_stats();
@@ -745,53 +761,27 @@ pub fn flash_attention_masked_f32(
     out: GmF32,
     workspace: GmF32,
 ) -> KernelResult<LaunchStats> {
-    const KERNEL: &str = "osum_flash_attention_f32";
-    let (blocks, mut tiling) = attention_tiling(shape)?;
-    set_attention_mask(KERNEL, shape, &mut tiling, mask)?;
-    let q_len = shape.batch * shape.heads_q * shape.tq * shape.d;
-    let kv_len = shape.batch * shape.heads_kv * shape.tk * shape.d;
-    for (name, g, want) in [
-        ("q", &q, q_len),
-        ("k", &k, kv_len),
-        ("v", &v, kv_len),
-        ("out", &out, q_len),
-        (
-            "workspace",
-            &workspace,
-            attention_workspace_len(blocks, &tiling),
-        ),
-    ] {
-        if g.len < want {
-            return Err(tiling_error(
-                KERNEL,
-                format!("{name} holds {} floats, needs {want}", g.len),
-            ));
-        }
-    }
-    // SAFETY: every range was checked against a live allocation and the shape; the signature
-    // matches kernels/sim/launch_entries.cpp.
-    let code = unsafe {
-        aclrtlaunch_osum_flash_attention_f32(
-            blocks,
-            stream.raw(),
-            q.ptr(),
-            k.ptr(),
-            v.ptr(),
-            out.ptr(),
-            workspace.ptr(),
-            mask.map_or(std::ptr::null_mut(), |m| m.gm.ptr()),
-            tiling,
-        )
-    };
-    launched("aclrtlaunch_osum_flash_attention_f32", code)
+    flash_attention(
+        stream,
+        shape,
+        AttentionElem::F32,
+        (q.into(), k.into(), v.into()),
+        mask,
+        out,
+        workspace,
+    )
 }
 
-/// Flash attention forward over f16 or bf16 Q/K/V (`elem`, dense `[B, H, T, D]` byte ranges)
-/// with an optional f32 additive mask, into f32 `out`; `workspace` must hold
-/// [`attention_workspace_len`] floats for the tiling [`attention_tiling_for`] gives. The kernel
-/// reads Q/K/V in their half type and feeds them to the cube as such (f32 accumulate); there is
-/// no conversion launch before it.
-pub fn flash_attention_half(
+/// Flash attention forward over f32, f16 or bf16 Q/K/V (`elem`, dense `[B, H, T, D]` byte
+/// ranges) with an optional f32 additive mask, into f32 `out`; `workspace` must hold
+/// [`attention_workspace_len`] floats for the tiling [`attention_tiling_for`] gives. The half
+/// kernels read Q/K/V in their half type and feed them to the cube as such (f32 accumulate);
+/// there is no conversion launch before them.
+/// The signature shared by the three `aclrtlaunch_osum_flash_attention_*` entries.
+type AttentionLaunch =
+    unsafe extern "C" fn(u32, *mut c_void, Gm, Gm, Gm, Gm, Gm, Gm, AttentionTiling) -> u32;
+
+pub fn flash_attention(
     stream: &Stream,
     shape: &AttentionShape,
     elem: AttentionElem,
@@ -801,38 +791,34 @@ pub fn flash_attention_half(
     workspace: GmF32,
 ) -> KernelResult<LaunchStats> {
     let kernel = elem.kernel();
-    let launch = match elem {
-        AttentionElem::F16 => aclrtlaunch_osum_flash_attention_f16,
-        AttentionElem::Bf16 => aclrtlaunch_osum_flash_attention_bf16,
-        AttentionElem::F32 => {
-            return Err(tiling_error(
-                kernel,
-                "f32 operands go through flash_attention_masked_f32".to_string(),
-            ))
-        }
+    let (launch, call): (AttentionLaunch, &str) = match elem {
+        AttentionElem::F32 => (
+            aclrtlaunch_osum_flash_attention_f32,
+            "aclrtlaunch_osum_flash_attention_f32",
+        ),
+        AttentionElem::F16 => (
+            aclrtlaunch_osum_flash_attention_f16,
+            "aclrtlaunch_osum_flash_attention_f16",
+        ),
+        AttentionElem::Bf16 => (
+            aclrtlaunch_osum_flash_attention_bf16,
+            "aclrtlaunch_osum_flash_attention_bf16",
+        ),
     };
     let (blocks, mut tiling) = attention_tiling_for(shape, elem)?;
     set_attention_mask(kernel, shape, &mut tiling, mask)?;
     let q_len = shape.batch * shape.heads_q * shape.tq * shape.d;
     let kv_len = shape.batch * shape.heads_kv * shape.tk * shape.d;
-    for (name, have, want) in [
-        ("q", q.len(), q_len * elem.bytes()),
-        ("k", k.len(), kv_len * elem.bytes()),
-        ("v", v.len(), kv_len * elem.bytes()),
-        ("out", out.len * 4, q_len * 4),
-        (
-            "workspace",
-            workspace.len * 4,
-            attention_workspace_len(blocks, &tiling) * 4,
-        ),
-    ] {
-        if have < want {
-            return Err(tiling_error(
-                kernel,
-                format!("{name} holds {have} bytes, needs {want}"),
-            ));
-        }
-    }
+    nn::need_bytes(kernel, "q", &q, q_len * elem.bytes())?;
+    nn::need_bytes(kernel, "k", &k, kv_len * elem.bytes())?;
+    nn::need_bytes(kernel, "v", &v, kv_len * elem.bytes())?;
+    need_f32(kernel, "out", &out, q_len)?;
+    need_f32(
+        kernel,
+        "workspace",
+        &workspace,
+        attention_workspace_len(blocks, &tiling),
+    )?;
     // SAFETY: every range was checked against a live allocation and the shape; the signatures
     // match kernels/sim/launch_entries.cpp.
     let code = unsafe {
@@ -847,10 +833,6 @@ pub fn flash_attention_half(
             mask.map_or(std::ptr::null_mut(), |m| m.gm.ptr()),
             tiling,
         )
-    };
-    let call = match elem {
-        AttentionElem::F16 => "aclrtlaunch_osum_flash_attention_f16",
-        _ => "aclrtlaunch_osum_flash_attention_bf16",
     };
     launched(call, code)
 }

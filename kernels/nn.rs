@@ -5,8 +5,8 @@
 //! runtime); the simulator enforces them on every launch.
 
 use super::{
-    attention_tiling, launched, set_attention_mask, tiling_error, AttentionMask, AttentionShape,
-    AttentionTiling, Gm, GmF32, KernelResult, LaunchStats, AIC_CORES, AIV_CORES,
+    attention_tiling, launched, need_f32, set_attention_mask, tiling_error, AttentionMask,
+    AttentionShape, AttentionTiling, Gm, GmF32, KernelResult, LaunchStats, AIC_CORES, AIV_CORES,
 };
 use crate::engine::device::AdamWParams;
 use crate::ffi::{DeviceMemory, Stream};
@@ -211,6 +211,17 @@ impl<'a> GmBytes<'a> {
     }
 }
 
+impl<'a> From<GmF32<'a>> for GmBytes<'a> {
+    /// The same elements as bytes (for kernels whose operand type is a launch parameter).
+    fn from(g: GmF32<'a>) -> Self {
+        GmBytes {
+            mem: g.mem,
+            offset: g.offset * 4,
+            len: g.len * 4,
+        }
+    }
+}
+
 extern "C" {
     fn aclrtlaunch_osum_norm_f32(
         blocks: u32,
@@ -325,17 +336,13 @@ fn u32_of(kernel: &'static str, v: usize) -> KernelResult<u32> {
     u32::try_from(v).map_err(|_| tiling_error(kernel, format!("{v} exceeds u32")))
 }
 
-fn need_f32(kernel: &'static str, what: &str, g: &GmF32, want: usize) -> KernelResult<()> {
-    if g.len < want {
-        return Err(tiling_error(
-            kernel,
-            format!("{what} holds {} floats, needs {want}", g.len),
-        ));
-    }
-    Ok(())
-}
-
-fn need_bytes(kernel: &'static str, what: &str, g: &GmBytes, want: usize) -> KernelResult<()> {
+/// An error naming `kernel` and the operand unless `g` holds at least `want` bytes.
+pub(crate) fn need_bytes(
+    kernel: &'static str,
+    what: &str,
+    g: &GmBytes,
+    want: usize,
+) -> KernelResult<()> {
     if g.len < want {
         return Err(tiling_error(
             kernel,

@@ -98,7 +98,7 @@ pub fn attention(
             dense(dev, OP, &v)?,
         );
         let w = elem.bytes();
-        kernels::flash_attention_half(
+        kernels::flash_attention(
             dev.stream(),
             &shape,
             elem,

@@ -76,6 +76,11 @@ pub struct TrainArgs {
     /// (train/ctc.rs); 0 = off, as in the paper's recipe. Stages 1 and 3 only.
     #[arg(long, default_value_t = 0.0)]
     ctc_weight: f32,
+    /// Weight of the auxiliary alignment of each clip's mean speech row with the LLM's
+    /// embedding of its gender/age/style/emotion/event label words (train/attributes.rs);
+    /// 0 = off, as in the paper's recipe. Stages 1 and 3 only.
+    #[arg(long, default_value_t = 0.0)]
+    attr_weight: f32,
     /// Weight of the answer (LLM cross-entropy) loss; 0 skips the LLM entirely, so with
     /// --ctc-weight only the adapter trains, at a fraction of the cost per item.
     #[arg(long, default_value_t = 1.0)]
@@ -117,6 +122,7 @@ pub fn run(a: TrainArgs, dev: &Arc<dyn Device>) -> Result<(), String> {
     opts.clip = a.clip;
     opts.lora_dropout = a.lora_dropout;
     opts.ctc_weight = a.ctc_weight;
+    opts.attr_weight = a.attr_weight;
     opts.llm_weight = a.llm_weight;
     opts.save_every = a.save_every;
     opts.stop_after = a.stop_after;

@@ -13,10 +13,11 @@ mod fixtures;
 use osum::engine::{cpu_device, Tensor};
 use osum::model::osum::OsumModel;
 use osum::model::preset::Preset;
+use osum::model::tags::Task;
 use osum::train::batch::{batch_loss, Example};
 use osum::train::data::{Item, Manifest};
 use osum::train::stages::{
-    examples, train, ScheduleKind, Stage, TrainOptions, CURVE_FILE, LOG_FILE,
+    examples, train, AuxLabels, ScheduleKind, Stage, TrainOptions, CURVE_FILE, LOG_FILE,
 };
 use std::path::{Path, PathBuf};
 
@@ -227,6 +228,61 @@ fn ctc_only_training_lowers_the_ctc_loss_without_running_the_llm() {
 }
 
 #[test]
+fn attribute_alignment_alone_lowers_its_loss_and_leaves_the_llm_untouched() {
+    let Some(dir) = fixture("attr") else { return };
+    let dev = cpu_device();
+    let mut o = options(&dir, Stage::TagAlignment, "a1");
+    // The first item: audio labelled male and normal.
+    let all = Manifest::load(&dir.join("train.jsonl")).unwrap();
+    let one = dir.join("one-attr.jsonl");
+    Manifest::save(&one, &all.items[..1]).unwrap();
+    o.manifest = one;
+    o.lr = 1e-3;
+    o.steps = Some(12);
+    o.attr_weight = 1.0;
+    o.llm_weight = 0.0;
+    let s = train(&o, &dev, &mut |_, _| {}).unwrap();
+    let attr: Vec<f32> = s.records.iter().map(|r| r.attr_loss.unwrap()).collect();
+    let (first, last) = (attr[..4].iter().sum::<f32>(), attr[8..].iter().sum::<f32>());
+    assert!(
+        last < 0.5 * first,
+        "the attribute loss did not fall: {attr:?}"
+    );
+    assert_eq!(
+        losses(&s),
+        attr,
+        "with only --attr-weight the objective is its term"
+    );
+    assert!(s
+        .records
+        .iter()
+        .all(|r| r.ctc_loss.is_none() && r.tokens == 0));
+    // The JSONL log carries the term per step.
+    let state = std::fs::read_to_string(dir.join("a1").join(LOG_FILE)).unwrap();
+    assert!(state.contains("\"attr_loss\""), "{state}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_label_outside_its_task_set_is_refused_by_the_attribute_alignment() {
+    let item = Item {
+        audio: Some("a.wav".into()),
+        tasks: vec!["gender".into()],
+        gender: Some("robot".into()),
+        ..Item::default()
+    };
+    let e = osum::train::attributes::AttributeAlignment::targets(&item).unwrap_err();
+    assert!(e.contains("gender label \"robot\""), "{e}");
+    let item = Item {
+        gender: Some("female".into()),
+        style: Some("whisper".into()),
+        ..item
+    };
+    let t = osum::train::attributes::AttributeAlignment::targets(&item).unwrap();
+    assert_eq!(t, vec![(Task::Gender, 1), (Task::Style, 1)]);
+}
+
+#[test]
 fn loss_weights_that_train_nothing_or_ctc_without_speech_are_refused() {
     let Some(dir) = fixture("weights") else {
         return;
@@ -235,7 +291,10 @@ fn loss_weights_that_train_nothing_or_ctc_without_speech_are_refused() {
     let mut o = options(&dir, Stage::TagAlignment, "w1");
     o.llm_weight = 0.0;
     let e = train(&o, &dev, &mut |_, _| {}).unwrap_err();
-    assert!(e.contains("--llm-weight 0 needs --ctc-weight"), "{e}");
+    assert!(
+        e.contains("--llm-weight 0 needs --ctc-weight or --attr-weight"),
+        "{e}"
+    );
     o.ctc_weight = f32::NAN;
     let e = train(&o, &dev, &mut |_, _| {}).unwrap_err();
     assert!(
@@ -246,6 +305,13 @@ fn loss_weights_that_train_nothing_or_ctc_without_speech_are_refused() {
     o.ctc_weight = 0.5;
     let e = train(&o, &dev, &mut |_, _| {}).unwrap_err();
     assert!(e.contains("stage 2 trains no adapter"), "{e}");
+    o.ctc_weight = 0.0;
+    o.attr_weight = 0.5;
+    let e = train(&o, &dev, &mut |_, _| {}).unwrap_err();
+    assert!(e.contains("--attr-weight needs speech"), "{e}");
+    o.attr_weight = -1.0;
+    let e = train(&o, &dev, &mut |_, _| {}).unwrap_err();
+    assert!(e.contains("--attr-weight must be a non-negative"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -333,7 +399,7 @@ fn a_right_padded_batch_scores_each_item_as_if_it_were_alone() {
     let preset = Preset::find(dir.join("preset.json").to_str().unwrap()).unwrap();
     let model = OsumModel::open(preset, None, &dev).unwrap();
     let manifest = Manifest::load(&dir.join("train.jsonl")).unwrap();
-    let mut exs = examples(Stage::Joint, &manifest, &model, false).unwrap();
+    let mut exs = examples(Stage::Joint, &manifest, &model, AuxLabels::default()).unwrap();
     exs.truncate(3);
     let speech: Vec<Option<Tensor>> = exs
         .iter()

@@ -28,6 +28,9 @@ pub struct Example {
     /// The transcript's token ids, for the auxiliary CTC alignment (train/ctc.rs); `None` for
     /// text-only items, items without a transcript, or when the run does not use CTC.
     pub ctc_labels: Option<Vec<u32>>,
+    /// The closed-set labels the item carries, for the auxiliary attribute alignment
+    /// (train/attributes.rs); empty for text-only items or when the run does not use it.
+    pub attributes: Vec<(crate::model::tags::Task, usize)>,
 }
 
 impl Example {

@@ -14,12 +14,15 @@ pub struct StepRecord {
     /// 1-based step.
     pub step: u64,
     /// The training objective, averaged over the step's micro-batches: the mean target-token
-    /// cross-entropy, plus `ctc_weight ×` the CTC term when the run uses one (and times
-    /// `llm_weight` when that is not 1).
+    /// cross-entropy (times `llm_weight` when that is not 1), plus `ctc_weight ×` the CTC term
+    /// and `attr_weight ×` the attribute term when the run uses them.
     pub loss: f32,
     /// The mean per-label CTC loss of the step (runs with `--ctc-weight` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ctc_loss: Option<f32>,
+    /// The mean attribute-alignment cross-entropy of the step (runs with `--attr-weight` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attr_loss: Option<f32>,
     /// Learning rate used.
     pub lr: f32,
     /// Global gradient norm before clipping.
@@ -201,8 +204,11 @@ pub fn progress_line(
     let ctc = r
         .ctc_loss
         .map_or(String::new(), |c| format!(" (ctc {c:.4})"));
+    let attr = r
+        .attr_loss
+        .map_or(String::new(), |c| format!(" (attr {c:.4})"));
     format!(
-        "step {}/{} [{bar}] loss {:.4}{ctc} lr {:.2e} {:.0} tok/s {:.2} items/s eta {}",
+        "step {}/{} [{bar}] loss {:.4}{ctc}{attr} lr {:.2e} {:.0} tok/s {:.2} items/s eta {}",
         r.step,
         total_steps,
         r.loss,
@@ -234,6 +240,7 @@ mod tests {
             step,
             loss,
             ctc_loss: None,
+            attr_loss: None,
             lr: 1e-3,
             grad_norm: 1.0,
             items: 2,

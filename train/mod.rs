@@ -1,9 +1,10 @@
 //! Training: data manifests ([`data`]), the optimizer and learning-rate schedule ([`optim`]),
 //! atomic file writes for checkpoints and manifests ([`atomic`]), evaluation ([`eval`]), the
 //! engine's toy training run ([`toy`]), the three-stage OSUM trainer ([`stages`] with [`batch`],
-//! [`ctc`], [`features`], [`checkpoint`], [`log`]) and packing its result for shipping ([`ship`]).
+//! [`ctc`], [`attributes`], [`features`], [`checkpoint`], [`log`]) and packing its result for shipping ([`ship`]).
 
 pub mod atomic;
+pub mod attributes;
 pub mod batch;
 pub mod checkpoint;
 pub mod ctc;

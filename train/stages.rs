@@ -22,6 +22,7 @@ use crate::model::audio;
 use crate::model::llm::{Llm, Lora};
 use crate::model::osum::{lora_targets, OsumModel};
 use crate::model::preset::Preset;
+use crate::train::attributes::AttributeAlignment;
 use crate::train::batch::{batch_loss, Example};
 use crate::train::checkpoint::{self, settings_mismatch, TrainState};
 use crate::train::ctc::CtcAlignment;
@@ -94,14 +95,16 @@ impl Stage {
 
 /// The examples of `stage` among the manifest's items, with their tokenized targets.
 ///
-/// With `ctc`, audio items that have a transcript also get its token ids as CTC labels
-/// (train/ctc.rs).
+/// With `aux.ctc`, audio items that have a transcript also get its token ids as CTC labels
+/// (train/ctc.rs); with `aux.attributes`, audio items get their closed-set labels
+/// (train/attributes.rs).
 pub fn examples(
     stage: Stage,
     manifest: &Manifest,
     model: &OsumModel,
-    ctc: bool,
+    aux: AuxLabels,
 ) -> Result<Vec<Example>, String> {
+    let ctc = aux.ctc;
     let end = model.answer_end_id()?;
     let mut out = Vec::new();
     for (i, item) in manifest.items.iter().enumerate() {
@@ -133,6 +136,11 @@ pub fn examples(
             audio: manifest.audio_path(item),
             target: ids,
             ctc_labels,
+            attributes: if aux.attributes && item.audio.is_some() {
+                AttributeAlignment::targets(item).map_err(at)?
+            } else {
+                Vec::new()
+            },
         });
     }
     if out.is_empty() {
@@ -147,6 +155,15 @@ pub fn examples(
         ));
     }
     Ok(out)
+}
+
+/// Which auxiliary labels [`examples`] attaches.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AuxLabels {
+    /// Transcript token ids for the CTC alignment.
+    pub ctc: bool,
+    /// Closed-set labels for the attribute alignment.
+    pub attributes: bool,
 }
 
 /// Which learning-rate schedule follows the warmup.
@@ -197,6 +214,8 @@ pub struct TrainOptions {
     pub lora_dropout: Option<f32>,
     /// Weight of the auxiliary CTC alignment loss (train/ctc.rs); 0 = off (the paper's recipe).
     pub ctc_weight: f32,
+    /// Weight of the auxiliary attribute alignment loss (train/attributes.rs); 0 = off.
+    pub attr_weight: f32,
     /// Weight of the answer loss; 0 skips the LLM (CTC-only adapter training).
     pub llm_weight: f32,
     /// Write a checkpoint every this many steps (and at the end).
@@ -238,6 +257,7 @@ impl TrainOptions {
             },
             lora_dropout: None,
             ctc_weight: 0.0,
+            attr_weight: 0.0,
             llm_weight: 1.0,
             save_every: 50,
             stop_after: None,
@@ -522,7 +542,11 @@ pub fn train(
         None
     };
     let mut model = prepare_model(opts, loaded.as_ref(), dev)?;
-    let examples = examples(opts.stage, &manifest, &model, opts.ctc_weight > 0.0)?;
+    let aux = AuxLabels {
+        ctc: opts.ctc_weight > 0.0,
+        attributes: opts.attr_weight > 0.0,
+    };
+    let examples = examples(opts.stage, &manifest, &model, aux)?;
     let per_step = opts.batch * opts.accum;
     let total_steps = match opts.steps {
         Some(s) => s,
@@ -555,8 +579,16 @@ pub fn train(
         settings["ctc_weight"] = opts.ctc_weight.into();
         settings["llm_weight"] = opts.llm_weight.into();
     }
+    if opts.attr_weight != 0.0 {
+        settings["attr_weight"] = opts.attr_weight.into();
+    }
     let ctc = if opts.ctc_weight > 0.0 {
-        Some(CtcAlignment::new(&model)?)
+        Some(CtcAlignment::new(&model, &examples)?)
+    } else {
+        None
+    };
+    let attributes = if opts.attr_weight > 0.0 {
+        Some(AttributeAlignment::new(&model)?)
     } else {
         None
     };
@@ -666,6 +698,7 @@ pub fn train(
         let mut sums: HashMap<usize, Tensor> = HashMap::new();
         let (mut loss_sum, mut items, mut tokens, mut targets) = (0.0f64, 0, 0, 0);
         let (mut scored_micro, mut ctc_sum, mut ctc_micro) = (0usize, 0.0f64, 0usize);
+        let (mut attr_sum, mut attr_micro) = (0.0f64, 0usize);
         let mut ctc_skipped = 0;
         for micro in 0..opts.accum {
             let picked: Vec<&Example> = (0..opts.batch).map(|_| &examples[order.next()]).collect();
@@ -723,6 +756,18 @@ pub fn train(
                     ctc_sum += term.to_scalar_f32().map_err(|e| e.to_string())? as f64;
                     ctc_micro += 1;
                     let term = weighted(term, opts.ctc_weight)?;
+                    objective = Some(match objective {
+                        Some(o) => o.add(&term).map_err(|e| e.to_string())?,
+                        None => term,
+                    });
+                }
+            }
+            if let Some(attributes) = &attributes {
+                let targets: Vec<&[_]> = picked.iter().map(|e| e.attributes.as_slice()).collect();
+                if let Some(term) = attributes.batch_loss(&speech, &targets)? {
+                    attr_sum += term.to_scalar_f32().map_err(|e| e.to_string())? as f64;
+                    attr_micro += 1;
+                    let term = weighted(term, opts.attr_weight)?;
                     objective = Some(match objective {
                         Some(o) => o.add(&term).map_err(|e| e.to_string())?,
                         None => term,
@@ -799,6 +844,9 @@ pub fn train(
             ctc_loss: ctc
                 .as_ref()
                 .map(|_| (ctc_sum / ctc_micro.max(1) as f64) as f32),
+            attr_loss: attributes
+                .as_ref()
+                .map(|_| (attr_sum / attr_micro.max(1) as f64) as f32),
             lr,
             grad_norm: norm,
             items,
@@ -832,6 +880,7 @@ fn check_loss_weights(opts: &TrainOptions) -> Result<(), String> {
     for (flag, w) in [
         ("--ctc-weight", opts.ctc_weight),
         ("--llm-weight", opts.llm_weight),
+        ("--attr-weight", opts.attr_weight),
     ] {
         if !(w.is_finite() && w >= 0.0) {
             return Err(format!("{flag} must be a non-negative number, not {w}"));
@@ -843,8 +892,17 @@ fn check_loss_weights(opts: &TrainOptions) -> Result<(), String> {
             opts.stage.number()
         ));
     }
-    if opts.llm_weight == 0.0 && opts.ctc_weight == 0.0 {
-        return Err("--llm-weight 0 needs --ctc-weight above 0: nothing would train".into());
+    if opts.attr_weight > 0.0 && !opts.stage.trains_adapter() {
+        return Err(format!(
+            "--attr-weight needs speech: stage {} trains no adapter",
+            opts.stage.number()
+        ));
+    }
+    if opts.llm_weight == 0.0 && opts.ctc_weight == 0.0 && opts.attr_weight == 0.0 {
+        return Err(
+            "--llm-weight 0 needs --ctc-weight or --attr-weight above 0: nothing would train"
+                .into(),
+        );
     }
     Ok(())
 }

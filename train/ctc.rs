@@ -98,10 +98,6 @@ impl CtcAlignment {
         })
     }
 
-    /// How many token classes there are (the blank is one more).
-    pub fn token_classes(&self) -> usize {
-        self.class_of.len()
-    }
 
     /// The per-label CTC loss of one clip's speech rows `[n, d]` against its transcript's token
     /// ids, or `None` when the clip has too few rows for its labels (or no labels): such clips

@@ -697,8 +697,8 @@ pub fn train(
         let mut enc_secs = 0.0;
         let mut sums: HashMap<usize, Tensor> = HashMap::new();
         let (mut loss_sum, mut items, mut tokens, mut targets) = (0.0f64, 0, 0, 0);
-        let (mut scored_micro, mut ctc_sum, mut ctc_micro) = (0usize, 0.0f64, 0usize);
-        let (mut attr_sum, mut attr_micro) = (0.0f64, 0usize);
+        let mut scored_micro = 0usize;
+        let (mut ctc_mean, mut attr_mean) = (TermMean::default(), TermMean::default());
         let mut ctc_skipped = 0;
         for micro in 0..opts.accum {
             let picked: Vec<&Example> = (0..opts.batch).map(|_| &examples[order.next()]).collect();
@@ -734,13 +734,6 @@ pub fn train(
                 .map(|ex| ex.audio.as_ref().and_then(|_| embedded.next()))
                 .collect();
             let mut objective: Option<Tensor> = None;
-            let weighted = |t: Tensor, w: f32| -> Result<Tensor, String> {
-                if w == 1.0 {
-                    Ok(t)
-                } else {
-                    t.scale(w).map_err(|e| e.to_string())
-                }
-            };
             if opts.llm_weight > 0.0 {
                 let bl = batch_loss(&model, &picked, &speech)?;
                 tokens += bl.tokens;
@@ -753,25 +746,13 @@ pub fn train(
                 let (term, skipped) = ctc.batch_loss(&model, &speech, &labels)?;
                 ctc_skipped += skipped;
                 if let Some(term) = term {
-                    ctc_sum += term.to_scalar_f32().map_err(|e| e.to_string())? as f64;
-                    ctc_micro += 1;
-                    let term = weighted(term, opts.ctc_weight)?;
-                    objective = Some(match objective {
-                        Some(o) => o.add(&term).map_err(|e| e.to_string())?,
-                        None => term,
-                    });
+                    objective = add_term(objective, term, opts.ctc_weight, &mut ctc_mean)?;
                 }
             }
             if let Some(attributes) = &attributes {
                 let targets: Vec<&[_]> = picked.iter().map(|e| e.attributes.as_slice()).collect();
                 if let Some(term) = attributes.batch_loss(&speech, &targets)? {
-                    attr_sum += term.to_scalar_f32().map_err(|e| e.to_string())? as f64;
-                    attr_micro += 1;
-                    let term = weighted(term, opts.attr_weight)?;
-                    objective = Some(match objective {
-                        Some(o) => o.add(&term).map_err(|e| e.to_string())?,
-                        None => term,
-                    });
+                    objective = add_term(objective, term, opts.attr_weight, &mut attr_mean)?;
                 }
             }
             items += picked.len();
@@ -841,12 +822,8 @@ pub fn train(
         let rec = StepRecord {
             step,
             loss: (loss_sum / scored_micro.max(1) as f64) as f32,
-            ctc_loss: ctc
-                .as_ref()
-                .map(|_| (ctc_sum / ctc_micro.max(1) as f64) as f32),
-            attr_loss: attributes
-                .as_ref()
-                .map(|_| (attr_sum / attr_micro.max(1) as f64) as f32),
+            ctc_loss: ctc.as_ref().map(|_| ctc_mean.value()),
+            attr_loss: attributes.as_ref().map(|_| attr_mean.value()),
             lr,
             grad_norm: norm,
             items,
@@ -872,6 +849,47 @@ pub fn train(
         }
     }
     Ok(summary)
+}
+
+/// The running mean of an auxiliary term over a step's micro-batches, as logged.
+#[derive(Default)]
+struct TermMean {
+    sum: f64,
+    count: usize,
+}
+
+impl TermMean {
+    fn value(&self) -> f32 {
+        (self.sum / self.count.max(1) as f64) as f32
+    }
+}
+
+/// `w·t` (`t` itself for weight 1, so the paper's recipe runs the same ops as before the weights
+/// existed).
+fn weighted(t: Tensor, w: f32) -> Result<Tensor, String> {
+    if w == 1.0 {
+        Ok(t)
+    } else {
+        t.scale(w).map_err(|e| e.to_string())
+    }
+}
+
+/// `objective + weight·term` (just the weighted term when there is no objective yet), noting
+/// the unweighted term's value in `mean`.
+fn add_term(
+    objective: Option<Tensor>,
+    term: Tensor,
+    weight: f32,
+    mean: &mut TermMean,
+) -> Result<Option<Tensor>, String> {
+    let msg = |e: crate::engine::Error| e.to_string();
+    mean.sum += term.to_scalar_f32().map_err(msg)? as f64;
+    mean.count += 1;
+    let term = weighted(term, weight)?;
+    Ok(Some(match objective {
+        Some(o) => o.add(&term).map_err(msg)?,
+        None => term,
+    }))
 }
 
 /// The loss weights must be finite and non-negative, score something, and use CTC only where

@@ -20,10 +20,10 @@ $train --stage 1 --out "$work/s1" --from "$work/s0" --ctc-weight 0.5 --attr-weig
   --steps 400 --batch 4 --lr 0.001 --warmup 30 --save-every 50
 # Stage II: text-only natural instruction -> task tags; LoRA only.
 $train --stage 2 --out "$work/s2" --from "$work/s1" \
-  --steps 100 --batch 4 --lr 0.001 --warmup 10 --save-every 50
+  --steps 300 --batch 4 --lr 0.001 --warmup 10 --save-every 50
 # Stage III: natural instruction + audio -> tags + answer; adapter + LoRA.
 $train --stage 3 --out "$work/s3" --from "$work/s2" --ctc-weight 0.5 --attr-weight 0.5 \
-  --steps 400 --batch 4 --lr 0.001 --warmup 10 --save-every 50
+  --steps 600 --batch 4 --lr 0.001 --warmup 10 --save-every 50
 $osum ship --checkpoint "$work/s3" --out "$work/shipped"
 $osum --device cpu-bf16 eval --manifest "$work/data/test.jsonl" --preset osum-tiny \
   --checkpoint "$work/shipped" --limit 120 --max-new-tokens 40 --compare-fixed --json

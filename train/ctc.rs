@@ -98,7 +98,6 @@ impl CtcAlignment {
         })
     }
 
-
     /// The per-label CTC loss of one clip's speech rows `[n, d]` against its transcript's token
     /// ids, or `None` when the clip has too few rows for its labels (or no labels): such clips
     /// are left out of the CTC term, and the caller counts them.

@@ -82,7 +82,8 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0.0)]
     attr_weight: f32,
     /// Weight of the answer (LLM cross-entropy) loss; 0 skips the LLM entirely, so with
-    /// --ctc-weight only the adapter trains, at a fraction of the cost per item.
+    /// --ctc-weight and/or --attr-weight only the adapter trains, at a fraction of the cost per
+    /// item.
     #[arg(long, default_value_t = 1.0)]
     llm_weight: f32,
     /// Checkpoint every this many steps (and at the end).

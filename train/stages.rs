@@ -104,7 +104,6 @@ pub fn examples(
     model: &OsumModel,
     aux: AuxLabels,
 ) -> Result<Vec<Example>, String> {
-    let ctc = aux.ctc;
     let end = model.answer_end_id()?;
     let mut out = Vec::new();
     for (i, item) in manifest.items.iter().enumerate() {
@@ -119,7 +118,7 @@ pub fn examples(
             .encode(&target)
             .map_err(|e| at(e.to_string()))?;
         ids.push(end);
-        let ctc_labels = match (&item.transcript, ctc && item.audio.is_some()) {
+        let ctc_labels = match (&item.transcript, aux.ctc && item.audio.is_some()) {
             (Some(t), true) => Some(
                 model
                     .text
@@ -216,7 +215,7 @@ pub struct TrainOptions {
     pub ctc_weight: f32,
     /// Weight of the auxiliary attribute alignment loss (train/attributes.rs); 0 = off.
     pub attr_weight: f32,
-    /// Weight of the answer loss; 0 skips the LLM (CTC-only adapter training).
+    /// Weight of the answer loss; 0 skips the LLM (adapter-only training on the alignment terms).
     pub llm_weight: f32,
     /// Write a checkpoint every this many steps (and at the end).
     pub save_every: u64,
@@ -756,7 +755,8 @@ pub fn train(
                 }
             }
             items += picked.len();
-            // A micro-batch with nothing to score (CTC only, every clip too short) adds nothing.
+            // A micro-batch with nothing to score (alignment terms only, and no clip qualifies) adds
+            // nothing.
             let Some(objective) = objective else { continue };
             let l = objective.to_scalar_f32().map_err(|e| e.to_string())?;
             if !l.is_finite() {

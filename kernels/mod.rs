@@ -311,10 +311,22 @@ pub(crate) fn need_f32(
     g: &GmF32,
     want: usize,
 ) -> KernelResult<()> {
-    if g.len < want {
+    need_len(kernel, what, g.len, want, "floats")
+}
+
+/// An error naming `kernel` and the operand unless it holds (`have`) at least `want` `unit`s:
+/// the one operand-length check behind [`need_f32`] and `nn::need_bytes`.
+pub(crate) fn need_len(
+    kernel: &'static str,
+    what: &str,
+    have: usize,
+    want: usize,
+    unit: &str,
+) -> KernelResult<()> {
+    if have < want {
         return Err(tiling_error(
             kernel,
-            format!("{what} holds {} floats, needs {want}", g.len),
+            format!("{what} holds {have} {unit}, needs {want}"),
         ));
     }
     Ok(())
@@ -504,12 +516,7 @@ pub fn matmul_f32(
         ("Bt", &bt, need(shape.n, shape.ldb, shape.k)),
         ("C", &c, need(shape.m, shape.ldc, shape.n)),
     ] {
-        if g.len < want {
-            return Err(tiling_error(
-                KERNEL,
-                format!("{name} range holds {} elements, needs {want}", g.len),
-            ));
-        }
+        need_f32(KERNEL, name, g, want)?;
     }
     // SAFETY: ranges checked against live allocations and against the shape above; the entry's
     // signature matches kernels/sim/launch_entries.cpp.

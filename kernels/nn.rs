@@ -5,8 +5,9 @@
 //! runtime); the simulator enforces them on every launch.
 
 use super::{
-    attention_tiling, launched, need_f32, set_attention_mask, tiling_error, AttentionMask,
-    AttentionShape, AttentionTiling, Gm, GmF32, KernelResult, LaunchStats, AIC_CORES, AIV_CORES,
+    attention_tiling, launched, need_f32, need_len, set_attention_mask, tiling_error,
+    AttentionMask, AttentionShape, AttentionTiling, Gm, GmF32, KernelResult, LaunchStats,
+    AIC_CORES, AIV_CORES,
 };
 use crate::engine::device::AdamWParams;
 use crate::ffi::{DeviceMemory, Stream};
@@ -343,13 +344,7 @@ pub(crate) fn need_bytes(
     g: &GmBytes,
     want: usize,
 ) -> KernelResult<()> {
-    if g.len < want {
-        return Err(tiling_error(
-            kernel,
-            format!("{what} holds {} bytes, needs {want}", g.len),
-        ));
-    }
-    Ok(())
+    need_len(kernel, what, g.len, want, "bytes")
 }
 
 /// Blocks for `units` independent units of work on the vector cores.

@@ -3,10 +3,16 @@
 //! a woman speaking?"), wrappers that make a clause a sentence ("Could you …?") and connectors that
 //! join the clauses of a task combination ("first …, then …").
 //!
-//! Every list is split by position, fixed across seeds: one entry in four (one question in three)
+//! Every list is split by position, fixed across seeds: every fourth entry (every third question)
 //! belongs to the held-out side. Training and dev instructions are built only from training
 //! entries and test instructions only from held-out ones, so no test wording — not even a clause
 //! of it — appears in training.
+//!
+//! Entries appended after a list's last held-out one are training-only; they widen training
+//! without changing a single test instruction. They were added because words that name the audio
+//! ("recording", "clip", "hear") first occurred almost only in ASR and event wordings, and a model
+//! trained on them read any such word as a request for a transcript. The appended entries name the
+//! audio for every task (and give ASR wordings that do not); none is a held-out wording.
 
 use crate::engine::Rng;
 use crate::model::tags::Task;
@@ -27,6 +33,9 @@ fn clauses(task: Task) -> &'static [&'static str] {
             "note down the words in the clip",
             "put the spoken sentence into writing",
             "produce a transcription of this clip",
+            "repeat the sentence word for word",
+            "give me the exact words",
+            "write the sentence down",
         ],
         Task::Gender => &[
             "tell me the speaker's gender",
@@ -41,6 +50,9 @@ fn clauses(task: Task) -> &'static [&'static str] {
             "label the speaker's gender",
             "judge whether the voice belongs to a man or a woman",
             "report the sex of the talker",
+            "tell me whether the voice in the recording is male or female",
+            "say if the person you hear is a man or a woman",
+            "identify the gender of the voice in this audio",
         ],
         Task::Age => &[
             "estimate the speaker's age group",
@@ -55,6 +67,9 @@ fn clauses(task: Task) -> &'static [&'static str] {
             "work out the speaker's age bracket",
             "label the age of the voice",
             "report which age group the speaker is in",
+            "tell me the age group of the person in the recording",
+            "say whether the voice you hear is a child's, an adult's or an old person's",
+            "estimate how old the person in this audio is",
         ],
         Task::Emotion => &[
             "tell me the speaker's emotion",
@@ -69,6 +84,9 @@ fn clauses(task: Task) -> &'static [&'static str] {
             "judge the emotional tone of the speech",
             "label the emotion of the talker",
             "work out how the person is feeling",
+            "tell me what emotion you hear in the recording",
+            "describe the mood of the voice in this audio",
+            "say how the person in the clip feels",
         ],
         Task::Style => &[
             "describe the speaking style",
@@ -83,6 +101,9 @@ fn clauses(task: Task) -> &'static [&'static str] {
             "label the style of the speech",
             "work out the speaking manner",
             "tell me the style of delivery",
+            "describe how the words in the recording are spoken",
+            "tell me the speaking style you hear in this audio",
+            "say whether the person in the clip whispers, shouts or speaks normally",
         ],
         Task::Event => &[
             "name the sound event in the clip",
@@ -97,6 +118,9 @@ fn clauses(task: Task) -> &'static [&'static str] {
             "label the non-speech event",
             "work out what other noise is in the recording",
             "tell me what sound accompanies the speech",
+            "tell me which sound, other than the voice, is there",
+            "name the noise that occurs alongside the words",
+            "identify any sound that is not speech",
         ],
         Task::Srwt | Task::Chat => &[],
     }
@@ -112,6 +136,8 @@ fn questions(task: Task) -> &'static [&'static str] {
             "Can you tell what this person is saying?",
             "What did you hear in this clip?",
             "Which sentence is spoken here?",
+            "What sentence does the person say?",
+            "What exactly was said?",
         ],
         Task::Gender => &[
             "Is that a man or a woman speaking?",
@@ -120,6 +146,8 @@ fn questions(task: Task) -> &'static [&'static str] {
             "What gender is the speaker?",
             "Does this voice sound male or female?",
             "Is this a male voice or a female voice?",
+            "Is the voice in this recording a man's or a woman's?",
+            "Do you hear a male or a female speaker?",
         ],
         Task::Age => &[
             "How old does the speaker sound?",
@@ -128,6 +156,8 @@ fn questions(task: Task) -> &'static [&'static str] {
             "Does the voice sound young or old?",
             "Roughly how old is the person speaking?",
             "Which age range fits this voice?",
+            "How old is the person in the recording?",
+            "Do you hear a child, an adult or an elderly speaker?",
         ],
         Task::Emotion => &[
             "How does the speaker feel?",
@@ -136,6 +166,8 @@ fn questions(task: Task) -> &'static [&'static str] {
             "What is the mood of this voice?",
             "Which emotion does the voice express?",
             "How is the person feeling?",
+            "What feeling do you hear in this audio?",
+            "Does the person in the clip sound happy, sad or angry?",
         ],
         Task::Style => &[
             "How is the person speaking?",
@@ -144,6 +176,8 @@ fn questions(task: Task) -> &'static [&'static str] {
             "Is this speech fast, slow or normal?",
             "In what manner is the speaker talking?",
             "Which speaking style do you hear?",
+            "How are the words in this recording delivered?",
+            "Do you hear whispering, shouting or normal speech?",
         ],
         Task::Event => &[
             "What sound can you hear besides the speech?",
@@ -152,6 +186,8 @@ fn questions(task: Task) -> &'static [&'static str] {
             "What non-speech sound is in the recording?",
             "What other noise do you hear?",
             "Which vocal event is present?",
+            "Besides the voice, what sound is in the audio?",
+            "Do you hear a laugh, a cough or some other sound?",
         ],
         Task::Srwt | Task::Chat => &[],
     }
@@ -167,6 +203,9 @@ const WRAPPERS: &[&str] = &[
     "Can you {}?",
     "Kindly {}.",
     "Listen and {}.",
+    "Based on the audio, {}.",
+    "After hearing the clip, {}.",
+    "Here is a recording; {}.",
 ];
 
 /// Connectors for two clauses.
@@ -316,6 +355,24 @@ mod tests {
                 assert!(!train.iter().any(|s| s.contains(c)), "{c}");
             }
         }
+    }
+
+    #[test]
+    fn appended_entries_leave_the_held_out_side_as_it_was() {
+        // The test split's wordings stay fixed while training lists grow (module doc): each list
+        // keeps the held-out entries it had when the benchmark was first generated.
+        for t in Task::ALL {
+            if !clauses(t).is_empty() {
+                assert_eq!(side(clauses(t), 4, true).len(), 3, "{t:?} clauses");
+                assert_eq!(side(questions(t), 3, true).len(), 2, "{t:?} questions");
+            }
+        }
+        assert_eq!(
+            side(WRAPPERS, 4, true),
+            ["I'd like you to {}.", "Listen and {}."]
+        );
+        assert_eq!(side(JOIN2, 4, true).len(), 2);
+        assert_eq!(side(JOIN3, 4, true).len(), 2);
     }
 
     #[test]

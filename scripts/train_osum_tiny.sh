@@ -14,7 +14,7 @@ $osum synth --out "$work/data" --seed 1 --size default
 # transcript's token embeddings, and the mean row against the label words (train/ctc.rs,
 # train/attributes.rs). About 0.04 CPU-s per item.
 $train --stage 1 --out "$work/s0" --llm-weight 0 --ctc-weight 1 --attr-weight 1 \
-  --steps 3000 --batch 16 --lr 0.003 --warmup 100 --save-every 250
+  --steps 5000 --batch 16 --lr 0.003 --warmup 100 --save-every 250
 # Stage I, part 2: fixed task tags + audio -> adapter + LoRA, keeping half-weight alignment terms.
 $train --stage 1 --out "$work/s1" --from "$work/s0" --ctc-weight 0.5 --attr-weight 0.5 \
   --steps 400 --batch 4 --lr 0.001 --warmup 30 --save-every 50

@@ -258,6 +258,11 @@ pub const COMBOS: &[&[Task]] = {
     ]
 };
 
+/// Every `PERIOD`-th clause, wrapper and connector is held out (module doc).
+const PERIOD: usize = 4;
+/// Every `QUESTION_PERIOD`-th whole question is held out (the question lists are shorter).
+const QUESTION_PERIOD: usize = 3;
+
 /// The entries of `list` on one side of the split: every `period`-th (from `period - 1`) is held out.
 fn side<T: Copy>(list: &[T], period: usize, held_out: bool) -> Vec<T> {
     list.iter()
@@ -283,7 +288,7 @@ fn capitalize(s: &str) -> String {
 /// `held_out`. Clauses are mentioned in a random order (the answer order stays fixed).
 pub fn instruction(rng: &mut Rng, tasks: &[Task], held_out: bool) -> String {
     if tasks.len() == 1 && rng.below(2) == 0 {
-        let qs = side(questions(tasks[0]), 3, held_out);
+        let qs = side(questions(tasks[0]), QUESTION_PERIOD, held_out);
         if !qs.is_empty() {
             return pick(rng, &qs).to_string();
         }
@@ -294,20 +299,20 @@ pub fn instruction(rng: &mut Rng, tasks: &[Task], held_out: bool) -> String {
     }
     let parts: Vec<&str> = mentioned
         .iter()
-        .map(|&t| pick(rng, &side(clauses(t), 4, held_out)))
+        .map(|&t| pick(rng, &side(clauses(t), PERIOD, held_out)))
         .collect();
     let joined = match parts.as_slice() {
         [a] => a.to_string(),
-        [a, b] => pick(rng, &side(JOIN2, 4, held_out))
+        [a, b] => pick(rng, &side(JOIN2, PERIOD, held_out))
             .replace("{a}", a)
             .replace("{b}", b),
-        [a, b, c, ..] => pick(rng, &side(JOIN3, 4, held_out))
+        [a, b, c, ..] => pick(rng, &side(JOIN3, PERIOD, held_out))
             .replace("{a}", a)
             .replace("{b}", b)
             .replace("{c}", c),
         [] => String::new(),
     };
-    capitalize(&pick(rng, &side(WRAPPERS, 4, held_out)).replace("{}", &joined))
+    capitalize(&pick(rng, &side(WRAPPERS, PERIOD, held_out)).replace("{}", &joined))
 }
 
 #[cfg(test)]
@@ -351,7 +356,7 @@ mod tests {
         );
         assert!(train.is_disjoint(&test));
         for t in Task::ALL {
-            for c in side(clauses(t), 4, true) {
+            for c in side(clauses(t), PERIOD, true) {
                 assert!(!train.iter().any(|s| s.contains(c)), "{c}");
             }
         }
@@ -363,16 +368,20 @@ mod tests {
         // keeps the held-out entries it had when the benchmark was first generated.
         for t in Task::ALL {
             if !clauses(t).is_empty() {
-                assert_eq!(side(clauses(t), 4, true).len(), 3, "{t:?} clauses");
-                assert_eq!(side(questions(t), 3, true).len(), 2, "{t:?} questions");
+                assert_eq!(side(clauses(t), PERIOD, true).len(), 3, "{t:?} clauses");
+                assert_eq!(
+                    side(questions(t), QUESTION_PERIOD, true).len(),
+                    2,
+                    "{t:?} questions"
+                );
             }
         }
         assert_eq!(
-            side(WRAPPERS, 4, true),
+            side(WRAPPERS, PERIOD, true),
             ["I'd like you to {}.", "Listen and {}."]
         );
-        assert_eq!(side(JOIN2, 4, true).len(), 2);
-        assert_eq!(side(JOIN3, 4, true).len(), 2);
+        assert_eq!(side(JOIN2, PERIOD, true).len(), 2);
+        assert_eq!(side(JOIN3, PERIOD, true).len(), 2);
     }
 
     #[test]

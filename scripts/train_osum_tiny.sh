@@ -25,5 +25,8 @@ $train --stage 2 --out "$work/s2" --from "$work/s1" \
 $train --stage 3 --out "$work/s3" --from "$work/s2" --ctc-weight 0.5 --attr-weight 0.5 \
   --steps 600 --batch 4 --lr 0.001 --warmup 10 --save-every 50
 $osum ship --checkpoint "$work/s3" --out "$work/shipped"
+# The whole held-out test split (the targets), then its first 120 items beside the fixed tag prompts.
+$osum --device cpu-bf16 eval --manifest "$work/data/test.jsonl" --preset osum-tiny \
+  --checkpoint "$work/shipped" --max-new-tokens 40 --json
 $osum --device cpu-bf16 eval --manifest "$work/data/test.jsonl" --preset osum-tiny \
   --checkpoint "$work/shipped" --limit 120 --max-new-tokens 40 --compare-fixed --json

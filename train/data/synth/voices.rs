@@ -49,7 +49,7 @@ use Engine::{Espeak as E, Flite as F};
 /// Every voice. The held-out ones (3 female, 3 male, one of them a flite voice) were chosen once
 /// and stay fixed across seeds, so test results of different runs are comparable.
 ///
-/// The training voices after `kal16` (and `grandma`) were added later to give the gender task
+/// `grandma` and the training voices after `kal16` were added later to give the gender task
 /// more male voices to generalise from: with eleven, the model called unseen male voices
 /// `female` once their pitch was raised (the child and surprise proxies). They are variants
 /// whose files give `gender male` or, for `Michael`, `Jacky` and `robert` (no gender line), a

@@ -17,6 +17,7 @@
 pub mod dsp;
 pub mod events;
 pub mod instructions;
+pub mod made_voices;
 pub mod prosody;
 pub mod render;
 pub mod sentences;
@@ -403,6 +404,7 @@ pub fn generate(
     }
     prepare_out(out)?;
     let work = out.join(".work");
+    made_voices::prepare(&work)?;
     let done = AtomicUsize::new(0);
     let total = plan.clips.len();
     let lengths: Vec<f32> = plan

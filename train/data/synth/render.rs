@@ -6,6 +6,7 @@
 
 use super::dsp::{self, samples, RATE};
 use super::events;
+use super::made_voices;
 use super::prosody::Prosody;
 use super::voices::{Engine, Voice, VOICES};
 use super::whispering::whisper;
@@ -88,6 +89,7 @@ pub fn check_tools() -> Result<(), String> {
         .filter(|v| match v.engine {
             Engine::Flite => !flite.split_whitespace().any(|w| w == v.name),
             Engine::Espeak => !espeak.contains(&format!("!v/{} ", v.name)),
+            Engine::EspeakMade => false,
         })
         .map(|v| v.id())
         .collect();
@@ -139,11 +141,15 @@ pub fn render_clip(spec: &ClipSpec, work: &Path, out: &Path) -> Result<f32, Stri
     // 1. Speech synthesis at the engine's own rate.
     let mut sox_pitch_cents = 100.0 * p.spectrum_semitones;
     match spec.voice.engine {
-        Engine::Espeak => {
+        Engine::Espeak | Engine::EspeakMade => {
             // espeak-ng's -p spans about two octaves over 0–99: ~4 steps per semitone.
             let pitch = (50.0 + 4.0 * p.f0_semitones).round().clamp(0.0, 99.0);
             let wpm = (165.0 * p.rate).round().clamp(80.0, 450.0);
-            run(Command::new("espeak-ng")
+            let mut cmd = Command::new("espeak-ng");
+            if spec.voice.engine == Engine::EspeakMade {
+                cmd.arg(format!("--path={}", made_voices::data_root(work).display()));
+            }
+            run(cmd
                 .arg("-v")
                 .arg(format!("en-us+{}", spec.voice.name))
                 .args(["-s", &format!("{wpm}"), "-p", &format!("{pitch}"), "-w"])
@@ -152,11 +158,13 @@ pub fn render_clip(spec: &ClipSpec, work: &Path, out: &Path) -> Result<f32, Stri
         }
         Engine::Flite => {
             sox_pitch_cents += 100.0 * p.f0_semitones;
-            run(Command::new("flite")
-                .args(["-voice", spec.voice.name, "--setf"])
-                .arg(format!("duration_stretch={:.3}", 1.0 / p.rate))
-                .args(["-t", &spec.text, "-o"])
-                .arg(&tts))?;
+            let mut cmd = Command::new("flite");
+            cmd.args(["-voice", spec.voice.name, "--setf"])
+                .arg(format!("duration_stretch={:.3}", 1.0 / p.rate));
+            if let Some(hz) = spec.voice.f0_hz {
+                cmd.arg("--setf").arg(format!("int_f0_target_mean={hz}"));
+            }
+            run(cmd.args(["-t", &spec.text, "-o"]).arg(&tts))?;
         }
     }
     // The event is made first: placing it before the speech means padding the speech.

@@ -9,6 +9,8 @@ pub enum Engine {
     Espeak,
     /// `flite -voice NAME` (diphone / clustergen voices, 16 kHz).
     Flite,
+    /// `espeak-ng -v en-us+NAME` with a variant file the generator writes (made_voices.rs).
+    EspeakMade,
 }
 
 /// One speaker.
@@ -22,16 +24,22 @@ pub struct Voice {
     pub gender: &'static str,
     /// True for the voices only the test split uses.
     pub held_out: bool,
+    /// flite only: the voice's mean pitch moved to this many Hz (`--setf int_f0_target_mean`),
+    /// keeping its formants; `None` speaks at the voice's own pitch.
+    pub f0_hz: Option<u16>,
 }
 
 impl Voice {
     /// The manifest's `speaker` field, e.g. `espeak:f3`, `flite:slt`.
     pub fn id(&self) -> String {
         let engine = match self.engine {
-            Engine::Espeak => "espeak",
+            Engine::Espeak | Engine::EspeakMade => "espeak",
             Engine::Flite => "flite",
         };
-        format!("{engine}:{}", self.name)
+        match self.f0_hz {
+            Some(hz) => format!("{engine}:{}-f0-{hz}", self.name),
+            None => format!("{engine}:{}", self.name),
+        }
     }
 }
 
@@ -41,10 +49,22 @@ const fn v(engine: Engine, name: &'static str, gender: &'static str, held_out: b
         name,
         gender,
         held_out,
+        f0_hz: None,
     }
 }
 
-use Engine::{Espeak as E, Flite as F};
+/// A flite training voice spoken at a mean pitch of `hz`.
+const fn flite_at(name: &'static str, gender: &'static str, hz: u16) -> Voice {
+    Voice {
+        engine: Engine::Flite,
+        name,
+        gender,
+        held_out: false,
+        f0_hz: Some(hz),
+    }
+}
+
+use Engine::{Espeak as E, EspeakMade as M, Flite as F};
 
 /// Every voice. The held-out ones (3 female, 3 male, one of them a flite voice) were chosen once
 /// and stay fixed across seeds, so test results of different runs are comparable.
@@ -96,6 +116,35 @@ pub const VOICES: &[Voice] = &[
     v(E, "Michael", "male", false),
     v(E, "Jacky", "male", false),
     v(E, "robert", "male", false),
+    v(F, "kal", "male", false),
+    flite_at("kal16", "male", 125),
+    flite_at("kal", "male", 145),
+    flite_at("slt", "female", 135),
+    flite_at("slt", "female", 150),
+    v(M, "made-f01", "female", false),
+    v(M, "made-f02", "female", false),
+    v(M, "made-f03", "female", false),
+    v(M, "made-f04", "female", false),
+    v(M, "made-f05", "female", false),
+    v(M, "made-f06", "female", false),
+    v(M, "made-f07", "female", false),
+    v(M, "made-f08", "female", false),
+    v(M, "made-f09", "female", false),
+    v(M, "made-f10", "female", false),
+    v(M, "made-f11", "female", false),
+    v(M, "made-f12", "female", false),
+    v(M, "made-f13", "female", false),
+    v(M, "made-f14", "female", false),
+    v(M, "made-f15", "female", false),
+    v(M, "made-f16", "female", false),
+    v(M, "made-m01", "male", false),
+    v(M, "made-m02", "male", false),
+    v(M, "made-m03", "male", false),
+    v(M, "made-m04", "male", false),
+    v(M, "made-m05", "male", false),
+    v(M, "made-m06", "male", false),
+    v(M, "made-m07", "male", false),
+    v(M, "made-m08", "male", false),
 ];
 
 /// The voices of one side of the split.

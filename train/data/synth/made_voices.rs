@@ -16,7 +16,7 @@
 //! - a spectral `tone` line (one of the stock training variants' lines) on a third of them.
 //!
 //! espeak-ng reads variants only from its data directory, so [`prepare`] builds one under the
-//! synth's work folder: links to the installed phoneme data, English dictionary and languages,
+//! synth's work folder: a copy of the installed phoneme data, English dictionary and languages,
 //! plus the made variant files; clips of made voices are spoken with `--path` pointing there.
 
 use super::voices::{Engine, Voice, VOICES};
@@ -92,13 +92,27 @@ fn installed_data() -> Result<PathBuf, String> {
     Ok(PathBuf::from(dir))
 }
 
+/// Copy a file, or a folder with everything in it (copies rather than links, which would need a
+/// Unix-only call; the English data is about 1.5 MB and removed with the work folder).
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    if !from.is_dir() {
+        return std::fs::copy(from, to).map(|_| ());
+    }
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        copy_tree(&entry.path(), &to.join(entry.file_name()))?;
+    }
+    Ok(())
+}
+
 /// The folder to give espeak-ng as `--path` for made voices, under `work`.
 pub fn data_root(work: &Path) -> PathBuf {
     work.join("espeak")
 }
 
-/// Build [`data_root`]`(work)`: an `espeak-ng-data` that links the installed data English needs
-/// and holds every made voice's variant file.
+/// Build [`data_root`]`(work)`: an `espeak-ng-data` with a copy of the installed data English
+/// needs and every made voice's variant file.
 pub fn prepare(work: &Path) -> Result<(), String> {
     let installed = installed_data()?;
     let data = data_root(work).join("espeak-ng-data");
@@ -117,9 +131,7 @@ pub fn prepare(work: &Path) -> Result<(), String> {
         if !from.exists() {
             return Err(format!("espeak-ng data is missing {}", from.display()));
         }
-        if !to.exists() {
-            std::os::unix::fs::symlink(&from, &to).map_err(fail)?;
-        }
+        copy_tree(&from, &to).map_err(fail)?;
     }
     for voice in VOICES.iter().filter(|v| v.engine == Engine::EspeakMade) {
         std::fs::write(variants.join(voice.name), variant_file(voice)).map_err(fail)?;
@@ -182,6 +194,21 @@ mod tests {
         assert!(female.len() >= 8 && male.len() >= 4);
         assert!(female.iter().all(|&p| (120..=205).contains(&p)));
         assert!(male.iter().all(|&p| (62..=115).contains(&p)));
+    }
+
+    #[test]
+    fn prepare_builds_a_data_folder_from_which_espeak_ng_lists_every_made_voice() {
+        if Command::new("espeak-ng").arg("--version").output().is_err() {
+            eprintln!("skipped: espeak-ng is not installed (`osum setup` installs it)");
+            return;
+        }
+        let work = std::env::temp_dir().join(format!("osum-made-voices-{}", std::process::id()));
+        let result = prepare(&work);
+        // Twice: a second synth into the same work folder overwrites what the first left.
+        let again = prepare(&work);
+        let _ = std::fs::remove_dir_all(&work);
+        result.unwrap();
+        again.unwrap();
     }
 
     #[test]

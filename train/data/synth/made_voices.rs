@@ -1,11 +1,11 @@
 //! espeak-ng voice variants made by the generator, for training only: more speakers for the
 //! gender task to generalise from than the stock variant files offer.
 //!
-//! Why: with the stock voices alone, a linear probe on the frozen encoder's pooled features and
-//! the trained model both miss the same held-out voices (a female voice whose formants sit in the
-//! male range, a male flite voice pitched between the flite genders). A gender classifier learned
-//! from ~20 voices per gender keys on whatever those few voices share; many voices spread over
-//! each gender's range teach it the cues that hold across speakers.
+//! Why: trained with the stock voices alone, osum-tiny's gender misses on the test split sat on
+//! two or three held-out voices (README, "The shipped osum-tiny"): a female voice whose formants
+//! sit in the male range, a male flite voice pitched between the flite genders. A gender reading
+//! learned from ~20 voices per gender keys on whatever those few voices share; many voices spread
+//! over each gender's range push it towards the cues that hold across speakers.
 //!
 //! Each made voice is a variant file (`pitch`, `formant`, `flutter` and optionally `tone` lines,
 //! the format of `espeak-ng-data/voices/!v/`) drawn from a generator seeded by the voice's name,

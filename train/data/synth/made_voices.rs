@@ -19,6 +19,7 @@
 //! synth's work folder: a copy of the installed phoneme data, English dictionary and languages,
 //! plus the made variant files; clips of made voices are spoken with `--path` pointing there.
 
+use super::render::{lists_variant, stdout_of};
 use super::voices::{Engine, Voice, VOICES};
 use crate::engine::Rng;
 use std::path::{Path, PathBuf};
@@ -78,11 +79,7 @@ pub fn variant_file(voice: &Voice) -> String {
 
 /// The installed espeak-ng data directory (`espeak-ng --version` names it).
 fn installed_data() -> Result<PathBuf, String> {
-    let out = Command::new("espeak-ng")
-        .arg("--version")
-        .output()
-        .map_err(|e| format!("espeak-ng --version: {e}"))?;
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = stdout_of(Command::new("espeak-ng").arg("--version"))?;
     let dir = text
         .split("Data at:")
         .nth(1)
@@ -139,16 +136,15 @@ pub fn prepare(work: &Path) -> Result<(), String> {
     // espeak-ng speaks an unknown variant with its default voice and exits 0, so check that it
     // sees every made variant rather than let a clip silently get the wrong speaker.
     let root = data_root(work);
-    let out = Command::new("espeak-ng")
-        .arg(format!("--path={}", root.display()))
-        .arg("--voices=variant")
-        .output()
-        .map_err(|e| format!("espeak-ng --voices: {e}"))?;
-    let listing = String::from_utf8_lossy(&out.stdout);
+    let listing = stdout_of(
+        Command::new("espeak-ng")
+            .arg(format!("--path={}", root.display()))
+            .arg("--voices=variant"),
+    )?;
     let unseen: Vec<&str> = VOICES
         .iter()
         .filter(|v| v.engine == Engine::EspeakMade)
-        .filter(|v| !listing.contains(&format!("!v/{} ", v.name)))
+        .filter(|v| !lists_variant(&listing, v.name))
         .map(|v| v.name)
         .collect();
     if !unseen.is_empty() {

@@ -75,20 +75,13 @@ pub fn check_tools() -> Result<(), String> {
             missing.join(", ")
         ));
     }
-    let listing = |tool: &str, arg: &str| -> Result<String, String> {
-        let out = Command::new(tool)
-            .arg(arg)
-            .output()
-            .map_err(|e| format!("{tool} {arg}: {e}"))?;
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    };
-    let flite = listing("flite", "-lv")?;
-    let espeak = listing("espeak-ng", "--voices=variant")?;
+    let flite = stdout_of(Command::new("flite").arg("-lv"))?;
+    let espeak = stdout_of(Command::new("espeak-ng").arg("--voices=variant"))?;
     let absent: Vec<String> = VOICES
         .iter()
         .filter(|v| match v.engine {
             Engine::Flite => !flite.split_whitespace().any(|w| w == v.name),
-            Engine::Espeak => !espeak.contains(&format!("!v/{} ", v.name)),
+            Engine::Espeak => !lists_variant(&espeak, v.name),
             Engine::EspeakMade => false,
         })
         .map(|v| v.id())
@@ -100,6 +93,19 @@ pub fn check_tools() -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// What a command prints to stdout (for listings and version lines).
+pub(super) fn stdout_of(cmd: &mut Command) -> Result<String, String> {
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot run {:?}: {e}", cmd.get_program()))?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Whether `espeak-ng --voices=variant` output lists the variant `name`.
+pub(super) fn lists_variant(listing: &str, name: &str) -> bool {
+    listing.contains(&format!("!v/{name} "))
 }
 
 fn run(cmd: &mut Command) -> Result<(), String> {

@@ -12,8 +12,7 @@
 pub struct Prosody {
     /// Speaking-rate multiplier (espeak-ng `-s`, flite `duration_stretch`).
     pub rate: f32,
-    /// Fundamental-frequency shift in semitones, formants kept (espeak-ng `-p`, flite `f0_shift`;
-    /// sox `pitch` for the one flite voice that ignores it, see `voices::flite_moves_f0`).
+    /// Fundamental-frequency shift in semitones (espeak-ng `-p`; flite: sox `pitch`).
     pub f0_semitones: f32,
     /// Whole-spectrum shift in semitones, formants included (sox `pitch`): the child proxy's
     /// smaller vocal tract.

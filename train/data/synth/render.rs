@@ -8,7 +8,7 @@ use super::dsp::{self, samples, RATE};
 use super::events;
 use super::made_voices;
 use super::prosody::Prosody;
-use super::voices::{flite_moves_f0, Engine, Voice, VOICES};
+use super::voices::{Engine, Voice, VOICES};
 use super::whispering::whisper;
 use crate::engine::Rng;
 use std::path::{Path, PathBuf};
@@ -163,23 +163,12 @@ pub fn render_clip(spec: &ClipSpec, work: &Path, out: &Path) -> Result<f32, Stri
                 .arg(&spec.text))?;
         }
         Engine::Flite => {
+            sox_pitch_cents += 100.0 * p.f0_semitones;
             let mut cmd = Command::new("flite");
             cmd.args(["-voice", spec.voice.name, "--setf"])
                 .arg(format!("duration_stretch={:.3}", 1.0 / p.rate));
             if let Some(hz) = spec.voice.f0_hz {
                 cmd.arg("--setf").arg(format!("int_f0_target_mean={hz}"));
-            }
-            // The F0 proxies move F0 alone, as espeak-ng's -p does; sox `pitch` would move the
-            // formants with it and turn a male voice at +7 semitones into a female-sounding one
-            // that is still labelled male. Only voices that ignore flite's F0 settings (rms)
-            // keep the sox shift.
-            if flite_moves_f0(spec.voice.name) {
-                if p.f0_semitones != 0.0 {
-                    cmd.arg("--setf")
-                        .arg(format!("f0_shift={:.4}", 2f32.powf(p.f0_semitones / 12.0)));
-                }
-            } else {
-                sox_pitch_cents += 100.0 * p.f0_semitones;
             }
             run(cmd.args(["-t", &spec.text, "-o"]).arg(&tts))?;
         }
@@ -256,109 +245,4 @@ pub fn render_clip(spec: &ClipSpec, work: &Path, out: &Path) -> Result<f32, Stri
     let _ = std::fs::remove_file(&speech);
     let _ = std::fs::remove_file(&event_wav);
     wav_seconds(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::super::prosody::PLAIN;
-    use super::*;
-    use crate::model::audio::{log_mel, MelMode};
-
-    /// Render `voice` saying a fixed sentence with its F0 moved by `semitones`.
-    fn render(voice: &str, semitones: f32, work: &Path) -> Vec<f32> {
-        let voice = *VOICES
-            .iter()
-            .find(|v| v.engine == Engine::Flite && v.name == voice && v.f0_hz.is_none())
-            .unwrap();
-        let spec = ClipSpec {
-            id: format!("{}-{semitones}", voice.name),
-            voice,
-            text: "the quick brown fox jumped over the lazy dog near the river bank".into(),
-            prosody: Prosody {
-                f0_semitones: semitones,
-                ..PLAIN
-            },
-            event: None,
-            seed: 1,
-        };
-        let out = work.join(format!("{}.wav", spec.id));
-        render_clip(&spec, work, &out).unwrap();
-        read_samples(&out).unwrap()
-    }
-
-    /// The mean log-mel profile `[80]` of the louder half of the frames (the voiced speech).
-    fn mel_profile(samples: &[f32]) -> Vec<f32> {
-        let (mel, t) = log_mel(samples, MelMode::Osum);
-        let energy: Vec<f32> = (0..t)
-            .map(|f| (0..80).map(|b| mel[b * t + f]).sum())
-            .collect();
-        let mut sorted = energy.clone();
-        sorted.sort_by(f32::total_cmp);
-        let median = sorted[t / 2];
-        let loud: Vec<usize> = (0..t).filter(|&f| energy[f] > median).collect();
-        (0..80)
-            .map(|b| loud.iter().map(|&f| mel[b * t + f]).sum::<f32>() / loud.len() as f32)
-            .collect()
-    }
-
-    /// The shift in mel bins (−4..=12) that best lines `moved`'s profile up with `plain`'s over
-    /// bins 10–60 (~0.7–3.5 kHz, the formant region): 0 when the spectral envelope stayed put,
-    /// ~6 for a whole-spectrum shift by a factor of 1.5.
-    fn envelope_shift(plain: &[f32], moved: &[f32]) -> i32 {
-        let centred = |xs: &[f32]| -> Vec<f32> {
-            let m = xs.iter().sum::<f32>() / xs.len() as f32;
-            xs.iter().map(|x| x - m).collect()
-        };
-        let a = centred(&plain[10..60]);
-        let corr = |k: i32| -> f32 {
-            let b = centred(&moved[(10 + k) as usize..(60 + k) as usize]);
-            let ab: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
-            let bb: f32 = b.iter().map(|y| y * y).sum();
-            ab / bb.sqrt().max(1e-6)
-        };
-        (-4..=12)
-            .max_by(|&i, &j| corr(i).total_cmp(&corr(j)))
-            .unwrap()
-    }
-
-    /// The median F0 (Hz) of the clip's loud 40 ms frames by autocorrelation over 60–400 Hz.
-    fn median_f0(xs: &[f32]) -> f32 {
-        let (frame, hop) = (640, 160);
-        let mut f0s = Vec::new();
-        for start in (0..xs.len().saturating_sub(frame)).step_by(hop) {
-            let s = &xs[start..start + frame];
-            let ac = |lag: usize| -> f32 { (0..frame - lag).map(|i| s[i] * s[i + lag]).sum() };
-            let zero = ac(0);
-            // Skip near-silent frames (mean square below 1e-4, i.e. -40 dBFS).
-            if zero < 1e-4 * frame as f32 {
-                continue;
-            }
-            let best = (40..=266).max_by(|&i, &j| ac(i).total_cmp(&ac(j))).unwrap();
-            if ac(best) > 0.5 * zero {
-                f0s.push(16000.0 / best as f32);
-            }
-        }
-        f0s.sort_by(f32::total_cmp);
-        f0s[f0s.len() / 2]
-    }
-
-    #[test]
-    fn flite_f0_proxies_move_f0_and_keep_formants_except_on_rms_where_sox_moves_both() {
-        if check_tools().is_err() {
-            eprintln!("skipped: espeak-ng, flite or sox is missing (`osum setup` installs them)");
-            return;
-        }
-        let work = std::env::temp_dir().join(format!("osum-flite-f0-{}", std::process::id()));
-        std::fs::create_dir_all(&work).unwrap();
-        let (awb, awb_up) = (render("awb", 0.0, &work), render("awb", 7.0, &work));
-        let (rms, rms_up) = (render("rms", 0.0, &work), render("rms", 7.0, &work));
-        let _ = std::fs::remove_dir_all(&work);
-        // +7 semitones is a factor of 1.498 in F0.
-        let ratio = median_f0(&awb_up) / median_f0(&awb);
-        assert!((1.35..1.65).contains(&ratio), "awb F0 ratio {ratio}");
-        let kept = envelope_shift(&mel_profile(&awb), &mel_profile(&awb_up));
-        assert!(kept.abs() <= 1, "awb's envelope moved {kept} mel bins");
-        let moved = envelope_shift(&mel_profile(&rms), &mel_profile(&rms_up));
-        assert!(moved >= 4, "rms's envelope moved only {moved} mel bins");
-    }
 }

@@ -155,14 +155,6 @@ pub const VOICES: &[Voice] = &[
     v(M, "made-m08", "male", false),
 ];
 
-/// Whether flite moves this voice's F0 when asked (`--setf f0_shift=…` and
-/// `int_f0_target_mean`): measured with an autocorrelation pitch estimate, every flite voice here
-/// does except `rms`, whose pitch stays at ~101 Hz whatever either is set to. The synth shifts
-/// that voice's F0 proxies with sox instead (formants move too; render.rs).
-pub fn flite_moves_f0(name: &str) -> bool {
-    name != "rms"
-}
-
 /// The voices of one side of the split.
 pub fn voices(held_out: bool) -> Vec<Voice> {
     VOICES

@@ -7,6 +7,7 @@ mod chat;
 mod demo;
 mod eval;
 pub mod exit;
+mod features;
 mod setup;
 mod ship;
 mod synth;
@@ -110,6 +111,12 @@ pub enum Command {
     ///
     /// Example: osum ship --checkpoint ckpt/stage3 --out assets/osum-tiny
     Ship(ship::ShipArgs),
+    /// Write every speech-encoder layer's output for a manifest's clips, mean- and std-pooled
+    /// over time, to a safetensors file: the input of scripts/probe_encoder_features.py, which
+    /// measures how much of each label a linear probe reads off each layer on held-out voices.
+    ///
+    /// Example: osum features --manifest data/synth/test.jsonl --out test-features.safetensors
+    Features(features::FeaturesArgs),
 }
 
 impl Cli {
@@ -126,7 +133,8 @@ impl Cli {
             | Command::Synth(_)
             | Command::Eval(_)
             | Command::Train(_)
-            | Command::Ship(_) => None,
+            | Command::Ship(_)
+            | Command::Features(_) => None,
         };
         match problem {
             Some((kind, msg)) => Err(Cli::command().error(kind, msg)),
@@ -151,5 +159,6 @@ pub fn run(cmd: Command, device: &str) -> Result<(), String> {
         Command::Eval(args) => eval::run(args, &dev()?),
         Command::Train(args) => train::run(args, &dev()?),
         Command::Ship(args) => ship::run(args),
+        Command::Features(args) => features::run(args, &dev()?),
     }
 }

@@ -262,6 +262,20 @@ impl OsumModel {
     /// log-mel, no padding; at most [`MAX_SECONDS`]). The trainer caches these, since the
     /// encoder never trains (REFERENCE §7, DESIGN "Trainer").
     pub fn encoder_features(&self, samples: &[f32]) -> Result<Tensor> {
+        let mel = self.encoder_input(samples)?;
+        no_grad(|| self.whisper.encoder.forward(&mel)).map_err(msg)
+    }
+
+    /// Every layer's output of the frozen encoder for `samples`, the input stem first and
+    /// [`OsumModel::encoder_features`] last (see `Encoder::forward_layers`).
+    pub fn encoder_layers(&self, samples: &[f32]) -> Result<Vec<Tensor>> {
+        let mel = self.encoder_input(samples)?;
+        no_grad(|| self.whisper.encoder.forward_layers(&mel)).map_err(msg)
+    }
+
+    /// The OSUM log-mel `[1, 80, T]` of 16 kHz mono `samples`, or an error for clips the
+    /// encoder cannot take (longer than 30 s, shorter than two mel frames).
+    fn encoder_input(&self, samples: &[f32]) -> Result<Tensor> {
         let secs = samples.len() as f32 / 16_000.0;
         if secs > MAX_SECONDS {
             return Err(format!(
@@ -275,9 +289,7 @@ impl OsumModel {
                 "the audio is too short ({secs:.3} s): at least 20 ms of speech is needed"
             ));
         }
-        let mel =
-            Tensor::from_vec(mel, &[1, 80, frames], &self.whisper.encoder_device()).map_err(msg)?;
-        no_grad(|| self.whisper.encoder.forward(&mel)).map_err(msg)
+        Tensor::from_vec(mel, &[1, 80, frames], &self.whisper.encoder_device()).map_err(msg)
     }
 
     /// Speech embeddings `[1, n + 2, llm_dim]` (BOS, speech, EOS) of a log-mel `[1, 80, T]`.

@@ -1,75 +1,89 @@
 #!/usr/bin/env python3
-"""How much of each closed-set label a linear probe reads off the frozen encoder's features.
+"""How much of each closed-set label a probe reads off each layer of the frozen speech encoder,
+on voices it never saw.
 
-A diagnostic behind train/attributes.rs: it reads the feature cache that `osum train` fills
-(train/features.rs: one `OSUMFEA1` file per clip, named by a SHA-256 of the encoder name, the
-clip's canonical path, size and mtime), mean/std-pools each clip's frames, holds out whole voices,
-and fits a softmax regression per task by full-batch gradient descent.
+A diagnostic behind train/attributes.rs and the gender target of the README: if a probe fitted on
+the training clips' pooled features reads gender off the test split's held-out voices at 89%, a
+model reading the same features is not expected to do much better, and the remedy lies in the
+features or the training voices, not the training schedule.
 
-Usage: scripts/probe_encoder_features.py DATA_DIR [FEATURE_CACHE] [--hold-out VOICE ...]
-  DATA_DIR       an `osum synth` folder whose train clips have been through `osum train`
-  FEATURE_CACHE  default: $OSUM_HOME/cache/features, else ./models/cache/features
+Input: two files written by `osum features` (train/probe.rs), one for the training clips and one
+for the held-out clips, and the manifests they came from (for the labels and each clip's
+`speaker`). Each clip's features are every encoder layer's mean and std over time.
+
+For each layer (and all layers together) and each task, it standardises the features with the
+training clips' statistics, fits a softmax regression by full-batch gradient descent (1000 steps
+of a step size that cannot diverge, L2 0.01; deterministic) and prints the held-out accuracy.
+`--per-voice` adds the correct count per held-out voice; `--misses` the misses per voice and the
+clip's one varied factor (age, style or emotion; "plain" when none); `--asked` scores only the
+held-out clips whose item asks for the task (the items `osum eval` scores).
+
+Without the held-out files, `--hold-out VOICE ...` scores a few training voices instead, fitted
+on the rest: the way to compare data changes without looking at the test split.
+
+Usage:
+  osum features --manifest DATA/train.jsonl --out train.safetensors
+  osum features --manifest DATA/test.jsonl --out test.safetensors
+  scripts/probe_encoder_features.py DATA/train.jsonl train.safetensors \\
+      [DATA/test.jsonl test.safetensors | --hold-out VOICE ...] \\
+      [--tasks gender style] [--per-voice] [--misses] [--asked]
 Needs numpy.
 """
 import argparse
-import hashlib
+import collections
 import json
-import os
 import struct
 import sys
 
 import numpy as np
 
-ENCODER = "whisper-tiny.en"
 TASKS = ["gender", "style", "age", "emotion", "event"]
+# The factor a synth clip varies, and the value that means "not varied".
+FACTORS = {"age": "adult", "style": "normal", "emotion": "neutral"}
 
 
-def cache_path(cache, audio):
-    path = os.path.realpath(audio)
-    st = os.stat(path)
-    h = hashlib.sha256()
-    for part in [ENCODER.encode(), path.encode(), struct.pack("<Q", st.st_size),
-                 st.st_mtime_ns.to_bytes(16, "little")]:
-        h.update(struct.pack("<Q", len(part)))
-        h.update(part)
-    return os.path.join(cache, h.hexdigest() + ".f32")
+def load_features(path):
+    """The `pooled` tensor [clips, layers, 2d] and the header metadata of an `osum features` file."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    if len(raw) < 8:
+        sys.exit(f"{path}: too short for a safetensors file")
+    (n,) = struct.unpack("<Q", raw[:8])
+    if n > len(raw) - 8:
+        sys.exit(f"{path}: header length {n} runs past the end of the file")
+    header = json.loads(raw[8:8 + n])
+    meta, info = header.get("__metadata__", {}), header.get("pooled")
+    if not info or info.get("dtype") != "F32" or "audio" not in meta:
+        sys.exit(f"{path}: not an `osum features` file (no F32 `pooled` with clip names)")
+    start, end = info["data_offsets"]
+    x = np.frombuffer(raw[8 + n + start:8 + n + end], dtype="<f4").reshape(info["shape"])
+    return x, meta
 
 
-def load_clips(data, cache):
-    feats, items, seen, missing = [], [], set(), 0
-    with open(os.path.join(data, "train.jsonl")) as f:
+def load_labels(manifest, audio):
+    """Each clip's first manifest item (its labels and speaker), in the features' row order."""
+    first = {}
+    with open(manifest) as f:
         for line in f:
             item = json.loads(line)
-            audio = item.get("audio")
-            if not audio or audio in seen:
-                continue
-            seen.add(audio)
-            entry = cache_path(cache, os.path.join(data, audio))
-            if not os.path.exists(entry):
-                missing += 1
-                continue
-            raw = open(entry, "rb").read()
-            if raw[:8] != b"OSUMFEA1":
-                sys.exit(f"{entry}: not a feature cache entry")
-            frames, dim = struct.unpack("<II", raw[8:16])
-            x = np.frombuffer(raw[16:], dtype=np.float32)
-            if x.size != frames * dim:
-                sys.exit(f"{entry}: length does not match its header")
-            x = x.reshape(frames, dim)
-            feats.append(np.concatenate([x.mean(0), x.std(0)]))
-            items.append(item)
-    print(f"{len(items)} clips with cached features, {missing} without", file=sys.stderr)
-    return np.array(feats), items
+            if item.get("audio"):
+                first.setdefault(item["audio"], item)
+    missing = [a for a in audio if a not in first]
+    if missing:
+        sys.exit(f"{manifest}: no item for {len(missing)} clips of the features, e.g. {missing[0]}")
+    return [first[a] for a in audio]
 
 
-def fit_and_score(xtr, ytr, xte, yte, task, steps=300, lr=0.5, l2=1e-3):
-    labels = sorted({y[task] for y in ytr if y.get(task)})
-    tr = [i for i, y in enumerate(ytr) if y.get(task)]
-    te = [i for i, y in enumerate(yte) if y.get(task) in labels]
-    if not tr or not te:
-        return None
-    x, t = xtr[tr], np.array([labels.index(ytr[i][task]) for i in tr])
-    w, b = np.zeros((x.shape[1], len(labels))), np.zeros(len(labels))
+def fit_softmax(x, t, classes, steps=1000, l2=1e-2):
+    # The cross-entropy's Hessian is at most (1/2)·XᵀX/n + l2 (Böhning's bound), so a step of
+    # its inverse never diverges, however correlated the features (power iteration for XᵀX/n).
+    v = np.ones(x.shape[1]) / np.sqrt(x.shape[1])
+    for _ in range(50):
+        v = x.T @ (x @ v) / len(x)
+        top = np.linalg.norm(v)
+        v /= top
+    lr = 1.0 / (0.5 * top + l2)
+    w, b = np.zeros((x.shape[1], classes), x.dtype), np.zeros(classes, x.dtype)
     for _ in range(steps):
         z = x @ w + b
         p = np.exp(z - z.max(1, keepdims=True))
@@ -77,30 +91,90 @@ def fit_and_score(xtr, ytr, xte, yte, task, steps=300, lr=0.5, l2=1e-3):
         p[np.arange(len(t)), t] -= 1
         w -= lr * (x.T @ p / len(t) + l2 * w)
         b -= lr * p.mean(0)
-    t2 = np.array([labels.index(yte[i][task]) for i in te])
-    return (np.argmax(x @ w + b, 1) == t).mean(), (np.argmax(xte[te] @ w + b, 1) == t2).mean(), len(te)
+    return w, b
+
+
+def factor(item):
+    varied = [f"{k}={item[k]}" for k, plain in FACTORS.items() if item.get(k) not in (None, plain)]
+    return ",".join(varied) or "plain"
+
+
+def probe(xtr, ytr, xte, yte, task, asked):
+    """Held-out predictions for `task`, or None when either side has no labels for it; with
+    `asked`, only held-out clips whose item asks for the task are scored (as `osum eval` does)."""
+    labels = sorted({y[task] for y in ytr if y.get(task)})
+    tr = [i for i, y in enumerate(ytr) if y.get(task)]
+    te = [i for i, y in enumerate(yte)
+          if y.get(task) in labels and (not asked or task in y.get("tasks", []))]
+    if not tr or not te:
+        return None
+    mu, sd = xtr[tr].mean(0), xtr[tr].std(0) + 1e-6
+    t = np.array([labels.index(ytr[i][task]) for i in tr])
+    w, b = fit_softmax((xtr[tr] - mu) / sd, t, len(labels))
+    pred = np.argmax((xte[te] - mu) / sd @ w + b, 1)
+    truth = np.array([labels.index(yte[i][task]) for i in te])
+    return te, pred == truth
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("data")
-    home = os.environ.get("OSUM_HOME", "models")
-    ap.add_argument("cache", nargs="?", default=os.path.join(home, "cache", "features"))
-    ap.add_argument("--hold-out", nargs="+",
-                    default=["espeak:f5", "espeak:m8", "flite:rms", "espeak:anika", "espeak:paul"])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("train_manifest")
+    ap.add_argument("train_features")
+    ap.add_argument("test_manifest", nargs="?")
+    ap.add_argument("test_features", nargs="?")
+    ap.add_argument("--hold-out", nargs="+", metavar="VOICE",
+                    default=["espeak:f5", "espeak:m8", "flite:rms", "espeak:anika", "espeak:paul"],
+                    help="without test files: the training voices to hold out and score instead "
+                         "(for choosing data changes without looking at the test split)")
+    ap.add_argument("--tasks", nargs="+", default=TASKS, choices=TASKS)
+    ap.add_argument("--per-voice", action="store_true")
+    ap.add_argument("--misses", action="store_true")
+    ap.add_argument("--asked", action="store_true",
+                    help="score only held-out clips whose item asks for the task, as `osum eval` does")
     a = ap.parse_args()
-    x, items = load_clips(a.data, a.cache)
-    if not items:
-        sys.exit("no cached features: run `osum train` on this data first")
-    held = set(a.hold_out)
-    tr = [i for i, y in enumerate(items) if y.get("speaker") not in held]
-    te = [i for i, y in enumerate(items) if y.get("speaker") in held]
-    mu, sd = x[tr].mean(0), x[tr].std(0) + 1e-6
-    x = (x - mu) / sd
-    for task in TASKS:
-        r = fit_and_score(x[tr], [items[i] for i in tr], x[te], [items[i] for i in te], task)
-        if r:
-            print(f"{task:8s} train acc {r[0]:.3f}  held-out voices acc {r[1]:.3f} (n={r[2]})")
+    xtr, mtr = load_features(a.train_features)
+    ytr = load_labels(a.train_manifest, json.loads(mtr["audio"]))
+    if (a.test_manifest is None) != (a.test_features is None):
+        sys.exit("give both the held-out manifest and its features, or neither (--hold-out)")
+    if a.test_manifest is None:
+        held = set(a.hold_out)
+        unknown = held - {y.get("speaker") for y in ytr}
+        if unknown:
+            sys.exit(f"--hold-out: no training clips of {sorted(unknown)}")
+        te = [i for i, y in enumerate(ytr) if y.get("speaker") in held]
+        tr = [i for i, y in enumerate(ytr) if y.get("speaker") not in held]
+        xtr, xte, ytr, yte = xtr[tr], xtr[te], [ytr[i] for i in tr], [ytr[i] for i in te]
+    else:
+        xte, mte = load_features(a.test_features)
+        if xtr.shape[1:] != xte.shape[1:] or mtr.get("encoder") != mte.get("encoder"):
+            sys.exit("the two feature files come from different encoders")
+        yte = load_labels(a.test_manifest, json.loads(mte["audio"]))
+    layers = mtr["layers"].split(",")
+    print(f"{mtr['encoder']}: {len(ytr)} training clips, {len(yte)} held-out clips; "
+          "held-out accuracy of a softmax probe on mean+std-pooled features")
+    views = [(name, xtr[:, k], xte[:, k]) for k, name in enumerate(layers)]
+    views.append(("all", xtr.reshape(len(xtr), -1), xte.reshape(len(xte), -1)))
+    for name, ftr, fte in views:
+        for task in a.tasks:
+            r = probe(ftr, ytr, fte, yte, task, a.asked)
+            if r is None:
+                continue
+            te, ok = r
+            line = f"{name:8s} {task:8s} {ok.mean():.3f} (n={len(ok)})"
+            voices = collections.defaultdict(lambda: [0, 0])
+            misses = collections.Counter()
+            for i, good in zip(te, ok):
+                voice = yte[i].get("speaker", "?")
+                voices[voice][0] += int(good)
+                voices[voice][1] += 1
+                if not good:
+                    misses[(voice, factor(yte[i]))] += 1
+            if a.per_voice:
+                line += "  " + " ".join(f"{v}:{c}/{n}" for v, (c, n) in sorted(voices.items()))
+            print(line)
+            if a.misses and misses:
+                print("         misses: " + ", ".join(
+                    f"{v} {f} {n}" for (v, f), n in misses.most_common()))
 
 
 if __name__ == "__main__":

@@ -373,3 +373,112 @@ fn ask_runs_end_to_end_on_a_real_clip_and_prints_parsed_json() {
     assert_eq!(code(&missing), 1);
     assert!(text(&missing.stderr).contains("/no/such.wav"));
 }
+
+/// `osum features` writes one row per distinct clip with every encoder layer (stem, blocks,
+/// ln_post) mean- then std-pooled over time; its last layer's mean is the mean of the encoder
+/// output the model itself computes (same device, same ops: tolerance 1e-5 for summation order).
+/// A clip that cannot be read is an error naming it, and no file is written.
+#[test]
+fn features_pools_every_encoder_layer_of_each_distinct_clip() {
+    let home = osum::model::home();
+    if !home.join("whisper-tiny.en/model.bin").exists() {
+        eprintln!("skipped: whisper-tiny.en not installed (osum setup)");
+        return;
+    }
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("features-cli");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let samples = std::fs::canonicalize("assets/samples").unwrap();
+    let clip = |n: &str| samples.join(n).display().to_string();
+    let line = |audio: &str| {
+        format!(
+            r#"{{"audio": "{audio}", "instruction": "x", "tasks": ["gender"], "gender": "male"}}"#
+        )
+    };
+    let manifest = dir.join("m.jsonl");
+    let (a, b) = (clip("2-test-00003.wav"), clip("4-test-00163.wav"));
+    std::fs::write(
+        &manifest,
+        [
+            line(&a),
+            line(&b),
+            line(&a),
+            r#"{"instruction": "y", "tasks": ["asr"]}"#.into(),
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let out = dir.join("f.safetensors");
+    let o = osum(
+        &[
+            "--device",
+            "cpu",
+            "features",
+            "--manifest",
+            manifest.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let bytes = std::fs::read(&out).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let meta = meta.metadata().clone().unwrap();
+    let audio: Vec<String> = serde_json::from_str(&meta["audio"]).unwrap();
+    assert_eq!(audio, vec![a.clone(), b]);
+    assert_eq!(meta["layers"], "stem,block1,block2,block3,block4,ln_post");
+    assert_eq!(meta["encoder"], "whisper-tiny.en");
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let pooled = st.tensor("pooled").unwrap();
+    assert_eq!(pooled.shape(), &[2, 6, 768]);
+    let v: Vec<f32> = pooled
+        .data()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    assert!(v.iter().all(|x| x.is_finite()));
+    // Clip a's ln_post mean against the library's encoder output for the same clip.
+    let preset = osum::model::preset::Preset::find("osum-tiny").unwrap();
+    let dev = osum::engine::cpu_device();
+    let model = osum::model::osum::OsumModel::open(preset, None, &dev).unwrap();
+    let samples = osum::model::audio::load(std::path::Path::new(&a), None).unwrap();
+    let enc = model.encoder_features(&samples).unwrap();
+    let [1, frames, 384] = *enc.shape() else {
+        panic!("{:?}", enc.shape())
+    };
+    let enc = enc.to_vec::<f32>().unwrap();
+    let ln_post_mean = &v[5 * 768..5 * 768 + 384];
+    for (j, got) in ln_post_mean.iter().enumerate() {
+        let want = (0..frames).map(|t| enc[t * 384 + j] as f64).sum::<f64>() / frames as f64;
+        assert!(
+            (*got as f64 - want).abs() < 1e-5,
+            "column {j}: {got} vs {want}"
+        );
+    }
+    // The stem's per-column std (row 0, layer 0, second half) is positive: positions vary in time.
+    assert!(v[384..768].iter().all(|&s| s > 0.0), "stem std");
+
+    let bad = dir.join("bad.jsonl");
+    std::fs::write(&bad, line("/no/such/clip.wav")).unwrap();
+    let out2 = dir.join("g.safetensors");
+    let o = osum(
+        &[
+            "--device",
+            "cpu",
+            "features",
+            "--manifest",
+            bad.to_str().unwrap(),
+            "--out",
+            out2.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(code(&o), 1);
+    assert!(
+        text(&o.stderr).contains("/no/such/clip.wav"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(!out2.exists());
+}

@@ -67,6 +67,30 @@ fn encoder_shapes_full_and_short_inputs() {
     });
 }
 
+/// `forward_layers` exposes the stages of `forward` without changing it: the stem, one entry per
+/// block, then `ln_post`, whose output equals `forward`'s exactly (same ops on the same values).
+#[test]
+fn encoder_layers_end_with_the_forward_output() {
+    let c = small_config();
+    let w = random_weights(&c, Convention::OpenAi, 5, &dev()).unwrap();
+    let m = Whisper::load(&w, &dev()).unwrap();
+    no_grad(|| {
+        let x = mel(&c, 40, 4);
+        let layers = m.encoder.forward_layers(&x).unwrap();
+        assert_eq!(layers.len(), c.n_audio_layer + 2);
+        for l in &layers {
+            assert_eq!(l.shape(), &[1, 20, 128]);
+        }
+        let out = m.encoder.forward(&x).unwrap();
+        assert_eq!(max_abs_diff(&layers[layers.len() - 1], &out), 0.0);
+        // Each block changes the residual stream.
+        for pair in layers.windows(2) {
+            assert!(max_abs_diff(&pair[0], &pair[1]) > 0.0);
+        }
+        assert!(m.encoder.forward_layers(&mel(&c, 42, 2)).is_err());
+    });
+}
+
 fn small_config_mels(n: usize) -> WhisperConfig {
     WhisperConfig {
         n_mels: n,

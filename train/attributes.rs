@@ -6,8 +6,8 @@
 //! Why: the answer loss scores a clip's gender, age, style, emotion and event with one label
 //! token each, and at osum-tiny's ~0.8 items/s the LLM sees too few of them for the adapter to
 //! learn where those cues live. A linear probe on the frozen encoder's mean/std-pooled features
-//! (scripts/probe_encoder_features.py) reads gender (88%) and style (90%) off held-out voices,
-//! so the cues are there; after 1,600 stage-I items the model's gender answers were still at
+//! (`osum features` + scripts/probe_encoder_features.py) reads gender (88%) and style (90%) off
+//! held-out voices, so the cues are there; after 1,600 stage-I items the model's gender answers were still at
 //! chance. This term asks the mean of a clip's speech rows to resemble the LLM's own embedding
 //! of each label word the clip carries (e.g. "female" and "whisper"), so the frozen LLM meets a
 //! familiar word in the speech, and it costs one `[1, d]·[d, L]` product per label instead of an

@@ -58,6 +58,28 @@ impl Encoder {
     /// shorter without padding as OSUM does) → `[B, ⌈T/2⌉, d_model]`. Call inside `no_grad`
     /// for inference.
     pub fn forward(&self, mel: &Tensor) -> Result<Tensor> {
+        let x = self.stem(mel)?;
+        let x = self.blocks.iter().try_fold(x, |x, b| b.forward(&x))?;
+        self.ln_post.forward(&x)
+    }
+
+    /// Every stage of [`Encoder::forward`], for probing what each layer holds
+    /// (`osum features`): the residual stream after the conv stem and positions, after each
+    /// block, and the final `ln_post` output (the one `forward` returns); `n_audio_layer + 2`
+    /// tensors of `[B, ⌈T/2⌉, d_model]`.
+    pub fn forward_layers(&self, mel: &Tensor) -> Result<Vec<Tensor>> {
+        let mut layers = vec![self.stem(mel)?];
+        for b in &self.blocks {
+            let next = b.forward(&layers[layers.len() - 1])?;
+            layers.push(next);
+        }
+        let out = self.ln_post.forward(&layers[layers.len() - 1])?;
+        layers.push(out);
+        Ok(layers)
+    }
+
+    /// conv1 → GELU → conv2 (stride 2) → GELU → `[B, T/2, d]` + positions.
+    fn stem(&self, mel: &Tensor) -> Result<Tensor> {
         let c = &self.config;
         let s = mel.shape();
         if s.len() != 3 || s[1] != c.n_mels || s[2] == 0 {
@@ -79,11 +101,14 @@ impl Encoder {
                 s[2], c.n_audio_ctx
             )));
         }
-        let mut x = x.transpose(1, 2)?.add(&self.pos.narrow(0, 0, t)?)?;
-        for b in &self.blocks {
-            x = x.add(&b.attn.self_attend(&b.attn_ln.forward(&x)?, false)?)?;
-            x = x.add(&b.mlp.forward(&b.mlp_ln.forward(&x)?)?)?;
-        }
-        self.ln_post.forward(&x)
+        Ok(x.transpose(1, 2)?.add(&self.pos.narrow(0, 0, t)?)?)
+    }
+}
+
+impl Block {
+    /// `x + attn(ln(x))`, then `+ mlp(ln(·))`.
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let x = x.add(&self.attn.self_attend(&self.attn_ln.forward(x)?, false)?)?;
+        Ok(x.add(&self.mlp.forward(&self.mlp_ln.forward(&x)?)?)?)
     }
 }

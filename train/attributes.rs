@@ -6,12 +6,12 @@
 //! Why: the answer loss scores a clip's gender, age, style, emotion and event with one label
 //! token each, and at osum-tiny's ~0.8 items/s the LLM sees too few of them for the adapter to
 //! learn where those cues live. A linear probe on the frozen encoder's mean/std-pooled features
-//! (`osum features` + scripts/probe_encoder_features.py) reads gender (88%) and style (90%) off
-//! held-out voices, so the cues are there; after 1,600 stage-I items the model's gender answers were still at
-//! chance. This term asks the mean of a clip's speech rows to resemble the LLM's own embedding
-//! of each label word the clip carries (e.g. "female" and "whisper"), so the frozen LLM meets a
-//! familiar word in the speech, and it costs one `[1, d]·[d, L]` product per label instead of an
-//! LLM pass.
+//! (`osum features` + scripts/probe_encoder_features.py) reads gender (89%) and style (94%) off
+//! its last layer on held-out training voices, so the cues are there; after 1,600 stage-I items
+//! the model's gender answers were still at chance. This term asks the mean of a clip's speech
+//! rows to resemble the LLM's own embedding of each label word the clip carries (e.g. "female"
+//! and "whisper"), so the frozen LLM meets a familiar word in the speech, and it costs one
+//! `[1, d]·[d, L]` product per label instead of an LLM pass.
 //!
 //! - Per task, the classes are the task's labels (REFERENCE §6); a label's vector is the mean of
 //!   the LLM's embeddings of the label text's tokens (frozen).

@@ -408,19 +408,15 @@ fn features_pools_every_encoder_layer_of_each_distinct_clip() {
         .join("\n"),
     )
     .unwrap();
+    let features = |manifest: &std::path::Path, out: &std::path::Path| {
+        let (m, o) = (manifest.to_str().unwrap(), out.to_str().unwrap());
+        osum(
+            &["--device", "cpu", "features", "--manifest", m, "--out", o],
+            &[],
+        )
+    };
     let out = dir.join("f.safetensors");
-    let o = osum(
-        &[
-            "--device",
-            "cpu",
-            "features",
-            "--manifest",
-            manifest.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let o = features(&manifest, &out);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     let bytes = std::fs::read(&out).unwrap();
     let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
@@ -462,18 +458,7 @@ fn features_pools_every_encoder_layer_of_each_distinct_clip() {
     let bad = dir.join("bad.jsonl");
     std::fs::write(&bad, line("/no/such/clip.wav")).unwrap();
     let out2 = dir.join("g.safetensors");
-    let o = osum(
-        &[
-            "--device",
-            "cpu",
-            "features",
-            "--manifest",
-            bad.to_str().unwrap(),
-            "--out",
-            out2.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let o = features(&bad, &out2);
     assert_eq!(code(&o), 1);
     assert!(
         text(&o.stderr).contains("/no/such/clip.wav"),

@@ -45,6 +45,9 @@ pub struct OsumModel {
     /// True when adapter and LoRA came from a trained checkpoint (false: untrained, random
     /// adapter and zero LoRA — answers are noise).
     pub trained: bool,
+    /// The encoder layers the adapter reads ([`Preset::encoder_taps`] as indices into
+    /// `Encoder::forward_layers`).
+    taps: Vec<usize>,
 }
 
 /// One answer.
@@ -94,6 +97,7 @@ impl OsumModel {
             return Err(format!("{} not found (run `osum setup`)", bin.display()));
         }
         let whisper = Whisper::load(&CtModel::open(&bin).map_err(msg)?, device).map_err(msg)?;
+        let taps = adapter_taps(&preset, &whisper, &acfg)?;
         let mut text =
             TextModel::open_source(&preset.llm, &home, preset.template, device).map_err(msg)?;
         let (adapter, trained) = match checkpoint {
@@ -126,6 +130,7 @@ impl OsumModel {
             adapter,
             text,
             trained,
+            taps,
         })
     }
 
@@ -191,6 +196,7 @@ impl OsumModel {
         let enc = PartSource::new(&ck, &map, &[Component::Encoder]);
         let whisper = Whisper::load_with(&enc, Convention::Wenet, dims.whisper_config(), device)
             .map_err(msg)?;
+        let taps = adapter_taps(&preset, &whisper, &acfg)?;
         let ada = PartSource::new(&ck, &map, &[Component::Adapter]);
         let adapter = Adapter::load(&acfg, &ada, "", device).map_err(msg)?;
         let base = PartSource::new(&ck, &map, &[Component::LlmBase]);
@@ -236,6 +242,7 @@ impl OsumModel {
             adapter,
             text,
             trained: true,
+            taps,
         })
     }
 
@@ -259,11 +266,12 @@ impl OsumModel {
     }
 
     /// The frozen Whisper encoder's output `[1, T, enc_dim]` for 16 kHz mono `samples` (OSUM
-    /// log-mel, no padding; at most [`MAX_SECONDS`]). The trainer caches these, since the
+    /// log-mel, no padding; at most [`MAX_SECONDS`]): the preset's encoder taps, by default
+    /// the encoder's final output. The trainer caches these, since the
     /// encoder never trains (REFERENCE §7, DESIGN "Trainer").
     pub fn encoder_features(&self, samples: &[f32]) -> Result<Tensor> {
         let mel = self.encoder_input(samples)?;
-        no_grad(|| self.whisper.encoder.forward(&mel)).map_err(msg)
+        no_grad(|| self.whisper.encoder.forward_taps(&mel, &self.taps)).map_err(msg)
     }
 
     /// Every layer's output of the frozen encoder for `samples`, the input stem first and
@@ -295,7 +303,11 @@ impl OsumModel {
     /// Speech embeddings `[1, n + 2, llm_dim]` (BOS, speech, EOS) of a log-mel `[1, 80, T]`.
     pub fn speech_embeddings_of_mel(&self, mel: &Tensor) -> Result<Tensor> {
         no_grad(|| {
-            let enc = self.whisper.encoder.forward(mel).map_err(msg)?;
+            let enc = self
+                .whisper
+                .encoder
+                .forward_taps(mel, &self.taps)
+                .map_err(msg)?;
             self.speech_from_features(&enc)
         })
     }
@@ -493,4 +505,28 @@ pub fn lora_targets(names: &[String]) -> Result<Vec<LoraTarget>> {
             })
         })
         .collect()
+}
+
+/// The preset's encoder taps as layer indices, checked against the encoder's layers and the
+/// adapter's `enc_dim` (the taps' count × the encoder's width).
+fn adapter_taps(preset: &Preset, whisper: &Whisper, acfg: &AdapterConfig) -> Result<Vec<usize>> {
+    let names = preset.encoder_taps();
+    let taps = names
+        .iter()
+        .map(|n| whisper.encoder.layer_index(n))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| format!("preset {}: encoder_taps: {e}", preset.name))?;
+    let width = whisper.encoder.config().d_model;
+    if taps.is_empty() || acfg.enc_dim != taps.len() * width {
+        return Err(format!(
+            "preset {}: adapter.enc_dim is {} but the encoder taps [{}] give {} × {width} = {} \
+             features per frame",
+            preset.name,
+            acfg.enc_dim,
+            names.join(", "),
+            taps.len(),
+            taps.len() * width
+        ));
+    }
+    Ok(taps)
 }

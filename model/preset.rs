@@ -69,6 +69,12 @@ pub struct Preset {
     /// Absent when the encoder comes from [`Preset::checkpoint`].
     #[serde(default)]
     pub encoder: Option<String>,
+    /// Speech models only: the encoder layers whose outputs, concatenated on the feature axis,
+    /// the adapter reads (names as `osum features` writes them: `stem`, `block1` …,
+    /// `ln_post`). Absent means `["ln_post"]`, the encoder's output, as in OSUM; the adapter's
+    /// `enc_dim` must be the taps' count × the encoder's width.
+    #[serde(default)]
+    pub encoder_taps: Option<Vec<String>>,
     /// Speech models only: a released OSUM / OSUM-Pangu checkpoint (`infer.pt`, REFERENCE §7)
     /// holding the Whisper encoder, the adapter, the LLM's base weights and its unmerged LoRA;
     /// a path under `osum::model::home()` or absolute. The LLM's `config.json` and tokenizer
@@ -217,6 +223,25 @@ impl Preset {
             .or_else(|| self.shipped_checkpoint())
     }
 
+    /// The encoder layers the adapter reads ([`Preset::encoder_taps`], `["ln_post"]` when
+    /// absent).
+    pub fn encoder_taps(&self) -> Vec<String> {
+        self.encoder_taps
+            .clone()
+            .unwrap_or_else(|| vec!["ln_post".to_string()])
+    }
+
+    /// What the adapter's input is computed from: the encoder's name, followed by
+    /// `@tap+tap…` when it reads more than the encoder's output. Cached encoder features are
+    /// keyed by it, so presets tapping different layers never share entries.
+    pub fn feature_source(&self) -> String {
+        let encoder = self.encoder.clone().unwrap_or_default();
+        match self.encoder_taps() {
+            taps if taps == ["ln_post"] => encoder,
+            taps => format!("{encoder}@{}", taps.join("+")),
+        }
+    }
+
     /// The names of the built-in presets.
     pub fn built_in_names() -> Vec<&'static str> {
         BUILT_IN.iter().map(|(n, _)| *n).collect()
@@ -278,5 +303,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("missing field"), "{e}");
+    }
+
+    /// Presets tapping different encoder layers must never read each other's cached features,
+    /// while a preset tapping only the output keeps the cache key it always had.
+    #[test]
+    fn the_feature_source_names_the_encoder_and_any_extra_taps() {
+        let mut p = Preset::find("osum-tiny").unwrap();
+        p.encoder_taps = None;
+        assert_eq!(p.encoder_taps(), ["ln_post"]);
+        assert_eq!(p.feature_source(), "whisper-tiny.en");
+        p.encoder_taps = Some(vec!["ln_post".into()]);
+        assert_eq!(p.feature_source(), "whisper-tiny.en");
+        p.encoder_taps = Some(vec!["stem".into(), "ln_post".into()]);
+        assert_eq!(p.feature_source(), "whisper-tiny.en@stem+ln_post");
     }
 }

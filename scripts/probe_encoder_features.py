@@ -14,7 +14,8 @@ for the held-out clips, and the manifests they came from (for the labels and eac
 For each layer (and all layers together) and each task, it standardises the features with the
 training clips' statistics, fits a softmax regression by full-batch gradient descent (1000 steps
 of a step size that cannot diverge, L2 0.01; deterministic) and prints the held-out accuracy.
-`--per-voice` adds the correct count per held-out voice; `--misses` the misses per voice and the
+`--taps A B ...` adds one more view, those layers side by side (as a preset's `encoder_taps` feeds
+the adapter). `--per-voice` adds the correct count per held-out voice; `--misses` the misses per voice and the
 clip's one varied factor (age, style or emotion; "plain" when none); `--asked` scores only the
 held-out clips whose item asks for the task (the items `osum eval` scores).
 
@@ -26,7 +27,7 @@ Usage:
   osum features --manifest DATA/test.jsonl --out test.safetensors
   scripts/probe_encoder_features.py DATA/train.jsonl train.safetensors \\
       [DATA/test.jsonl test.safetensors | --hold-out VOICE ...] \\
-      [--tasks gender style] [--per-voice] [--misses] [--asked]
+      [--tasks gender style] [--taps stem ln_post] [--per-voice] [--misses] [--asked]
 Needs numpy.
 """
 import argparse
@@ -127,6 +128,8 @@ def main():
                     help="without test files: the training voices to hold out and score instead "
                          "(for choosing data changes without looking at the test split)")
     ap.add_argument("--tasks", nargs="+", default=TASKS, choices=TASKS)
+    ap.add_argument("--taps", nargs="+", metavar="LAYER",
+                    help="also probe these layers side by side (a preset's `encoder_taps`)")
     ap.add_argument("--per-voice", action="store_true")
     ap.add_argument("--misses", action="store_true")
     ap.add_argument("--asked", action="store_true",
@@ -154,6 +157,13 @@ def main():
           "held-out accuracy of a softmax probe on mean+std-pooled features")
     views = [(name, xtr[:, k], xte[:, k]) for k, name in enumerate(layers)]
     views.append(("all", xtr.reshape(len(xtr), -1), xte.reshape(len(xte), -1)))
+    if a.taps:
+        unknown = [t for t in a.taps if t not in layers]
+        if unknown:
+            sys.exit(f"--taps: no layer {unknown[0]} (the layers are {', '.join(layers)})")
+        k = [layers.index(t) for t in a.taps]
+        views.append(("+".join(a.taps), xtr[:, k].reshape(len(xtr), -1),
+                      xte[:, k].reshape(len(xte), -1)))
     for name, ftr, fte in views:
         for task in a.tasks:
             r = probe(ftr, ytr, fte, yte, task, a.asked)

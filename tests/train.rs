@@ -392,6 +392,42 @@ fn a_non_finite_loss_stops_training_naming_the_step_and_tensor() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A preset's `encoder_taps` put the named encoder layers side by side as the adapter's input
+/// (checked against `enc_dim`), and a tap the encoder lacks is an error naming it.
+#[test]
+fn encoder_taps_give_the_adapter_the_named_layers_side_by_side() {
+    let Some(dir) = fixture("taps") else { return };
+    let dev = cpu_device();
+    let base = Preset::find(dir.join("preset.json").to_str().unwrap()).unwrap();
+    let with = |taps: &[&str], enc_dim: usize| {
+        let mut p = base.clone();
+        p.encoder_taps = Some(taps.iter().map(|t| t.to_string()).collect());
+        p.adapter.as_mut().unwrap().enc_dim = enc_dim;
+        OsumModel::open(p, None, &dev)
+    };
+    let model = with(&["stem", "ln_post"], 768).unwrap();
+    let samples = osum::model::audio::load(dir.join("a.wav"), None).unwrap();
+    let feats = model.encoder_features(&samples).unwrap();
+    let layers = model.encoder_layers(&samples).unwrap();
+    let t = layers[0].shape()[1];
+    assert_eq!(feats.shape(), &[1, t, 768]);
+    for (half, layer) in [(0, &layers[0]), (1, &layers[layers.len() - 1])] {
+        let got = feats
+            .narrow(2, half * 384, 384)
+            .unwrap()
+            .to_vec::<f32>()
+            .unwrap();
+        assert_eq!(got, layer.to_vec::<f32>().unwrap(), "tap {half}");
+    }
+    // The adapter runs on them.
+    assert!(model.speech_from_features(&feats).is_ok());
+    let e = with(&["stem", "ln_post"], 384).err().unwrap();
+    assert!(e.contains("enc_dim is 384") && e.contains("768"), "{e}");
+    let e = with(&["block9"], 384).err().unwrap();
+    assert!(e.contains("block9") && e.contains("encoder_taps"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn a_right_padded_batch_scores_each_item_as_if_it_were_alone() {
     let Some(dir) = fixture("padding") else {

@@ -91,6 +91,41 @@ fn encoder_layers_end_with_the_forward_output() {
     });
 }
 
+/// `forward_taps` sets the named layers side by side on the feature axis, in the order asked;
+/// `[ln_post]` alone is `forward`; names and indices outside the encoder are errors.
+#[test]
+fn encoder_taps_concatenate_the_named_layers_in_order() {
+    let c = small_config();
+    let w = random_weights(&c, Convention::OpenAi, 5, &dev()).unwrap();
+    let m = Whisper::load(&w, &dev()).unwrap();
+    let last = c.n_audio_layer + 1;
+    assert_eq!(m.encoder.layer_names().len(), last + 1);
+    assert_eq!(m.encoder.layer_index("stem").unwrap(), 0);
+    assert_eq!(m.encoder.layer_index("block1").unwrap(), 1);
+    assert_eq!(m.encoder.layer_index("ln_post").unwrap(), last);
+    let err = m.encoder.layer_index("block99").unwrap_err().to_string();
+    assert!(err.contains("block99") && err.contains("ln_post"), "{err}");
+    no_grad(|| {
+        let x = mel(&c, 40, 4);
+        let layers = m.encoder.forward_layers(&x).unwrap();
+        let both = m.encoder.forward_taps(&x, &[last, 1]).unwrap();
+        assert_eq!(both.shape(), &[1, 20, 256]);
+        let halves = [
+            both.narrow(2, 0, 128).unwrap(),
+            both.narrow(2, 128, 128).unwrap(),
+        ];
+        assert_eq!(max_abs_diff(&halves[0], &layers[last]), 0.0);
+        assert_eq!(max_abs_diff(&halves[1], &layers[1]), 0.0);
+        // A middle block alone stops there.
+        let mid = m.encoder.forward_taps(&x, &[1]).unwrap();
+        assert_eq!(max_abs_diff(&mid, &layers[1]), 0.0);
+        let out = m.encoder.forward_taps(&x, &[last]).unwrap();
+        assert_eq!(max_abs_diff(&out, &m.encoder.forward(&x).unwrap()), 0.0);
+        assert!(m.encoder.forward_taps(&x, &[]).is_err());
+        assert!(m.encoder.forward_taps(&x, &[last + 1]).is_err());
+    });
+}
+
 fn small_config_mels(n: usize) -> WhisperConfig {
     WhisperConfig {
         n_mels: n,

@@ -105,11 +105,7 @@ pub fn pool_layers(
             .map_err(|e| format!("{}: {e}", path.display()))?;
         let (dim, rows) = pool_clip(&layers)?;
         if i == 0 {
-            let blocks = layers.len().saturating_sub(2);
-            out.layers = std::iter::once("stem".to_string())
-                .chain((1..=blocks).map(|n| format!("block{n}")))
-                .chain(std::iter::once("ln_post".to_string()))
-                .collect();
+            out.layers = model.whisper.encoder.layer_names();
             out.dim = dim;
         }
         out.pooled.extend(rows);

@@ -647,8 +647,7 @@ pub fn train(
             warmup: opts.warmup,
         }),
     };
-    let encoder_name = opts.preset.encoder.clone().unwrap_or_default();
-    let mut cache = FeatureCache::new(&opts.feature_cache, &encoder_name)?;
+    let mut cache = FeatureCache::new(&opts.feature_cache, &opts.preset.feature_source())?;
     let (mut log, records) = RunLog::open(&opts.out.join(LOG_FILE), start_step)?;
     let mut summary = TrainSummary {
         records,

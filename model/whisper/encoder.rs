@@ -78,6 +78,55 @@ impl Encoder {
         Ok(layers)
     }
 
+    /// The names of [`Encoder::forward_layers`]' outputs, in order: `stem`, `block1` …
+    /// `blockN`, `ln_post` (as `osum features` labels them and presets name adapter taps).
+    pub fn layer_names(&self) -> Vec<String> {
+        std::iter::once("stem".to_string())
+            .chain((1..=self.blocks.len()).map(|n| format!("block{n}")))
+            .chain(std::iter::once("ln_post".to_string()))
+            .collect()
+    }
+
+    /// The position of the layer called `name` among [`Encoder::layer_names`].
+    pub fn layer_index(&self, name: &str) -> Result<usize> {
+        let names = self.layer_names();
+        names.iter().position(|n| n == name).ok_or_else(|| {
+            WhisperError::Invalid(format!(
+                "the encoder has no layer `{name}` (it has {})",
+                names.join(", ")
+            ))
+        })
+    }
+
+    /// The outputs of the layers at `taps` (indices into [`Encoder::forward_layers`], in the
+    /// order given) concatenated on the feature axis: `[B, ⌈T/2⌉, taps.len()·d_model]`. Taps
+    /// `[ln_post]` are [`Encoder::forward`]; blocks past the deepest tap are not run.
+    pub fn forward_taps(&self, mel: &Tensor, taps: &[usize]) -> Result<Tensor> {
+        let last = self.blocks.len() + 1;
+        match taps {
+            [] => return Err(WhisperError::Invalid("no encoder layer to tap".into())),
+            [t] if *t == last => return self.forward(mel),
+            _ => {}
+        }
+        let deepest = *taps.iter().max().unwrap_or(&0);
+        if deepest > last {
+            return Err(WhisperError::Invalid(format!(
+                "encoder layer {deepest} does not exist (the layers are 0 ..= {last})"
+            )));
+        }
+        let mut layers = vec![self.stem(mel)?];
+        for b in &self.blocks[..deepest.min(self.blocks.len())] {
+            let next = b.forward(&layers[layers.len() - 1])?;
+            layers.push(next);
+        }
+        if deepest == last {
+            let out = self.ln_post.forward(&layers[layers.len() - 1])?;
+            layers.push(out);
+        }
+        let parts: Vec<Tensor> = taps.iter().map(|&t| layers[t].clone()).collect();
+        Ok(Tensor::cat(&parts, -1)?)
+    }
+
     /// conv1 → GELU → conv2 (stride 2) → GELU → `[B, T/2, d]` + positions.
     fn stem(&self, mel: &Tensor) -> Result<Tensor> {
         let c = &self.config;

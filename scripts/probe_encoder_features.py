@@ -14,10 +14,11 @@ for the held-out clips, and the manifests they came from (for the labels and eac
 For each layer (and all layers together) and each task, it standardises the features with the
 training clips' statistics, fits a softmax regression by full-batch gradient descent (1000 steps
 of a step size that cannot diverge, L2 0.01; deterministic) and prints the held-out accuracy.
-`--taps A B ...` adds one more view, those layers side by side (as a preset's `encoder_taps` feeds
-the adapter). `--per-voice` adds the correct count per held-out voice; `--misses` the misses per voice and the
-clip's one varied factor (age, style or emotion; "plain" when none); `--asked` scores only the
-held-out clips whose item asks for the task (the items `osum eval` scores).
+`--taps A B ...` adds one more view, those layers side by side (as a preset's `encoder_taps`
+feeds the adapter). `--per-voice` adds the correct count per held-out voice; `--misses` the
+misses per voice and the clip's one varied factor (age, style or emotion; "plain" when none);
+`--asked` scores only the held-out clips whose item asks for the task (the items `osum eval`
+scores).
 
 Without the held-out files, `--hold-out VOICE ...` scores a few training voices instead, fitted
 on the rest: the way to compare data changes without looking at the test split.
@@ -44,7 +45,8 @@ FACTORS = {"age": "adult", "style": "normal", "emotion": "neutral"}
 
 
 def load_features(path):
-    """The `pooled` tensor [clips, layers, 2d] and the header metadata of an `osum features` file."""
+    """The `pooled` tensor [clips, layers, 2d] and the header metadata of an `osum features`
+    file."""
     with open(path, "rb") as f:
         raw = f.read()
     if len(raw) < 8:
@@ -133,7 +135,8 @@ def main():
     ap.add_argument("--per-voice", action="store_true")
     ap.add_argument("--misses", action="store_true")
     ap.add_argument("--asked", action="store_true",
-                    help="score only held-out clips whose item asks for the task, as `osum eval` does")
+                    help="score only held-out clips whose item asks for the task, "
+                    "as `osum eval` does")
     a = ap.parse_args()
     xtr, mtr = load_features(a.train_features)
     ytr = load_labels(a.train_manifest, json.loads(mtr["audio"]))

@@ -68,14 +68,7 @@ impl Encoder {
     /// block, and the final `ln_post` output (the one `forward` returns); `n_audio_layer + 2`
     /// tensors of `[B, ⌈T/2⌉, d_model]`.
     pub fn forward_layers(&self, mel: &Tensor) -> Result<Vec<Tensor>> {
-        let mut layers = vec![self.stem(mel)?];
-        for b in &self.blocks {
-            let next = b.forward(&layers[layers.len() - 1])?;
-            layers.push(next);
-        }
-        let out = self.ln_post.forward(&layers[layers.len() - 1])?;
-        layers.push(out);
-        Ok(layers)
+        self.layers_through(mel, self.blocks.len() + 1)
     }
 
     /// The names of [`Encoder::forward_layers`]' outputs, in order: `stem`, `block1` …
@@ -114,17 +107,24 @@ impl Encoder {
                 "encoder layer {deepest} does not exist (the layers are 0 ..= {last})"
             )));
         }
+        let layers = self.layers_through(mel, deepest)?;
+        let parts: Vec<Tensor> = taps.iter().map(|&t| layers[t].clone()).collect();
+        Ok(Tensor::cat(&parts, -1)?)
+    }
+
+    /// The layers `0 ..= deepest` of [`Encoder::forward_layers`] (`deepest` at most
+    /// `n_audio_layer + 1`, `ln_post`), running no block past the deepest.
+    fn layers_through(&self, mel: &Tensor, deepest: usize) -> Result<Vec<Tensor>> {
         let mut layers = vec![self.stem(mel)?];
         for b in &self.blocks[..deepest.min(self.blocks.len())] {
             let next = b.forward(&layers[layers.len() - 1])?;
             layers.push(next);
         }
-        if deepest == last {
+        if deepest > self.blocks.len() {
             let out = self.ln_post.forward(&layers[layers.len() - 1])?;
             layers.push(out);
         }
-        let parts: Vec<Tensor> = taps.iter().map(|&t| layers[t].clone()).collect();
-        Ok(Tensor::cat(&parts, -1)?)
+        Ok(layers)
     }
 
     /// conv1 → GELU → conv2 (stride 2) → GELU → `[B, T/2, d]` + positions.

@@ -95,12 +95,16 @@ pub fn check_tools() -> Result<(), String> {
     Ok(())
 }
 
+/// Run `cmd` to completion, capturing its output; an error names the program that would not
+/// start.
+fn output_of(cmd: &mut Command) -> Result<std::process::Output, String> {
+    cmd.output()
+        .map_err(|e| format!("cannot run {:?}: {e}", cmd.get_program()))
+}
+
 /// What a command prints to stdout (for listings and version lines).
 pub(super) fn stdout_of(cmd: &mut Command) -> Result<String, String> {
-    let out = cmd
-        .output()
-        .map_err(|e| format!("cannot run {:?}: {e}", cmd.get_program()))?;
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    Ok(String::from_utf8_lossy(&output_of(cmd)?.stdout).into_owned())
 }
 
 /// Whether `espeak-ng --voices=variant` output lists the variant `name`.
@@ -108,10 +112,9 @@ pub(super) fn lists_variant(listing: &str, name: &str) -> bool {
     listing.contains(&format!("!v/{name} "))
 }
 
+/// Run `cmd`; a non-zero exit is an error quoting its stderr.
 fn run(cmd: &mut Command) -> Result<(), String> {
-    let out = cmd
-        .output()
-        .map_err(|e| format!("cannot run {:?}: {e}", cmd.get_program()))?;
+    let out = output_of(cmd)?;
     if !out.status.success() {
         return Err(format!(
             "{:?} failed ({}): {}",

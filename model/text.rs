@@ -280,14 +280,12 @@ mod tests {
     use super::*;
 
     /// A folder laid out like an HF release, in the shape of the committed tiny Llama
-    /// (openPangu-shaped, q/k/v/o biases), with the committed SentencePiece model.
-    fn hf_dir(with_tokenizer: bool) -> std::path::PathBuf {
+    /// (openPangu-shaped, q/k/v/o biases), with the committed SentencePiece model; removed when
+    /// the returned guard drops.
+    fn hf_dir(with_tokenizer: bool) -> tempfile::TempDir {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
-        let dir = std::env::temp_dir().join(format!(
-            "osum-hf-dir-{}-{with_tokenizer}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
+        let guard = crate::scratch_dir("hf-dir");
+        let dir = guard.path();
         // The tiny Llama's shape with a vocabulary the 1000-piece tokenizer fits (a larger
         // tokenizer is refused at load), seeded random weights.
         let mut cfg: serde_json::Value = serde_json::from_str(
@@ -315,26 +313,25 @@ mod tests {
         if with_tokenizer {
             std::fs::copy(root.join("spm/unigram.model"), dir.join("tokenizer.model")).unwrap();
         }
-        dir
+        guard
     }
 
     #[test]
     fn an_hf_folder_with_a_sentencepiece_tokenizer_opens() {
         let dev = crate::engine::cpu_device();
         let dir = hf_dir(true);
-        let m = TextModel::open_hf_dir(&dir, Template::PanguNative, &dev).unwrap();
+        let m = TextModel::open_hf_dir(dir.path(), Template::PanguNative, &dev).unwrap();
         assert_eq!(m.llm.config.hidden, 64);
         assert!(m.llm.config.qkv_bias && m.llm.config.o_bias);
         assert!(matches!(m.tokenizer, TextTokenizer::SentencePiece(_)));
         assert!(m.tokenizer.token_id("[unused9]").is_some());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn an_hf_folder_without_a_tokenizer_is_an_error_naming_it() {
         let dev = crate::engine::cpu_device();
         let dir = hf_dir(false);
-        let e = TextModel::open_hf_dir(&dir, Template::OsumPangu, &dev)
+        let e = TextModel::open_hf_dir(dir.path(), Template::OsumPangu, &dev)
             .err()
             .unwrap()
             .to_string();
@@ -342,6 +339,5 @@ mod tests {
             e.contains("neither tokenizer.json nor tokenizer.model"),
             "{e}"
         );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

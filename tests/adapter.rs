@@ -10,10 +10,10 @@ use osum::model::adapter::{
 use osum::model::weights::SafeTensors;
 use serde_json::Value;
 
+mod fixtures;
 mod golden;
 use golden::{floats, max_abs_diff};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 fn dev() -> Arc<dyn Device> {
@@ -24,17 +24,6 @@ fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data/adapter")
         .join(name)
-}
-
-fn tmp_dir() -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let d = std::env::temp_dir().join(format!(
-        "osum-adapter-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 /// A small adapter: 16-wide input and transformer, 4 heads, 2 blocks, LLM width 12.
@@ -283,7 +272,8 @@ fn safetensors_round_trip_with_and_without_prefix() {
     for variant in [AdapterVariant::Released, AdapterVariant::Conv2dPaper] {
         let c = small(variant);
         let a = Adapter::random(&c, 21, &dev()).unwrap();
-        let dir = tmp_dir();
+        let tmp = fixtures::scratch_dir("adapter");
+        let dir = tmp.path();
         let plain = dir.join("adapter.safetensors");
         save_safetensors(&plain, a.named_parameters()).unwrap();
         let prefixed: Vec<(String, Tensor)> = a
@@ -311,7 +301,6 @@ fn safetensors_round_trip_with_and_without_prefix() {
             let got = b.forward(&x, &[30, 17]).unwrap().embeddings;
             assert_eq!(got.to_vec::<f32>().unwrap(), want.to_vec::<f32>().unwrap());
         }
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
 
@@ -319,7 +308,8 @@ fn safetensors_round_trip_with_and_without_prefix() {
 fn load_errors_name_the_tensor_or_file() {
     let c = small(AdapterVariant::Released);
     let a = Adapter::random(&c, 1, &dev()).unwrap();
-    let dir = tmp_dir();
+    let tmp = fixtures::scratch_dir("adapter");
+    let dir = tmp.path();
     // One tensor missing.
     let missing = dir.join("missing.safetensors");
     let params: Vec<(String, Tensor)> = a
@@ -377,14 +367,14 @@ fn load_errors_name_the_tensor_or_file() {
     // Duplicate names are refused on save.
     let twice = vec![params[0].clone(), params[0].clone()];
     assert!(save_safetensors(dir.join("twice.safetensors"), &twice).is_err());
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn a_short_checkpoint_position_table_bounds_the_input() {
     let c = small(AdapterVariant::Released);
     let a = Adapter::random(&c, 1, &dev()).unwrap();
-    let dir = tmp_dir();
+    let tmp = fixtures::scratch_dir("adapter");
+    let dir = tmp.path();
     let path = dir.join("pe.safetensors");
     let mut params = a.named_parameters().to_vec();
     let rows = osum::model::adapter::positions::sinusoid_rows(10, 16);
@@ -419,7 +409,6 @@ fn a_short_checkpoint_position_table_bounds_the_input() {
         msg.contains("11 downsampled positions exceed the 10"),
         "{msg}"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

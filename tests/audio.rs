@@ -7,15 +7,10 @@ use std::time::Instant;
 use osum::model::audio::{self, decode, load, log_mel, AudioError, MelMode, N_MELS};
 use serde_json::Value;
 
+mod fixtures;
+
 fn goldens() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/goldens")
-}
-
-/// A fresh path in the temp dir, unique per test and process.
-fn temp(name: &str) -> PathBuf {
-    let p = std::env::temp_dir().join(format!("osum-audio-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_file(&p);
-    p
 }
 
 /// A canonical 44-byte-header WAV with the given fmt fields and data-size field.
@@ -131,7 +126,8 @@ fn no_panic_on_truncation_or_corruption() {
 
 #[test]
 fn raw_pcm() {
-    let p = temp("clip.raw");
+    let dir = fixtures::scratch_dir("audio");
+    let p = dir.path().join("clip.raw");
     std::fs::write(&p, pcm16(800)).unwrap();
     assert_eq!(load(&p, None).unwrap().len(), 800);
     // Declared as 8 kHz: resampled to twice the samples.

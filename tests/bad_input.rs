@@ -50,14 +50,11 @@ fn assert_refused(o: &Output, code: i32, names: &[&str]) {
     assert_eq!(err.matches("error:").count(), 1, "{err}");
 }
 
-/// A fresh scratch folder for one test.
-fn scratch(name: &str) -> PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("bad_input")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A fresh scratch folder for one test, removed when the guard drops.
+fn scratch(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = fixtures::scratch_dir(&format!("bad-input-{name}"));
+    let d = dir.path().to_path_buf();
+    (dir, d)
 }
 
 /// The installed Whisper tiny.en folder, or `None` with a notice.
@@ -111,7 +108,7 @@ fn transcribe(dir: &Path, name: &str, bytes: &[u8], extra: &[&str]) -> Output {
 
 #[test]
 fn malformed_wav_files_are_refused_naming_the_file_and_the_fault() {
-    let d = scratch("wav");
+    let (_dir, d) = scratch("wav");
     let ok = pcm16(&[0; 1600]);
     let cases: Vec<(&str, Vec<u8>, &[&str])> = vec![
         ("empty.wav", vec![], &["empty.wav", "empty file"]),
@@ -167,7 +164,7 @@ fn malformed_wav_files_are_refused_naming_the_file_and_the_fault() {
 #[test]
 fn silent_and_very_short_audio_transcribe_to_valid_json() {
     let Some(_) = whisper_dir() else { return };
-    let d = scratch("short");
+    let (_dir, d) = scratch("short");
     for (name, n) in [("silence.wav", 16000), ("50ms.wav", 800)] {
         let o = transcribe(&d, name, &pcm16(&vec![0; n]), &["--json"]);
         assert_eq!(o.status.code(), Some(0), "{name}: {}", stderr(&o));
@@ -213,7 +210,7 @@ fn ten_minutes_of_audio_run_in_windows_within_the_memory_of_one_minute() {
         return;
     }
     let Some(_) = whisper_dir() else { return };
-    let d = scratch("long");
+    let (_dir, d) = scratch("long");
     let peak = |secs: usize| {
         // Quiet noise: the decoder sees no speech and stops early in each window.
         let s: Vec<i16> = (0..secs * 16000)
@@ -259,7 +256,7 @@ fn whisper_with(d: &Path, name: &str, edit: impl Fn(&[u8]) -> Vec<u8>) -> PathBu
 #[test]
 fn broken_ctranslate2_models_are_refused_naming_the_fault() {
     let Some(_) = whisper_dir() else { return };
-    let d = scratch("ct2");
+    let (_dir, d) = scratch("ct2");
     let wav = d.join("a.wav");
     std::fs::write(&wav, pcm16(&[0; 1600])).unwrap();
     let set_u32 = |at: usize, v: u32| {
@@ -345,14 +342,14 @@ fn chat(preset: &Path, text: &str) -> Output {
 
 #[test]
 fn the_tiny_llm_fixture_answers() {
-    let d = scratch("llm_ok");
+    let (_dir, d) = scratch("llm_ok");
     let o = chat(&tiny_llm(&d), "hello there");
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }
 
 #[test]
 fn broken_safetensors_are_refused_naming_the_tensor_or_offset() {
-    let d = scratch("safetensors");
+    let (_dir, d) = scratch("safetensors");
     let preset = tiny_llm(&d);
     let file = d.join("llm/model.safetensors");
     let good = std::fs::read(&file).unwrap();
@@ -424,7 +421,7 @@ fn broken_safetensors_are_refused_naming_the_tensor_or_offset() {
 
 #[test]
 fn control_characters_are_tokenized_and_invalid_utf8_is_a_usage_error() {
-    let d = scratch("tokenizer");
+    let (_dir, d) = scratch("tokenizer");
     let preset = tiny_llm(&d);
     // Control characters are ordinary (unknown) input to the tokenizer, not a crash (NUL
     // cannot be passed in an argument at all).
@@ -452,7 +449,7 @@ fn control_characters_are_tokenized_and_invalid_utf8_is_a_usage_error() {
 /// before any compute, never silently truncated (truncating an instruction changes its meaning).
 #[test]
 fn a_prompt_longer_than_the_context_is_refused() {
-    let d = scratch("context");
+    let (_dir, d) = scratch("context");
     let preset = tiny_llm(&d);
     let o = chat(&preset, &"hello world ".repeat(200));
     assert_refused(&o, 1, &["prompt", "exceeds", "128 positions"]);
@@ -460,7 +457,7 @@ fn a_prompt_longer_than_the_context_is_refused() {
 
 #[test]
 fn a_tokenizer_larger_than_the_vocabulary_is_refused_at_load() {
-    let d = scratch("vocab");
+    let (_dir, d) = scratch("vocab");
     let preset = tiny_llm(&d);
     let cfg_path = d.join("llm/config.json");
     let mut cfg: serde_json::Value =
@@ -476,7 +473,7 @@ fn a_tokenizer_larger_than_the_vocabulary_is_refused_at_load() {
 
 #[test]
 fn check_weights_names_a_non_finite_tensor() {
-    let d = scratch("nan");
+    let (_dir, d) = scratch("nan");
     let preset = tiny_llm(&d);
     let file = d.join("llm/model.safetensors");
     let (h, mut data) = split_safetensors(&file);
@@ -512,7 +509,7 @@ fn gguf_preset(d: &Path, bytes: &[u8]) -> PathBuf {
 
 #[test]
 fn broken_gguf_files_are_refused_naming_the_fault() {
-    let d = scratch("gguf");
+    let (_dir, d) = scratch("gguf");
     // GGUF: magic, u32 version, u64 tensor count, u64 metadata count, then metadata.
     let header = |magic: &[u8], version: u32, tensors: u64, kvs: u64| {
         let mut b = magic.to_vec();
@@ -575,7 +572,7 @@ fn ask_released(home: &Path, preset: &Path, wav: &Path) -> Output {
 
 #[test]
 fn hostile_and_broken_pytorch_checkpoints_are_refused() {
-    let d = scratch("pytorch");
+    let (_dir, d) = scratch("pytorch");
     let wav = d.join("a.wav");
     std::fs::write(&wav, pcm16(&[0; 1600])).unwrap();
     let pt = Path::new(ROOT).join("tests/data/pt");
@@ -626,7 +623,7 @@ fn hostile_and_broken_pytorch_checkpoints_are_refused() {
 
 #[test]
 fn a_memory_budget_smaller_than_the_weights_is_refused_before_loading() {
-    let d = scratch("budget");
+    let (_dir, d) = scratch("budget");
     let preset = tiny_llm(&d);
     let p = preset.to_str().unwrap();
     let o = osum(&["chat", "--max-memory", "100K", "--preset", p, "hello"]);

@@ -6,6 +6,8 @@ use serde_json::Value;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+mod fixtures;
+
 fn osum(args: &[&str], envs: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_osum"));
     cmd.args(args).env_remove("OSUM_PROFILE");
@@ -23,11 +25,11 @@ fn code(o: &Output) -> i32 {
     o.status.code().expect("exit code")
 }
 
-/// A fresh path in the temp dir, unique per test and process.
-fn temp_trace(name: &str) -> PathBuf {
-    let p = std::env::temp_dir().join(format!("osum-cli-{}-{name}.json", std::process::id()));
-    let _ = std::fs::remove_file(&p);
-    p
+/// A trace path in a fresh scratch folder, removed when the guard drops.
+fn temp_trace() -> (tempfile::TempDir, PathBuf) {
+    let dir = fixtures::scratch_dir("cli");
+    let p = dir.path().join("trace.json");
+    (dir, p)
 }
 
 fn trace_op_names(path: &PathBuf) -> Vec<String> {
@@ -97,7 +99,7 @@ fn demo_runs_and_input_errors_exit_one() {
 
 #[test]
 fn osum_profile_writes_a_trace_naming_matmul_and_attention() {
-    let path = temp_trace("env");
+    let (_dir, path) = temp_trace();
     let o = osum(
         &["toy", "--steps", "2", "--batch", "4"],
         &[("OSUM_PROFILE", path.to_str().unwrap())],
@@ -111,12 +113,11 @@ fn osum_profile_writes_a_trace_naming_matmul_and_attention() {
     let err = text(&o.stderr);
     assert!(err.contains("GFLOP/s") && err.contains("matmul"), "{err}");
     assert!(!text(&o.stdout).contains("GFLOP/s"));
-    std::fs::remove_file(&path).unwrap();
 }
 
 #[test]
 fn profile_on_ascend_sim_adds_labelled_launch_counters_and_predicted_910b_time() {
-    let path = temp_trace("ascend");
+    let (_dir, path) = temp_trace();
     let o = osum(
         &[
             "--device",
@@ -159,13 +160,12 @@ fn profile_on_ascend_sim_adds_labelled_launch_counters_and_predicted_910b_time()
     // launches, GM→UB, UB→GM, GM→L1, L1→L0, L0C→GM, vector, cube, predicted µs.
     assert!(linear[0] >= 1.0 && linear[3] > 0.0, "{linear:?}");
     assert!(linear[7] > 0.0 && linear[8] > 0.0, "{linear:?}");
-    std::fs::remove_file(&path).unwrap();
 }
 
 #[test]
 fn profile_flag_works_anywhere_and_on_failure() {
     // Global flag after the subcommand.
-    let path = temp_trace("flag");
+    let (_dir, path) = temp_trace();
     let o = osum(
         &[
             "toy",
@@ -180,17 +180,15 @@ fn profile_flag_works_anywhere_and_on_failure() {
     );
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     assert!(trace_op_names(&path).iter().any(|n| n == "matmul"));
-    std::fs::remove_file(&path).unwrap();
 
     // A failing command still writes its (empty) trace and keeps exit code 1.
-    let path = temp_trace("fail");
+    let (_dir, path) = temp_trace();
     let o = osum(
         &["--profile", path.to_str().unwrap(), "toy", "--steps", "0"],
         &[],
     );
     assert_eq!(code(&o), 1);
     assert!(trace_op_names(&path).is_empty());
-    std::fs::remove_file(&path).unwrap();
 
     // An unwritable trace path is an error, reported after the command ran.
     let o = osum(
@@ -385,9 +383,8 @@ fn features_pools_every_encoder_layer_of_each_distinct_clip() {
         eprintln!("skipped: whisper-tiny.en not installed (osum setup)");
         return;
     }
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("features-cli");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = fixtures::scratch_dir("features-cli");
+    let dir = tmp.path();
     let samples = std::fs::canonicalize("assets/samples").unwrap();
     let clip = |n: &str| samples.join(n).display().to_string();
     let line = |audio: &str| {

@@ -11,6 +11,7 @@ use osum::model::osum::OsumModel;
 use osum::model::preset::{LlmSource, Preset};
 use serde_json::Value;
 
+mod fixtures;
 mod golden;
 use golden::{floats, ids, max_abs_diff};
 use std::path::{Path, PathBuf};
@@ -22,26 +23,30 @@ fn data(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// An LLM release folder (config.json + SentencePiece tokenizer.model) in a fresh temp dir.
-fn llm_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("osum-released-{}-{tag}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+/// An LLM release folder (config.json + SentencePiece tokenizer.model) in a fresh scratch folder.
+fn llm_dir() -> tempfile::TempDir {
+    let dir = fixtures::scratch_dir("released");
     std::fs::copy(
         data("osum_released/llm/config.json"),
-        dir.join("config.json"),
+        dir.path().join("config.json"),
     )
     .unwrap();
-    std::fs::copy(data("spm/unigram.model"), dir.join("tokenizer.model")).unwrap();
+    std::fs::copy(
+        data("spm/unigram.model"),
+        dir.path().join("tokenizer.model"),
+    )
+    .unwrap();
     dir
 }
 
-/// The committed preset with absolute paths.
-fn preset(tag: &str) -> (Preset, PathBuf) {
+/// The committed preset with absolute paths, its LLM in a scratch folder that lives as long as the
+/// returned guard.
+fn preset() -> (Preset, tempfile::TempDir) {
     let path = data("osum_released/preset.json");
     let mut p = Preset::find(path.to_str().unwrap()).unwrap();
-    let dir = llm_dir(tag);
+    let dir = llm_dir();
     p.checkpoint = Some(data("osum_released/infer.pt"));
-    p.llm = LlmSource::HfDir(dir.clone());
+    p.llm = LlmSource::HfDir(dir.path().to_path_buf());
     (p, dir)
 }
 
@@ -62,7 +67,7 @@ fn open_err(p: Preset) -> String {
 #[test]
 fn released_checkpoint_loads_and_matches_the_pytorch_reference() {
     let dev = cpu_device();
-    let (p, dir) = preset("golden");
+    let (p, _dir) = preset();
     let m = OsumModel::open(p, None, &dev).unwrap();
     assert!(m.trained);
     assert_eq!(m.whisper.config.n_audio_layer, 2);
@@ -106,7 +111,6 @@ fn released_checkpoint_loads_and_matches_the_pytorch_reference() {
     let context: Vec<u32> = prefix.iter().chain(&suffix).copied().collect();
     let gen = no_grad(|| generate_from_embeds(llm, &embeds, &context, &cfg, &mut |_| {})).unwrap();
     assert_eq!(gen.tokens, want);
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 /// One second of a tone and noise.
@@ -123,7 +127,7 @@ fn clip() -> Vec<f32> {
 #[test]
 fn ask_runs_end_to_end_on_the_released_layout() {
     let dev = cpu_device();
-    let (p, dir) = preset("ask");
+    let (p, _dir) = preset();
     let m = OsumModel::open(p, None, &dev).unwrap();
     let cfg = GenerationConfig::greedy(5, m.stop_ids());
     let mut streamed = String::new();
@@ -136,13 +140,12 @@ fn ask_runs_end_to_end_on_the_released_layout() {
     assert_eq!(a.speech_positions, 15);
     assert!(!a.tokens.is_empty() && a.tokens.len() <= 5);
     assert_eq!(streamed, a.text);
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
 fn osum_ask_cli_runs_a_released_layout_preset() {
-    let (p, dir) = preset("cli");
-    let file = dir.join("preset.json");
+    let (p, dir) = preset();
+    let file = dir.path().join("preset.json");
     std::fs::write(&file, serde_json::to_string_pretty(&p).unwrap()).unwrap();
     let wav = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/goldens/mel_clip.wav");
     let out = Command::new(env!("CARGO_BIN_EXE_osum"))
@@ -164,13 +167,12 @@ fn osum_ask_cli_runs_a_released_layout_preset() {
     assert_eq!(v["trained"], true);
     assert!(v["speech_positions"].as_u64().unwrap() > 2);
     assert!(v["tokens"].as_u64().unwrap() <= 4);
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
 fn missing_files_name_the_file_and_how_to_get_it() {
-    let (mut p, dir) = preset("missing");
-    p.checkpoint = Some(dir.join("nope/infer.pt"));
+    let (mut p, dir) = preset();
+    p.checkpoint = Some(dir.path().join("nope/infer.pt"));
     let e = open_err(p.clone());
     assert!(
         e.contains("nope/infer.pt")
@@ -179,7 +181,7 @@ fn missing_files_name_the_file_and_how_to_get_it() {
         "{e}"
     );
     p.checkpoint = Some(data("osum_released/infer.pt"));
-    p.llm = LlmSource::HfDir(dir.join("no-llm"));
+    p.llm = LlmSource::HfDir(dir.path().join("no-llm"));
     let e = open_err(p);
     assert!(
         e.contains("no-llm/config.json") && e.contains("not found"),
@@ -191,13 +193,12 @@ fn missing_files_name_the_file_and_how_to_get_it() {
         e.contains("osum-pangu/infer.pt") && e.contains("ASLP-lab/OSUM-Pangu"),
         "{e}"
     );
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
 fn shape_mismatches_name_the_tensor_with_expected_and_found_shapes() {
     // Encoder FFN width.
-    let (mut p, dir) = preset("shapes");
+    let (mut p, _dir) = preset();
     p.encoder_dims.as_mut().unwrap().ffn = 100;
     let e = open_err(p);
     assert!(
@@ -207,7 +208,7 @@ fn shape_mismatches_name_the_tensor_with_expected_and_found_shapes() {
         "{e}"
     );
     // Adapter FFN width.
-    let (mut p, _) = preset("shapes");
+    let (mut p, _dir) = preset();
     p.adapter.as_mut().unwrap().ffn = 97;
     let e = open_err(p);
     assert!(
@@ -217,25 +218,24 @@ fn shape_mismatches_name_the_tensor_with_expected_and_found_shapes() {
         "{e}"
     );
     // LoRA rank.
-    let (mut p, _) = preset("shapes");
+    let (mut p, _dir) = preset();
     p.lora.as_mut().unwrap().rank = 8;
     let e = open_err(p);
     assert!(
         e.contains("lora_A.default.weight") && e.contains("[4, ") && e.contains("rank 8"),
         "{e}"
     );
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
 fn missing_and_unused_tensors_are_errors_naming_them() {
     // A third encoder block the checkpoint does not have.
-    let (mut p, dir) = preset("count");
+    let (mut p, _dir) = preset();
     p.encoder_dims.as_mut().unwrap().layers = 3;
     let e = open_err(p);
     assert!(e.contains("encoder.encoders.2."), "{e}");
     // One block fewer than the checkpoint: the second block's tensors are left over.
-    let (mut p, _) = preset("count");
+    let (mut p, _dir) = preset();
     p.encoder_dims.as_mut().unwrap().layers = 1;
     let e = open_err(p);
     assert!(
@@ -243,7 +243,7 @@ fn missing_and_unused_tensors_are_errors_naming_them() {
         "{e}"
     );
     // LoRA on a module the preset does not target.
-    let (mut p, _) = preset("count");
+    let (mut p, _dir) = preset();
     p.lora
         .as_mut()
         .unwrap()
@@ -251,5 +251,4 @@ fn missing_and_unused_tensors_are_errors_naming_them() {
         .retain(|t| t != "gate_proj");
     let e = open_err(p);
     assert!(e.contains("gate_proj") && e.contains("targets"), "{e}");
-    std::fs::remove_dir_all(dir).unwrap();
 }

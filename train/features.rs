@@ -137,9 +137,9 @@ mod tests {
     #[test]
     fn entries_round_trip_and_a_torn_entry_is_refused() {
         let dev = crate::engine::cpu_device();
-        let dir = std::env::temp_dir().join(format!("osum-features-{}", std::process::id()));
+        let tmp = crate::scratch_dir("features");
+        let dir = tmp.path();
         let audio = dir.join("clip.wav");
-        std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(&audio, b"RIFF fake").unwrap();
         let mut cache = FeatureCache::new(&dir.join("cache"), "enc").unwrap();
         let t =
@@ -161,6 +161,5 @@ mod tests {
         // Another encoder never sees this encoder's entries.
         let other = FeatureCache::new(&dir.join("cache"), "other").unwrap();
         assert_ne!(other.entry_path(&audio).unwrap(), entry);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -253,9 +253,8 @@ mod tests {
 
     #[test]
     fn the_log_is_cut_back_to_the_resumed_step() {
-        let dir = std::env::temp_dir().join(format!("osum-runlog-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let p = dir.join("log.jsonl");
+        let dir = crate::scratch_dir("runlog");
+        let p = dir.path().join("log.jsonl");
         let (mut log, kept) = RunLog::open(&p, 0).unwrap();
         assert!(kept.is_empty());
         for s in 1..=5 {
@@ -264,7 +263,6 @@ mod tests {
         let (_, kept) = RunLog::open(&p, 3).unwrap();
         assert_eq!(kept.iter().map(|r| r.step).collect::<Vec<_>>(), [1, 2, 3]);
         assert_eq!(std::fs::read_to_string(&p).unwrap().lines().count(), 3);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -126,8 +126,8 @@ mod tests {
 
     #[test]
     fn ship_follows_the_from_chain_oldest_first_and_writes_bf16() {
-        let root = std::env::temp_dir().join(format!("osum-ship-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
+        let tmp = crate::scratch_dir("ship");
+        let root = tmp.path();
         let (s1, s2, out) = (root.join("s1"), root.join("s2"), root.join("out"));
         fake_stage(&s1, None, 10.0);
         fake_stage(&s2, Some(&s1), 2.5);
@@ -145,6 +145,5 @@ mod tests {
             assert_eq!(v, vec![1.0, 2.5, -3.0]);
         }
         assert!(out.join(PROVENANCE_FILE).exists());
-        let _ = std::fs::remove_dir_all(&root);
     }
 }

@@ -62,6 +62,7 @@ impl Ct2 {
         let mut child = match child {
             Ok(c) => c,
             Err(e) => {
+                let _ = std::fs::remove_file(&path);
                 eprintln!("  reference: cannot run {python}: {e}");
                 return None;
             }

@@ -439,9 +439,8 @@ mod tests {
 
     #[test]
     fn trace_file_is_written_atomically() {
-        let dir = std::env::temp_dir().join(format!("osum-profile-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("trace.json");
+        let tmp = crate::scratch_dir("profile-test");
+        let path = tmp.path().join("trace.json");
         let r = Recorder::new();
         r.record(rec("exp", 3.0, 6));
         r.take().write_trace_file(&path).unwrap();
@@ -449,9 +448,8 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert!(v["traceEvents"].as_array().unwrap().len() == 2);
         // No temporary file is left behind.
-        let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+        let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
         assert_eq!(left.len(), 1);
-        std::fs::remove_dir_all(&dir).unwrap();
         assert!(temp_path(Path::new("/")).is_err());
     }
 }

@@ -3,7 +3,6 @@
 use super::*;
 use crate::engine::{cpu_device, DType};
 use half::{bf16, f16};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A builder for `model.bin` bytes.
 struct Bin(Vec<u8>);
@@ -48,14 +47,18 @@ fn f32_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-/// Write `bytes` to a fresh file under the temp dir and return its path.
-fn write_tmp(bytes: &[u8]) -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!("osum-ct-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join(format!("model{}.bin", N.fetch_add(1, Ordering::Relaxed)));
+/// Write `bytes` to `model.bin` in a fresh scratch folder, removed when the guard drops.
+fn write_tmp(bytes: &[u8]) -> (tempfile::TempDir, PathBuf) {
+    let dir = crate::scratch_dir("ct");
+    let p = dir.path().join("model.bin");
     std::fs::write(&p, bytes).unwrap();
-    p
+    (dir, p)
+}
+
+/// The valid file, opened (with the guard of its folder).
+fn open_valid() -> (tempfile::TempDir, CtModel) {
+    let (dir, p) = write_tmp(&valid());
+    (dir, CtModel::open(p).unwrap())
 }
 
 fn valid() -> Vec<u8> {
@@ -88,7 +91,7 @@ fn valid() -> Vec<u8> {
 }
 
 fn open_err(bytes: &[u8]) -> String {
-    let p = write_tmp(bytes);
+    let (_dir, p) = write_tmp(bytes);
     let e = CtModel::open(&p).unwrap_err().to_string();
     assert!(e.contains(&p.display().to_string()), "{e}");
     e
@@ -96,7 +99,7 @@ fn open_err(bytes: &[u8]) -> String {
 
 #[test]
 fn reads_a_valid_file() {
-    let m = CtModel::open(write_tmp(&valid())).unwrap();
+    let (_dir, m) = open_valid();
     let dev = cpu_device();
     assert_eq!(m.spec(), "WhisperSpec");
     assert_eq!(m.revision(), 3);
@@ -128,7 +131,7 @@ fn reads_a_valid_file() {
 
 #[test]
 fn integer_types_and_missing_names_are_clear_errors() {
-    let m = CtModel::open(write_tmp(&valid())).unwrap();
+    let (_dir, m) = open_valid();
     let dev = cpu_device();
     let e = m.tensor("q", &dev).unwrap_err().to_string();
     assert!(
@@ -141,7 +144,7 @@ fn integer_types_and_missing_names_are_clear_errors() {
 
 #[test]
 fn integer_scalars() {
-    let m = CtModel::open(write_tmp(&valid())).unwrap();
+    let (_dir, m) = open_valid();
     assert_eq!(m.int_scalar("n").unwrap(), -300);
     assert_eq!(m.shape("n").unwrap(), &[] as &[usize]);
     assert_eq!(m.int_scalar("s").unwrap(), 7);

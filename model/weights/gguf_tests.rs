@@ -8,7 +8,6 @@ use super::*;
 use crate::engine::ops::rope::rope_tables;
 use crate::engine::{cpu_device, no_grad, DType, Rng, RopeStyle};
 use half::{bf16, f16};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 // ---- a GGUF writer for tests ----
 
@@ -120,19 +119,12 @@ impl Builder {
     }
 }
 
-fn tmp_path() -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let d = std::env::temp_dir().join(format!("osum-gguf-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d.join(format!("m{}.gguf", N.fetch_add(1, Ordering::Relaxed)))
-}
-
+/// `bytes` opened as a GGUF file (written to a scratch folder, gone again when this returns).
 pub(crate) fn open(bytes: &[u8]) -> Result<GgufFile, WeightsError> {
-    let p = tmp_path();
+    let dir = crate::scratch_dir("gguf");
+    let p = dir.path().join("m.gguf");
     std::fs::write(&p, bytes).unwrap();
-    let r = GgufFile::open(&p);
-    let _ = std::fs::remove_file(&p);
-    r
+    GgufFile::open(&p)
 }
 
 /// The error message for `bytes`, checked to name the file.

@@ -6,18 +6,6 @@ use crate::engine::{cpu_device, DType};
 use ::safetensors::tensor::{serialize, TensorView};
 use ::safetensors::Dtype;
 use half::{bf16, f16};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-fn tmp_dir() -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let d = std::env::temp_dir().join(format!(
-        "osum-st-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let p = dir.join(name);
@@ -71,7 +59,8 @@ fn raw(header: &str, data: &[u8]) -> Vec<u8> {
 }
 
 fn open_err(bytes: &[u8]) -> String {
-    let p = write(&tmp_dir(), "m.safetensors", bytes);
+    let dir = crate::scratch_dir("st");
+    let p = write(dir.path(), "m.safetensors", bytes);
     let e = SafeTensors::open(&p).unwrap_err().to_string();
     assert!(e.contains(&p.display().to_string()), "{e}");
     e
@@ -79,7 +68,8 @@ fn open_err(bytes: &[u8]) -> String {
 
 #[test]
 fn reads_a_single_file() {
-    let p = write(&tmp_dir(), "m.safetensors", &valid(&sample()));
+    let dir = crate::scratch_dir("st");
+    let p = write(dir.path(), "m.safetensors", &valid(&sample()));
     let m = SafeTensors::open(&p).unwrap();
     let dev = cpu_device();
     assert_eq!(m.names(), ["b", "h", "ids", "w"].to_vec());
@@ -106,13 +96,14 @@ fn reads_a_single_file() {
 
 #[test]
 fn reads_shards_through_an_index() {
-    let dir = tmp_dir();
+    let tmp = crate::scratch_dir("st");
+    let dir = tmp.path();
     let s = sample();
-    write(&dir, "a.safetensors", &valid(&s[..2]));
-    write(&dir, "b.safetensors", &valid(&s[2..]));
+    write(dir, "a.safetensors", &valid(&s[..2]));
+    write(dir, "b.safetensors", &valid(&s[2..]));
     let index = r#"{"metadata": {"total_size": 0}, "weight_map":
         {"w": "a.safetensors", "h": "a.safetensors", "b": "b.safetensors", "ids": "b.safetensors"}}"#;
-    let p = write(&dir, "model.safetensors.index.json", index.as_bytes());
+    let p = write(dir, "model.safetensors.index.json", index.as_bytes());
     let m: Box<dyn TensorSource> = Box::new(SafeTensors::open(&p).unwrap());
     let dev = cpu_device();
     assert_eq!(m.names(), ["b", "h", "ids", "w"].to_vec());
@@ -129,27 +120,27 @@ fn reads_shards_through_an_index() {
 
     // An index naming a tensor its shard lacks, a missing shard, and a path outside the folder.
     let p = write(
-        &dir,
+        dir,
         "x.index.json",
         br#"{"weight_map": {"zz": "a.safetensors"}}"#,
     );
     let e = SafeTensors::open(&p).unwrap_err().to_string();
     assert!(e.contains("a.safetensors") && e.contains("\"zz\""), "{e}");
     let p = write(
-        &dir,
+        dir,
         "y.index.json",
         br#"{"weight_map": {"w": "gone.safetensors"}}"#,
     );
     let e = SafeTensors::open(&p).unwrap_err().to_string();
     assert!(e.contains("gone.safetensors"), "{e}");
     let p = write(
-        &dir,
+        dir,
         "z.index.json",
         br#"{"weight_map": {"w": "../a.safetensors"}}"#,
     );
     let e = SafeTensors::open(&p).unwrap_err().to_string();
     assert!(e.contains("not a plain file name"), "{e}");
-    let p = write(&dir, "v.index.json", br#"{"weights": {}}"#);
+    let p = write(dir, "v.index.json", br#"{"weights": {}}"#);
     let e = SafeTensors::open(&p).unwrap_err().to_string();
     assert!(e.contains("weight_map"), "{e}");
 }
@@ -237,8 +228,9 @@ fn bad_headers() {
         assert!(e.contains(want), "{header}: {e}");
     }
     // Metadata is skipped, not parsed as a tensor.
+    let dir = crate::scratch_dir("st");
     let p = write(
-        &tmp_dir(),
+        dir.path(),
         "m.safetensors",
         &raw(
             r#"{"__metadata__": {"format": "pt"}, "a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}"#,

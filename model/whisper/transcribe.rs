@@ -175,9 +175,8 @@ mod tests {
 
     #[test]
     fn suppress_lists_from_config() {
-        let dir = std::env::temp_dir().join(format!("osum-suppress-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let p = dir.join("config.json");
+        let dir = crate::scratch_dir("suppress");
+        let p = dir.path().join("config.json");
         assert_eq!(read_suppress(&p).unwrap(), Suppress::default());
         std::fs::write(
             &p,
@@ -192,7 +191,6 @@ mod tests {
             e.contains("config.json") && e.contains("suppress_ids"),
             "{e}"
         );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

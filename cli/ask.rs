@@ -6,7 +6,7 @@ use clap::Args;
 use osum::engine::Device;
 use osum::model::audio;
 use osum::model::llm::{GenerationConfig, Strategy};
-use osum::model::osum::OsumModel;
+use osum::model::osum::{OsumModel, MAX_SECONDS};
 use osum::model::preset::Preset;
 use std::io::Write;
 use std::path::PathBuf;
@@ -48,7 +48,7 @@ pub struct AskArgs {
 /// Load the model, answer, print.
 pub fn run(a: AskArgs, dev: &Arc<dyn Device>) -> Result<(), String> {
     let preset = Preset::find(&a.preset).map_err(|e| e.to_string())?;
-    let samples = audio::load(&a.audio, a.raw_rate).map_err(|e| e.to_string())?;
+    let samples = audio::load_clip(&a.audio, a.raw_rate, MAX_SECONDS).map_err(|e| e.to_string())?;
     let t0 = Instant::now();
     let max_new = a.max_new_tokens.unwrap_or(preset.generation.max_new_tokens);
     let penalty = preset.generation.repetition_penalty;

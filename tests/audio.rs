@@ -147,6 +147,37 @@ fn raw_pcm() {
     );
 }
 
+/// `load_clip` turns a file longer than its limit down from the header, before decoding: a
+/// float WAV of 31 s whose samples are all NaN (which decoding would reject) gets the length
+/// error, naming the file and both lengths; 30 s of raw PCM at 8 kHz loads in full.
+#[test]
+fn load_clip_refuses_a_long_file_from_its_header_without_decoding_it() {
+    let dir = fixtures::scratch_dir("audio");
+    let long = dir.path().join("long.wav");
+    let samples = 31 * 16_000;
+    let nan: Vec<u8> = (0..samples).flat_map(|_| f32::NAN.to_le_bytes()).collect();
+    std::fs::write(&long, wav(3, 1, 16_000, 32, nan.len() as u32, &nan)).unwrap();
+    assert!(load(&long, None).is_err(), "decoding rejects NaN samples");
+    let e = audio::load_clip(&long, None, 30.0).unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        matches!(e, AudioError::TooLong { max_seconds, .. } if max_seconds == 30.0)
+            && msg.contains("long.wav")
+            && msg.contains("31.0 s"),
+        "{msg}"
+    );
+    let ok = dir.path().join("ok.raw");
+    std::fs::write(&ok, pcm16(30 * 8000)).unwrap();
+    assert_eq!(
+        audio::load_clip(&ok, Some(8000), 30.0).unwrap().len(),
+        30 * 16_000
+    );
+    assert!(matches!(
+        audio::load_clip(&ok, Some(8000), 29.9),
+        Err(AudioError::TooLong { .. })
+    ));
+}
+
 /// Max |ours − golden| over: every value of the golden frames, max and min, and (per 80 values,
 /// so tolerance 80·1e-4) every golden frame sum; returns the per-value max.
 fn compare(mel: &[f32], t: usize, g: &Value) -> f64 {

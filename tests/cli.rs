@@ -370,6 +370,17 @@ fn ask_runs_end_to_end_on_a_real_clip_and_prints_parsed_json() {
     let missing = osum(&["ask", "/no/such.wav", "hi"], &[]);
     assert_eq!(code(&missing), 1);
     assert!(text(&missing.stderr).contains("/no/such.wav"));
+    // Longer than the encoder takes: refused with the length and a way to trim it.
+    let dir = fixtures::scratch_dir("ask-long");
+    let long = dir.path().join("long.raw");
+    std::fs::write(&long, vec![0u8; 2 * 16_000 * 45]).unwrap();
+    let refused = osum(&["ask", long.to_str().unwrap(), "hi"], &[]);
+    assert_eq!(code(&refused), 1);
+    let err = text(&refused.stderr);
+    assert!(
+        err.contains("long.raw") && err.contains("45.0 s") && err.contains("trim"),
+        "{err}"
+    );
 }
 
 /// `osum features` writes one row per distinct clip with every encoder layer (stem, blocks,

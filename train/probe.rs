@@ -16,7 +16,7 @@
 use crate::engine::Tensor;
 use crate::model::adapter::safetensors_bytes;
 use crate::model::audio;
-use crate::model::osum::OsumModel;
+use crate::model::osum::{OsumModel, MAX_SECONDS};
 use crate::train::atomic::write_atomic;
 use crate::train::data::Manifest;
 use std::collections::{HashMap, HashSet};
@@ -99,7 +99,8 @@ pub fn pool_layers(
         let path = manifest
             .audio_path(item)
             .ok_or_else(|| format!("{name}: no audio path"))?;
-        let samples = audio::load(&path, None).map_err(|e| format!("{}: {e}", path.display()))?;
+        let samples = audio::load_clip(&path, None, MAX_SECONDS)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
         let layers = model
             .encoder_layers(&samples)
             .map_err(|e| format!("{}: {e}", path.display()))?;

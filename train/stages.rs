@@ -20,7 +20,7 @@ use crate::engine::{Device, Gradients, Rng, Tensor};
 use crate::model::adapter::Adapter;
 use crate::model::audio;
 use crate::model::llm::{Llm, Lora};
-use crate::model::osum::{lora_targets, OsumModel};
+use crate::model::osum::{lora_targets, OsumModel, MAX_SECONDS};
 use crate::model::preset::Preset;
 use crate::train::attributes::AttributeAlignment;
 use crate::train::batch::{batch_loss, Example};
@@ -713,8 +713,8 @@ pub fn train(
                 let Some(path) = &ex.audio else { continue };
                 let te = Instant::now();
                 feats.push(cache.get_or_compute(path, dev, || {
-                    let samples =
-                        audio::load(path, None).map_err(|e| format!("{}: {e}", ex.name()))?;
+                    let samples = audio::load_clip(path, None, MAX_SECONDS)
+                        .map_err(|e| format!("{}: {e}", ex.name()))?;
                     model
                         .encoder_features(&samples)
                         .map_err(|e| format!("{} ({}): {e}", ex.name(), path.display()))

@@ -1,6 +1,7 @@
 //! Audio front end (REFERENCE.md §2): files → mono f32 at 16 kHz → 80-bin log-mel.
 //!
-//! - [`load`] / [`AudioStream`] (block by block): WAV (via hound) or raw s16le → mono `f32` in [-1, 1] at [`SAMPLE_RATE`].
+//! - [`load`], [`load_clip`] (refuses clips over a length before decoding) / [`AudioStream`]
+//!   (block by block): WAV (via hound) or raw s16le → mono `f32` in [-1, 1] at [`SAMPLE_RATE`].
 //! - [`log_mel`] / [`log_mel_tensor`]: the Whisper log-mel `[80, T]`, padded to 30 s
 //!   ([`MelMode::Whisper`]) or not ([`MelMode::Osum`]).
 
@@ -77,6 +78,19 @@ pub enum AudioError {
         /// The rate the header (or the caller) gave.
         rate: u32,
     },
+    /// Longer than the caller takes (see [`load_clip`]); known from the header, before decoding.
+    #[error(
+        "{path}: the audio is {seconds:.1} s long; at most {max_seconds} s is taken \
+         (trim it, e.g. `sox in.wav out.wav trim 0 {max_seconds}`)"
+    )]
+    TooLong {
+        /// The file.
+        path: PathBuf,
+        /// Its length at 16 kHz, in seconds.
+        seconds: f64,
+        /// The limit.
+        max_seconds: f32,
+    },
     /// The resampler refused the conversion.
     #[error("{path}: resampling {rate} Hz to 16 kHz failed: {msg}")]
     Resample {
@@ -98,6 +112,27 @@ pub enum AudioError {
 /// Long files are better read window by window through [`AudioStream`].
 pub fn load(path: impl AsRef<Path>, raw_rate: Option<u32>) -> Result<Vec<f32>, AudioError> {
     AudioStream::open(path.as_ref(), raw_rate)?.read_to_end()
+}
+
+/// Like [`load`], for one clip of at most `max_seconds`: a longer file is refused from its header
+/// (or, for raw PCM, its size) before any sample is decoded, so an hour-long file costs no more
+/// than a short one to turn down.
+pub fn load_clip(
+    path: impl AsRef<Path>,
+    raw_rate: Option<u32>,
+    max_seconds: f32,
+) -> Result<Vec<f32>, AudioError> {
+    let path = path.as_ref();
+    let stream = AudioStream::open(path, raw_rate)?;
+    let seconds = stream.len_16k() as f64 / SAMPLE_RATE as f64;
+    if seconds > max_seconds as f64 {
+        return Err(AudioError::TooLong {
+            path: path.into(),
+            seconds,
+            max_seconds,
+        });
+    }
+    stream.read_to_end()
 }
 
 /// Decodes the bytes of a file (see [`load`]); `path` names it in errors and picks the format

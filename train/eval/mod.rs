@@ -6,7 +6,7 @@ pub mod metrics;
 pub mod text;
 
 use crate::model::llm::GenerationConfig;
-use crate::model::osum::OsumModel;
+use crate::model::osum::{OsumModel, MAX_SECONDS};
 use crate::train::data::{fixed_instruction, Manifest};
 use metrics::{score, Totals};
 use serde_json::{json, Value};
@@ -76,7 +76,8 @@ pub fn evaluate(
         let path = manifest
             .audio_path(item)
             .ok_or_else(|| at("no audio".into()))?;
-        let samples = crate::model::audio::load(&path, None).map_err(|e| at(e.to_string()))?;
+        let samples = crate::model::audio::load_clip(&path, None, MAX_SECONDS)
+            .map_err(|e| at(e.to_string()))?;
         let ask = |instruction: &str| -> Result<(Value, metrics::Score), String> {
             let t0 = Instant::now();
             let ans = model.ask(&samples, instruction, cfg, &mut |_| {})?;

@@ -7,6 +7,9 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Instant;
 
+/// The most text QA items `--text-qa` takes (about 100 MB of manifest).
+const MAX_TEXT_QA: usize = 1_000_000;
+
 /// Options of `osum synth`.
 #[derive(Args)]
 pub struct SynthArgs {
@@ -19,12 +22,22 @@ pub struct SynthArgs {
     /// tiny (40 clips, for tests), small (600 clips) or default (3800 clips).
     #[arg(long, default_value = "default")]
     size: String,
+    /// Also write this many text QA items (a written question and its answer, no audio) to
+    /// train.jsonl, for stage I to mix in (REFERENCE §7); 0 leaves the manifests as they were.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    text_qa: usize,
 }
 
 /// Generate, printing progress to stderr and a summary to stdout.
 pub fn run(a: SynthArgs) -> Result<(), String> {
     let size = Size::from_name(&a.size)
         .ok_or_else(|| format!("unknown --size `{}` (tiny, small or default)", a.size))?;
+    if a.text_qa > MAX_TEXT_QA {
+        return Err(format!(
+            "--text-qa {} is more than the {MAX_TEXT_QA} items a benchmark takes",
+            a.text_qa
+        ));
+    }
     let t0 = Instant::now();
     let last = Mutex::new(0usize);
     let progress = |done: usize, total: usize| {
@@ -41,7 +54,7 @@ pub fn run(a: SynthArgs) -> Result<(), String> {
             }
         }
     };
-    let s = generate(&a.out, a.seed, size, &progress)?;
+    let s = generate(&a.out, a.seed, size, a.text_qa, &progress)?;
     let lines: Vec<String> = s
         .lines
         .iter()

@@ -155,11 +155,16 @@ pub fn run(a: TrainArgs, dev: &Arc<dyn Device>) -> Result<(), String> {
     let s = &summary;
     let train_secs = (s.secs - s.encoder_secs).max(1e-9);
     println!(
-        "stage {} done: step {}/{} over {} examples; loss {} → {}",
+        "stage {} done: step {}/{} over {} examples{}; loss {} → {}",
         stage.number(),
         s.step,
         s.total_steps,
         s.examples,
+        if s.text_qa_examples > 0 {
+            format!(" ({} of them text QA)", s.text_qa_examples)
+        } else {
+            String::new()
+        },
         s.records
             .first()
             .map_or("-".into(), |r| format!("{:.4}", r.loss)),

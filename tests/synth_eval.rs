@@ -102,6 +102,62 @@ fn synth_gives_the_same_bytes_for_the_same_seed_and_other_bytes_for_another() {
     assert_ne!(m(shared_tiny()), m(other.path()));
 }
 
+/// `--text-qa N` appends N text QA items (no audio, `chat` alone, an answer) to train.jsonl and
+/// changes nothing else: the other training lines, dev and test are the bytes made without it.
+#[test]
+fn synth_text_qa_appends_answered_questions_to_train_only() {
+    if let Some(t) = tools_missing() {
+        eprintln!("skipped: {t} not installed (sudo apt-get install espeak-ng flite sox)");
+        return;
+    }
+    let qa = fixtures::scratch_dir("synth-qa");
+    let out = qa.path().to_str().unwrap();
+    let o = osum(
+        &["synth", "--out", out, "--size", "tiny", "--text-qa", "5"],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let read = |d: &Path, f: &str| std::fs::read_to_string(d.join(f)).unwrap();
+    for f in ["dev.jsonl", "test.jsonl"] {
+        assert_eq!(read(qa.path(), f), read(shared_tiny(), f), "{f}");
+    }
+    let (with, without) = (
+        read(qa.path(), "train.jsonl"),
+        read(shared_tiny(), "train.jsonl"),
+    );
+    let added = with
+        .strip_prefix(without.as_str())
+        .expect("the same lines first");
+    let added: Vec<Value> = added
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(added.len(), 5);
+    for v in &added {
+        assert!(
+            v["audio"].is_null() && v["tasks"] == serde_json::json!(["chat"]),
+            "{v}"
+        );
+        assert!(v["answer"].as_str().is_some_and(|a| !a.is_empty()), "{v}");
+    }
+    let info: Value = serde_json::from_str(&read(qa.path(), "synth.json")).unwrap();
+    assert_eq!(info["counts"]["train_text_qa"], 5);
+    let too_many = osum(
+        &[
+            "synth",
+            "--out",
+            out,
+            "--size",
+            "tiny",
+            "--text-qa",
+            "2000000",
+        ],
+        &[],
+    );
+    assert_eq!(too_many.status.code(), Some(1));
+    assert!(text(&too_many.stderr).contains("--text-qa 2000000"));
+}
+
 fn lines(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
         .unwrap()

@@ -186,6 +186,57 @@ fn each_stage_lowers_the_loss_on_a_repeated_batch_and_leaves_a_loadable_checkpoi
     }
 }
 
+/// Stage I mixes the manifest's text QA items in (REFERENCE §7), prompted with their own question
+/// and trained on `<chat>` + the answer; stage II leaves them out, and so does a stage I without
+/// the answer loss (nothing else could use them). A stage I run over one clip and one text QA
+/// item lowers the loss on both.
+#[test]
+fn stage_one_mixes_in_text_qa_items_and_stage_two_leaves_them_out() {
+    let Some((_tmp, dir)) = fixture("text-qa") else {
+        return;
+    };
+    let dev = cpu_device();
+    let qa = Item {
+        instruction: "What is the plural of \"box\"?".into(),
+        tasks: vec!["chat".into()],
+        answer: Some("boxes".into()),
+        ..Item::default()
+    };
+    let mut all = Manifest::load(&dir.join("train.jsonl")).unwrap().items;
+    all.push(qa.clone());
+    Manifest::save(&dir.join("train.jsonl"), &all).unwrap();
+    let manifest = Manifest::load(&dir.join("train.jsonl")).unwrap();
+    let preset = Preset::find(dir.join("preset.json").to_str().unwrap()).unwrap();
+    let model = OsumModel::open(preset, None, &dev).unwrap();
+    let text_only = |stage, text_qa| -> Vec<Example> {
+        examples(stage, &manifest, &model, AuxLabels::default(), text_qa)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.audio.is_none())
+            .collect()
+    };
+    let mixed = text_only(Stage::TagAlignment, true);
+    assert_eq!(mixed.len(), 1);
+    assert_eq!(mixed[0].instruction, qa.instruction);
+    let mut want = model.text.tokenizer.encode("<chat>boxes").unwrap();
+    want.push(model.answer_end_id().unwrap());
+    assert_eq!(mixed[0].target, want);
+    assert!(text_only(Stage::TagAlignment, false).is_empty());
+    let intents = text_only(Stage::IntentParsing, true);
+    assert_eq!(intents.len(), 3);
+    assert!(intents.iter().all(|e| e.instruction != qa.instruction));
+
+    let mut o = first_item_options(&dir, "s1-qa");
+    Manifest::save(&o.manifest, &[all[0].clone(), qa]).unwrap();
+    o.batch = 2;
+    o.steps = Some(12);
+    o.lora_dropout = Some(0.0);
+    let s = train(&o, &dev, &mut |_, _| {}).unwrap();
+    assert_eq!((s.examples, s.text_qa_examples), (2, 1));
+    let l = losses(&s);
+    assert!(l[11] < 0.5 * l[0], "the loss did not fall: {l:?}");
+}
+
 #[test]
 fn ctc_only_training_lowers_the_ctc_loss_without_running_the_llm() {
     let Some((_tmp, dir)) = fixture("ctc") else {
@@ -443,7 +494,7 @@ fn a_right_padded_batch_scores_each_item_as_if_it_were_alone() {
     let preset = Preset::find(dir.join("preset.json").to_str().unwrap()).unwrap();
     let model = OsumModel::open(preset, None, &dev).unwrap();
     let manifest = Manifest::load(&dir.join("train.jsonl")).unwrap();
-    let mut exs = examples(Stage::Joint, &manifest, &model, AuxLabels::default()).unwrap();
+    let mut exs = examples(Stage::Joint, &manifest, &model, AuxLabels::default(), false).unwrap();
     exs.truncate(3);
     let speech: Vec<Option<Tensor>> = exs
         .iter()

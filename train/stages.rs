@@ -2,9 +2,10 @@
 //! runs one of them:
 //!
 //! - **Stage I**, tag-based speech alignment: items with audio, prompted with their fixed task
-//!   tags ([`fixed_instruction`]); adapter + LoRA train, encoder and LLM stay frozen.
-//! - **Stage II**, text-only intent parsing: items without audio, natural-language instruction →
-//!   task tags; only LoRA trains.
+//!   tags ([`fixed_instruction`]), with the manifest's text QA items ([`Item::is_text_qa`]:
+//!   written question → answer) mixed in; adapter + LoRA train, encoder and LLM stay frozen.
+//! - **Stage II**, text-only intent parsing: items without audio (text QA aside),
+//!   natural-language instruction → task tags; only LoRA trains.
 //! - **Stage III**, joint: items with audio and their natural-language instruction → tags +
 //!   answer, so the loss covers both the intent and the speech answer; adapter + LoRA train.
 //!
@@ -84,9 +85,21 @@ impl Stage {
         self != Stage::IntentParsing
     }
 
-    /// The instruction placed in the prompt for `item`.
+    /// Whether the stage trains on `item`; `text_qa` lets stage I mix in text QA items
+    /// (REFERENCE §7: "text QA mixed in"), which only the answer loss can use.
+    fn takes(self, item: &Item, text_qa: bool) -> bool {
+        match self {
+            Stage::TagAlignment => item.audio.is_some() || (text_qa && item.is_text_qa()),
+            Stage::IntentParsing => item.audio.is_none() && !item.is_text_qa(),
+            Stage::Joint => item.audio.is_some(),
+        }
+    }
+
+    /// The instruction placed in the prompt for `item`: a text QA item's own question; else
+    /// stage I's fixed task tags or the item's natural-language instruction.
     fn instruction(self, item: &Item) -> Result<String, String> {
         match self {
+            _ if item.is_text_qa() => Ok(item.instruction.clone()),
             Stage::TagAlignment => Ok(fixed_instruction(&item.task_list()?)),
             Stage::IntentParsing | Stage::Joint => Ok(item.instruction.clone()),
         }
@@ -97,17 +110,18 @@ impl Stage {
 ///
 /// With `aux.ctc`, audio items that have a transcript also get its token ids as CTC labels
 /// (train/ctc.rs); with `aux.attributes`, audio items get their closed-set labels
-/// (train/attributes.rs).
+/// (train/attributes.rs). With `text_qa`, stage I also takes the text QA items.
 pub fn examples(
     stage: Stage,
     manifest: &Manifest,
     model: &OsumModel,
     aux: AuxLabels,
+    text_qa: bool,
 ) -> Result<Vec<Example>, String> {
     let end = model.answer_end_id()?;
     let mut out = Vec::new();
     for (i, item) in manifest.items.iter().enumerate() {
-        if item.audio.is_some() != stage.uses_audio() {
+        if !stage.takes(item, text_qa) {
             continue;
         }
         let at = |e: String| format!("manifest item {}: {e}", i + 1);
@@ -142,7 +156,7 @@ pub fn examples(
             },
         });
     }
-    if out.is_empty() {
+    if out.is_empty() || (stage.uses_audio() && out.iter().all(|e| e.audio.is_none())) {
         return Err(format!(
             "the manifest has no {} items for stage {}",
             if stage.uses_audio() {
@@ -276,6 +290,8 @@ pub struct TrainSummary {
     pub total_steps: u64,
     /// Examples of the stage.
     pub examples: usize,
+    /// Of which text QA items (stage I).
+    pub text_qa_examples: usize,
     /// Wall seconds of the steps run in this process.
     pub secs: f64,
     /// Of which spent computing encoder features (cache misses).
@@ -545,7 +561,8 @@ pub fn train(
         ctc: opts.ctc_weight > 0.0,
         attributes: opts.attr_weight > 0.0,
     };
-    let examples = examples(opts.stage, &manifest, &model, aux)?;
+    // Text QA trains through the answer loss alone: an alignment-only run leaves it out.
+    let examples = examples(opts.stage, &manifest, &model, aux, opts.llm_weight > 0.0)?;
     let per_step = opts.batch * opts.accum;
     let total_steps = match opts.steps {
         Some(s) => s,
@@ -654,6 +671,11 @@ pub fn train(
         step: start_step,
         total_steps,
         examples: examples.len(),
+        text_qa_examples: if opts.stage.uses_audio() {
+            examples.iter().filter(|e| e.audio.is_none()).count()
+        } else {
+            0
+        },
         secs: 0.0,
         encoder_secs: 0.0,
         items: 0,

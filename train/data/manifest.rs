@@ -6,7 +6,9 @@
 //!  "tasks": ["asr", "gender"], "transcript": "go forward ten meters", "gender": "male"}
 //! ```
 //!
-//! `audio` is absent for text-only items (stage II intent parsing: instruction → task tags only).
+//! `audio` is absent for text-only items: stage II's intent parsing (instruction → task tags
+//! only) and, when such an item asks for `chat` alone and carries an `answer`, **text QA** (a
+//! written question → its answer), which stage I mixes in (REFERENCE §7).
 //! Label fields are optional in general, but an item with audio must carry the label of every
 //! classification task it lists (and a transcript for `asr`/`srwt`, an answer for `chat`), since
 //! that is what its training target is made of. Relative audio paths are relative to the manifest
@@ -136,11 +138,18 @@ impl Item {
         Ok(())
     }
 
+    /// Whether this is a text QA item: no audio, `tasks` exactly `["chat"]` and an `answer`
+    /// (stage I's text QA; stage II leaves these out).
+    pub fn is_text_qa(&self) -> bool {
+        self.audio.is_none() && self.answer.is_some() && self.tasks == ["chat"]
+    }
+
     /// The training target (REFERENCE §6): intent tags, then for items with audio the free text
-    /// and the label tags; for text-only items (stage II) the intent tags alone.
+    /// and the label tags; for text QA items `<chat>` and the answer; for the other text-only
+    /// items (stage II) the intent tags alone.
     pub fn target(&self) -> Result<String, String> {
         let tasks = self.task_list()?;
-        if self.audio.is_none() {
+        if self.audio.is_none() && !self.is_text_qa() {
             return Ok(fixed_instruction(&tasks));
         }
         let labels: Vec<(Task, &str)> = tasks
@@ -240,6 +249,34 @@ mod tests {
         };
         item.validate().unwrap();
         assert_eq!(item.target().unwrap(), "<asr><gender>");
+    }
+
+    #[test]
+    fn a_text_qa_item_targets_its_answer_and_only_chat_alone_makes_one() {
+        let qa = Item {
+            instruction: "What is the plural of \"box\"?".into(),
+            tasks: vec!["chat".into()],
+            answer: Some("boxes".into()),
+            ..Item::default()
+        };
+        qa.validate().unwrap();
+        assert!(qa.is_text_qa());
+        assert_eq!(qa.target().unwrap(), "<chat>boxes");
+        let with_audio = Item {
+            audio: Some("wav/q.wav".into()),
+            ..qa.clone()
+        };
+        let two_tasks = Item {
+            tasks: vec!["chat".into(), "gender".into()],
+            ..qa.clone()
+        };
+        let no_answer = Item {
+            answer: None,
+            ..qa.clone()
+        };
+        for not_qa in [with_audio, two_tasks, no_answer] {
+            assert!(!not_qa.is_text_qa(), "{not_qa:?}");
+        }
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //!
 //! Splits:
 //! - `train`: training voices, 70% of the sentences, training instruction templates, plus
-//!   text-only intent items (stage II: no audio, target = intent tags);
+//!   text-only intent items (stage II: no audio, target = intent tags) and, when asked for
+//!   (`--text-qa N`), text QA items for stage I ([`text_qa`]);
 //! - `dev`: training voices, another 10% of the sentences, training templates, plus text-only
 //!   intent items;
 //! - `test`: held-out voices ([`voices::VOICES`]), the remaining 20% of the sentences, held-out
@@ -21,6 +22,7 @@ pub mod made_voices;
 pub mod prosody;
 pub mod render;
 pub mod sentences;
+pub mod text_qa;
 pub mod voices;
 pub mod whispering;
 
@@ -388,14 +390,21 @@ fn info_json(seed: u64, size: Size, plan: &Plan) -> serde_json::Value {
 
 /// Generate the benchmark into `out`: check the tools, plan, render every clip in parallel
 /// (reporting `(done, total)` to `progress`), write the manifests and [`INFO_FILE`] atomically.
+///
+/// `text_qa` text QA items ([`text_qa`]) are appended to the training manifest; with 0 the output
+/// is what it was before they existed.
 pub fn generate(
     out: &Path,
     seed: u64,
     size: Size,
+    text_qa: usize,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<Summary, String> {
     render::check_tools()?;
-    let plan = plan(seed, size);
+    let mut plan = plan(seed, size);
+    if let Some((_, train)) = plan.manifests.iter_mut().find(|(s, _)| *s == Split::Train) {
+        train.extend(text_qa::items(seed, text_qa));
+    }
     for (split, items) in &plan.manifests {
         for item in items {
             item.validate()
@@ -422,8 +431,11 @@ pub fn generate(
     for (split, items) in &plan.manifests {
         Manifest::save(&out.join(format!("{}.jsonl", split.name())), items)?;
     }
-    let info =
-        serde_json::to_string_pretty(&info_json(seed, size, &plan)).map_err(|e| e.to_string())?;
+    let mut info = info_json(seed, size, &plan);
+    if text_qa > 0 {
+        info["counts"]["train_text_qa"] = text_qa.into();
+    }
+    let info = serde_json::to_string_pretty(&info).map_err(|e| e.to_string())?;
     write_atomic(&out.join(INFO_FILE), format!("{info}\n").as_bytes())?;
     Ok(Summary {
         lines: plan

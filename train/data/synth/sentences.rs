@@ -4,7 +4,7 @@
 
 use crate::engine::Rng;
 
-const NOUNS: &[&str] = &[
+pub(super) const NOUNS: &[&str] = &[
     "dog",
     "cat",
     "bird",
@@ -109,7 +109,7 @@ const NOUNS: &[&str] = &[
     "lake",
 ];
 
-const ADJECTIVES: &[&str] = &[
+pub(super) const ADJECTIVES: &[&str] = &[
     "big",
     "small",
     "old",
@@ -327,7 +327,7 @@ fn starts_with_vowel(w: &str) -> bool {
     w.starts_with(['a', 'e', 'i', 'o', 'u'])
 }
 
-fn plural(noun: &str) -> String {
+pub(super) fn plural(noun: &str) -> String {
     if noun == "child" {
         "children".into()
     } else if noun == "knife" {

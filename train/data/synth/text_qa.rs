@@ -11,16 +11,13 @@
 //! Drawn from their own generator (`seed` mixed with a constant), so asking for them leaves every
 //! other manifest line and clip exactly as without.
 
+use super::pick;
 use super::sentences::{plural, ADJECTIVES, NOUNS};
 use crate::engine::Rng;
 use crate::train::data::Item;
 
 /// Mixed into the synth seed for this generator's stream ("text_qa" in ASCII).
 const STREAM: u64 = 0x0074_6578_745f_7161;
-
-fn pick<'a>(rng: &mut Rng, xs: &[&'a str]) -> &'a str {
-    xs[rng.below(xs.len() as u64) as usize]
-}
 
 /// Three to eight words from the nouns and adjectives.
 fn words(rng: &mut Rng) -> Vec<&'static str> {

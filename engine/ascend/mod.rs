@@ -23,7 +23,6 @@ pub mod attention_backward;
 pub mod conv;
 pub mod elementwise;
 pub mod index;
-pub mod log_softmax;
 pub mod lora;
 pub mod loss;
 pub mod matmul;
@@ -274,7 +273,7 @@ impl Device for AscendDevice {
     }
 
     fn log_softmax(&self, src: View) -> Result<Buffer> {
-        log_softmax::log_softmax(self, src)
+        softmax::log_softmax(self, src)
     }
 
     fn layer_norm(&self, x: View, w: View, b: Option<View>, eps: f32) -> Result<Buffer> {

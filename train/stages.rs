@@ -671,11 +671,10 @@ pub fn train(
         step: start_step,
         total_steps,
         examples: examples.len(),
-        text_qa_examples: if opts.stage.uses_audio() {
-            examples.iter().filter(|e| e.audio.is_none()).count()
-        } else {
-            0
-        },
+        text_qa_examples: examples
+            .iter()
+            .filter(|e| manifest.items[e.item].is_text_qa())
+            .count(),
         secs: 0.0,
         encoder_secs: 0.0,
         items: 0,

@@ -1,14 +1,18 @@
 //! `osum chat`: a text-only prompt to a preset's LLM, the reply streamed to stdout. By default
 //! the text is continued as written (`"The capital of France is"` → `" Paris."`); `--chat` wraps
-//! it in the preset's chat template as a user turn.
+//! it in the preset's chat template as a user turn. An OSUM preset (`osum-tiny`) answers with its
+//! trained LoRA (`--checkpoint`, else the shipped one): what the speech training left of the
+//! LLM's text answers.
 
 use clap::Args;
 use osum::engine::Device;
 use osum::model::llm::{GenerationConfig, Strategy};
+use osum::model::osum::OsumModel;
 use osum::model::preset::Preset;
 use osum::model::prompt::Segment;
 use osum::model::text::TextModel;
 use std::io::Write;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -18,6 +22,10 @@ pub struct ChatArgs {
     /// A built-in preset (smollm2, openpangu-7b, qwen2-7b) or a path to a preset .json file.
     #[arg(long, default_value = "smollm2")]
     preset: String,
+    /// OSUM presets only: the trained checkpoint folder whose LoRA the LLM answers with
+    /// (default: the preset's shipped checkpoint, e.g. `assets/osum-tiny`).
+    #[arg(long, value_name = "DIR")]
+    checkpoint: Option<PathBuf>,
     /// Wrap the text in the preset's chat template as a user turn (default: continue the text
     /// as written).
     #[arg(long)]
@@ -58,8 +66,27 @@ pub struct ChatArgs {
 pub fn run(a: ChatArgs, dev: &Arc<dyn Device>) -> Result<(), String> {
     let preset = Preset::find(&a.preset).map_err(|e| e.to_string())?;
     let t0 = Instant::now();
-    let model = TextModel::open_source(&preset.llm, &osum::model::home(), preset.template, dev)
-        .map_err(|e| e.to_string())?;
+    let model = if preset.adapter.is_some() {
+        let checkpoint = preset.checkpoint_or_shipped(a.checkpoint.as_deref());
+        let speech_model = OsumModel::open(preset.clone(), checkpoint.as_deref(), dev)?;
+        if !speech_model.trained {
+            eprintln!(
+                "note: no --checkpoint and no shipped one: LoRA is zero, so this is {}'s base LLM",
+                preset.name
+            );
+        }
+        speech_model.text
+    } else if let Some(dir) = &a.checkpoint {
+        return Err(format!(
+            "--checkpoint {}: preset {} is a text model without LoRA; a checkpoint needs an OSUM \
+             preset such as osum-tiny",
+            dir.display(),
+            preset.name
+        ));
+    } else {
+        TextModel::open_source(&preset.llm, &osum::model::home(), preset.template, dev)
+            .map_err(|e| e.to_string())?
+    };
     let load_s = t0.elapsed().as_secs_f64();
     let segs = if a.chat {
         let system = a.system.as_deref().or(preset.system.as_deref());

@@ -8,7 +8,8 @@ use osum::model::osum::OsumModel;
 use osum::model::preset::Preset;
 use osum::train::atomic::write_atomic;
 use osum::train::data::Manifest;
-use osum::train::eval::{evaluate, metrics::comparison_table, Options, Report};
+use osum::train::eval::metrics::{comparison_table, Totals};
+use osum::train::eval::{evaluate, Options, Report};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -37,7 +38,7 @@ pub struct EvalArgs {
     /// fixed-vs-natural-language table.
     #[arg(long)]
     compare_fixed: bool,
-    /// Evaluate only the first N audio items.
+    /// Evaluate only the first N items.
     #[arg(long, value_name = "N")]
     limit: Option<usize>,
     /// At most this many new tokens per answer (default: the preset's).
@@ -49,26 +50,31 @@ fn pct(x: Option<f64>) -> String {
     x.map_or("—".into(), |v| format!("{:.1}%", 100.0 * v))
 }
 
-fn print_summary(r: &Report) {
-    let t = &r.natural;
+/// IFR, WER/CER and per-task accuracy of one set of totals.
+fn print_totals(what: &str, t: &Totals) {
     println!(
-        "items {}  IFR {}  WER {}  CER {}",
+        "{what} {}  IFR {}  WER {}  CER {}",
         t.n,
         pct(t.ifr()),
         pct(t.wer()),
         pct(t.cer())
     );
     for (task, &(c, n)) in &t.labels {
-        let proxy = if matches!(*task, "age" | "emotion") {
-            " (prosody proxy)"
-        } else {
-            ""
+        let note = match *task {
+            "age" | "emotion" => " (prosody proxy)",
+            "chat" => " (exact match)",
+            _ => "",
         };
         println!(
-            "  {task:<8} accuracy {} ({c}/{n}){proxy}",
+            "  {task:<8} accuracy {} ({c}/{n}){note}",
             pct((n > 0).then(|| c as f64 / n as f64))
         );
     }
+}
+
+fn print_summary(r: &Report) {
+    let t = &r.natural;
+    print_totals("items", t);
     let v = t.to_json();
     println!(
         "latency per item: mean {:.0} ms, p50 {:.0} ms, p90 {:.0} ms, max {:.0} ms",
@@ -77,6 +83,9 @@ fn print_summary(r: &Report) {
         v["latency_ms"]["p90"].as_f64().unwrap_or(0.0),
         v["latency_ms"]["max"].as_f64().unwrap_or(0.0),
     );
+    if r.text.n > 0 {
+        print_totals("text-only items", &r.text);
+    }
     if let Some(f) = &r.fixed {
         println!("\nfixed tag instruction vs natural-language instruction:");
         print!("{}", comparison_table(f, t));
@@ -111,8 +120,13 @@ pub fn run(a: EvalArgs, dev: &Arc<dyn Device>) -> Result<(), String> {
     let mut progress = |done: usize, total: usize, r: &Report| {
         let step = (total / 20).max(1);
         if done == total || done.is_multiple_of(step) {
+            let text = if r.text.n > 0 {
+                format!(", text-only IFR {}", pct(r.text.ifr()))
+            } else {
+                String::new()
+            };
             eprintln!(
-                "eval: {done}/{total} items, IFR {} WER {}, {:.1} s",
+                "eval: {done}/{total} items, IFR {} WER {}{text}, {:.1} s",
                 pct(r.natural.ifr()),
                 pct(r.natural.wer()),
                 t0.elapsed().as_secs_f64()
@@ -120,12 +134,6 @@ pub fn run(a: EvalArgs, dev: &Arc<dyn Device>) -> Result<(), String> {
         }
     };
     let report = evaluate(&model, &manifest, &cfg, &opts, &mut progress)?;
-    if report.skipped_text_only > 0 {
-        eprintln!(
-            "eval: {} text-only items skipped (no audio to ask about)",
-            report.skipped_text_only
-        );
-    }
     if let Some(path) = &a.predictions {
         let mut out = String::new();
         for line in &report.predictions {

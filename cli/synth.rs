@@ -23,7 +23,8 @@ pub struct SynthArgs {
     #[arg(long, default_value = "default")]
     size: String,
     /// Also write this many text QA items (a written question and its answer, no audio) to
-    /// train.jsonl, for stage I to mix in (REFERENCE §7); 0 leaves the manifests as they were.
+    /// train.jsonl, for stage I to mix in (REFERENCE §7), and a fifth as many held-out ones to
+    /// test-text-qa.jsonl (for `osum eval`); 0 leaves the manifests as they were.
     #[arg(long, default_value_t = 0, value_name = "N")]
     text_qa: usize,
 }
@@ -55,11 +56,18 @@ pub fn run(a: SynthArgs) -> Result<(), String> {
         }
     };
     let s = generate(&a.out, a.seed, size, a.text_qa, &progress)?;
-    let lines: Vec<String> = s
+    let mut lines: Vec<String> = s
         .lines
         .iter()
         .map(|(split, n)| format!("{}.jsonl {n} lines", split.name()))
         .collect();
+    if s.test_text_qa > 0 {
+        lines.push(format!(
+            "{} {} lines",
+            osum::train::data::synth::text_qa::TEST_FILE,
+            s.test_text_qa
+        ));
+    }
     println!(
         "wrote {} clips ({:.1} min of audio, longest {:.1} s) and {} to {} in {:.1} s (seed {}, size {})",
         s.clips,

@@ -58,7 +58,7 @@ pub struct Answer {
     pub parsed: Parsed,
     /// Generated token ids.
     pub tokens: Vec<u32>,
-    /// Speech positions given to the LLM (BOS/EOS included).
+    /// Speech positions given to the LLM (BOS/EOS included; 0 for a text-only prompt).
     pub speech_positions: usize,
 }
 
@@ -426,7 +426,29 @@ impl OsumModel {
         on_text: &mut dyn FnMut(&str),
     ) -> Result<Answer> {
         let speech = self.speech_embeddings(samples)?;
-        let (embeds, context) = self.prompt_embeddings(instruction, Some(&speech))?;
+        self.answer(instruction, Some(&speech), cfg, on_text)
+    }
+
+    /// Answer a text-only `instruction` (no speech slot in the prompt), as training lays out
+    /// text QA and intent items: what the checkpoint's LLM, LoRA included, says to plain text.
+    pub fn ask_text(
+        &self,
+        instruction: &str,
+        cfg: &GenerationConfig,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<Answer> {
+        self.answer(instruction, None, cfg, on_text)
+    }
+
+    /// Generate from the prompt of `instruction` with `speech` (or none) spliced in.
+    fn answer(
+        &self,
+        instruction: &str,
+        speech: Option<&Tensor>,
+        cfg: &GenerationConfig,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<Answer> {
+        let (embeds, context) = self.prompt_embeddings(instruction, speech)?;
         let (gen, text) = self
             .text
             .generate_text(&context, Some(&embeds), cfg, on_text)
@@ -435,7 +457,7 @@ impl OsumModel {
             parsed: parse(&text),
             text,
             tokens: gen.tokens,
-            speech_positions: speech.shape()[1],
+            speech_positions: speech.map_or(0, |s| s.shape()[1]),
         })
     }
 }

@@ -314,6 +314,58 @@ fn chat_continues_the_capital_of_france_with_paris() {
     assert!(text(&bad.stderr).contains("unknown preset `nope`"));
 }
 
+/// `osum chat --preset osum-tiny` answers with the checkpoint's LoRA (the shipped one by
+/// default): with none, its reply is the base LLM's to the same chat prompt; a text preset
+/// refuses `--checkpoint`, which it would have nowhere to put.
+#[test]
+fn chat_on_an_osum_preset_answers_with_the_checkpoints_lora() {
+    let home = osum::model::home();
+    let needed = [
+        home.join("whisper-tiny.en/model.bin"),
+        home.join("smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf"),
+    ];
+    if let Some(m) = needed.iter().find(|p| !p.exists()) {
+        eprintln!("skipped: {} not installed (run `osum setup`)", m.display());
+        return;
+    }
+    let system = osum::model::preset::Preset::find("osum-tiny")
+        .unwrap()
+        .system
+        .expect("osum-tiny has a system prompt");
+    let question = "What is the plural of \"cat\"?";
+    let reply = |preset: &str, extra: &[&str], envs: &[(&str, &str)]| -> serde_json::Value {
+        let mut args = vec!["chat", "--preset", preset, "--chat", "--json"];
+        // The same decoding for both presets, so only the weights differ.
+        args.extend_from_slice(&["--max-new-tokens", "6", "--repetition-penalty", "1.0"]);
+        args.extend_from_slice(extra);
+        args.push(question);
+        let o = osum(&args, envs);
+        assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+        serde_json::from_str(text(&o.stdout).trim()).unwrap()
+    };
+    let none = [("OSUM_ASSETS", "/no/such/assets")];
+    let base = reply("osum-tiny", &[], &none);
+    let smollm2 = reply("smollm2", &["--system", &system], &[]);
+    assert_eq!(base["prompt_ids"], smollm2["prompt_ids"]);
+    assert_eq!(
+        base["tokens"], smollm2["tokens"],
+        "zero LoRA is the base LLM"
+    );
+    let shipped = reply("osum-tiny", &[], &[]);
+    assert_eq!(shipped["prompt_ids"], base["prompt_ids"]);
+    assert_ne!(
+        shipped["tokens"], base["tokens"],
+        "the shipped LoRA changes the reply"
+    );
+    let refused = osum(&["chat", "--checkpoint", "/tmp", "hi"], &[]);
+    assert_eq!(code(&refused), 1);
+    assert!(
+        text(&refused.stderr).contains("osum-tiny"),
+        "{}",
+        text(&refused.stderr)
+    );
+}
+
 #[test]
 fn ask_runs_end_to_end_on_a_real_clip_and_prints_parsed_json() {
     let home = osum::model::home();

@@ -102,8 +102,9 @@ fn synth_gives_the_same_bytes_for_the_same_seed_and_other_bytes_for_another() {
     assert_ne!(m(shared_tiny()), m(other.path()));
 }
 
-/// `--text-qa N` appends N text QA items (no audio, `chat` alone, an answer) to train.jsonl and
-/// changes nothing else: the other training lines, dev and test are the bytes made without it.
+/// `--text-qa N` appends N text QA items (no audio, `chat` alone, an answer) to train.jsonl,
+/// writes held-out ones to test-text-qa.jsonl and changes nothing else: the other training lines,
+/// dev and test are the bytes made without it.
 #[test]
 fn synth_text_qa_appends_answered_questions_to_train_only() {
     if let Some(t) = tools_missing() {
@@ -142,6 +143,22 @@ fn synth_text_qa_appends_answered_questions_to_train_only() {
     }
     let info: Value = serde_json::from_str(&read(qa.path(), "synth.json")).unwrap();
     assert_eq!(info["counts"]["train_text_qa"], 5);
+    // One held-out question (a fifth of 5) for `osum eval`, none of the five trained on.
+    let held_out = lines(&qa.path().join("test-text-qa.jsonl"));
+    assert_eq!(info["counts"]["test_text_qa"], 1);
+    assert_eq!(held_out.len(), 1);
+    assert!(held_out[0]["answer"].is_string() && held_out[0]["audio"].is_null());
+    assert!(added
+        .iter()
+        .all(|v| v["instruction"] != held_out[0]["instruction"]));
+    // Regenerated without --text-qa, the folder holds no questions from the earlier run.
+    let again = osum(&["synth", "--out", out, "--size", "tiny"], &[]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again.stderr));
+    assert!(!qa.path().join("test-text-qa.jsonl").exists());
+    assert_eq!(
+        read(qa.path(), "train.jsonl"),
+        read(shared_tiny(), "train.jsonl")
+    );
     let too_many = osum(
         &[
             "synth",
@@ -283,6 +300,53 @@ fn eval_runs_end_to_end_on_a_tiny_benchmark_and_prints_json_last() {
                 .starts_with('<')
     );
     assert!(!text(&o.stderr).contains("untrained"));
+    // Text-only items are asked without a speech slot and totalled apart: a text QA item is
+    // scored on its answer (`chat`), an intent item on its tags only.
+    let mixed = fixtures::scratch_dir("eval-text");
+    let clip = dir.join(p[0]["audio"].as_str().unwrap());
+    let audio_line = serde_json::json!({
+        "audio": clip, "instruction": "Transcribe this.", "tasks": ["asr"], "transcript": "hello",
+    });
+    let qa_line = serde_json::json!({
+        "instruction": "What is the plural of \"cat\"?", "tasks": ["chat"], "answer": "cats",
+    });
+    let intent_line = serde_json::json!({
+        "instruction": "What is the speaker's gender?", "tasks": ["gender"],
+    });
+    let mixed_manifest = mixed.path().join("mixed.jsonl");
+    std::fs::write(
+        &mixed_manifest,
+        format!("{audio_line}\n{qa_line}\n{intent_line}\n"),
+    )
+    .unwrap();
+    let mixed_preds = mixed.path().join("preds.jsonl");
+    let o = osum(
+        &[
+            "eval",
+            "--manifest",
+            mixed_manifest.to_str().unwrap(),
+            "--max-new-tokens",
+            "4",
+            "--json",
+            "--predictions",
+            mixed_preds.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let stdout = text(&o.stdout);
+    assert!(stdout.contains("text-only items 2"), "{stdout}");
+    let v: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        (v["n"].as_u64(), v["text"]["n"].as_u64()),
+        (Some(1), Some(2))
+    );
+    assert_eq!(v["text"]["acc_n"], serde_json::json!({"chat": 1}));
+    assert!(v["acc_n"].get("chat").is_none(), "{v}");
+    let p = lines(&mixed_preds);
+    assert_eq!(p.len(), 3);
+    assert!(p[1]["audio"].is_null() && p[1]["raw"].is_string());
+    assert!(p[1]["correct"]["chat"].is_boolean() && p[2]["correct"] == serde_json::json!({}));
     let missing = osum(&["eval", "--manifest", "/no/such.jsonl"], &[]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(text(&missing.stderr).contains("/no/such.jsonl"));

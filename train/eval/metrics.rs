@@ -2,12 +2,14 @@
 //! - **IFR** (instruction-following rate, REFERENCE §6): the share of items whose answer's intent
 //!   tags are exactly the requested tasks, as a set (order is formatting, not intent);
 //! - **accuracy** per classification task: the answer's first label tag of that task equals the
-//!   item's label (no label tag counts as wrong);
+//!   item's label (no label tag counts as wrong); for `chat` with a reference `answer` (text QA),
+//!   the reply equals it after normalization (exact match: the benchmark's answers are a word or
+//!   a few);
 //! - **WER / CER** over the items that ask for a transcript: corpus-level edit distance on
 //!   normalized text ([`super::text`]) divided by the reference's words / characters;
 //! - **latency**: wall time of each `ask` (speech encoder + generation), in milliseconds.
 
-use super::text::{char_errors, word_errors};
+use super::text::{char_errors, normalize, word_errors};
 use crate::model::tags::{Parsed, Task};
 use crate::train::data::Item;
 use serde_json::{json, Map, Value};
@@ -34,7 +36,7 @@ pub fn score(item: &Item, tasks: &[Task], answer: &Parsed, latency_ms: f64) -> S
     let mut got: Vec<&str> = answer.tasks.iter().map(|t| t.name()).collect();
     asked.sort_unstable();
     got.sort_unstable();
-    let labels = tasks
+    let mut labels: Vec<(Task, bool)> = tasks
         .iter()
         .filter_map(|&t| {
             let truth = item.label(t)?;
@@ -42,6 +44,9 @@ pub fn score(item: &Item, tasks: &[Task], answer: &Parsed, latency_ms: f64) -> S
             Some((t, said.is_some_and(|(_, l)| l == truth)))
         })
         .collect();
+    if let (true, Some(truth)) = (tasks.contains(&Task::Chat), item.answer.as_deref()) {
+        labels.push((Task::Chat, normalize(&answer.text) == normalize(truth)));
+    }
     let transcribed = tasks.iter().any(|t| matches!(t, Task::Asr | Task::Srwt));
     let reference = item.reference_text(tasks);
     let (words, chars) = if transcribed {
@@ -296,6 +301,35 @@ mod tests {
         assert_eq!(v["latency_ms"]["max"], 3.0);
         assert_eq!(v["latency_ms"]["p50"], 1.0);
         assert_eq!(v["latency_ms"]["mean"], 2.0);
+    }
+
+    #[test]
+    fn a_chat_reply_is_right_when_it_equals_the_answer_after_normalization() {
+        let qa = Item {
+            instruction: "What is the plural of \"cat\"?".into(),
+            tasks: vec!["chat".into()],
+            answer: Some("cats".into()),
+            ..Item::default()
+        };
+        let tasks = qa.task_list().unwrap();
+        let right = score(&qa, &tasks, &parse("<chat> Cats."), 1.0);
+        assert!(right.followed);
+        assert_eq!(right.labels, [(Task::Chat, true)]);
+        assert_eq!(right.words, None, "a reply is not a transcript");
+        let wrong = score(&qa, &tasks, &parse("<chat>cats and dogs"), 1.0);
+        assert_eq!(wrong.labels, [(Task::Chat, false)]);
+        // An intent item asks for tags only: no reference answer, no chat score.
+        let intent = Item {
+            answer: None,
+            ..qa.clone()
+        };
+        assert!(score(&intent, &tasks, &parse("<chat>cats"), 1.0)
+            .labels
+            .is_empty());
+        let mut t = Totals::default();
+        t.add(&right);
+        t.add(&wrong);
+        assert_eq!(t.accuracy(Task::Chat), Some(0.5));
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! Splits:
 //! - `train`: training voices, 70% of the sentences, training instruction templates, plus
 //!   text-only intent items (stage II: no audio, target = intent tags) and, when asked for
-//!   (`--text-qa N`), text QA items for stage I ([`text_qa`]);
+//!   (`--text-qa N`), text QA items for stage I ([`text_qa`]), with held-out ones in
+//!   `test-text-qa.jsonl` for `osum eval`;
 //! - `dev`: training voices, another 10% of the sentences, training templates, plus text-only
 //!   intent items;
 //! - `test`: held-out voices ([`voices::VOICES`]), the remaining 20% of the sentences, held-out
@@ -344,6 +345,8 @@ pub struct Summary {
     pub audio_seconds: f64,
     /// Longest clip, seconds.
     pub longest_seconds: f32,
+    /// Held-out text QA items written to [`text_qa::TEST_FILE`] (0 without `--text-qa`).
+    pub test_text_qa: usize,
 }
 
 fn prepare_out(out: &Path) -> Result<(), String> {
@@ -391,8 +394,9 @@ fn info_json(seed: u64, size: Size, plan: &Plan) -> serde_json::Value {
 /// Generate the benchmark into `out`: check the tools, plan, render every clip in parallel
 /// (reporting `(done, total)` to `progress`), write the manifests and [`INFO_FILE`] atomically.
 ///
-/// `text_qa` text QA items ([`text_qa`]) are appended to the training manifest; with 0 the output
-/// is what it was before they existed.
+/// `text_qa` text QA items ([`text_qa`]) are appended to the training manifest and a fifth as
+/// many held-out ones written to [`text_qa::TEST_FILE`]; with 0 the output is what it was before
+/// they existed.
 pub fn generate(
     out: &Path,
     seed: u64,
@@ -432,8 +436,17 @@ pub fn generate(
         Manifest::save(&out.join(format!("{}.jsonl", split.name())), items)?;
     }
     let mut info = info_json(seed, size, &plan);
+    let qa_test = out.join(text_qa::TEST_FILE);
+    let mut test_text_qa = 0;
     if text_qa > 0 {
+        let held_out = text_qa::held_out(seed, text_qa, text_qa::held_out_count(text_qa))?;
+        Manifest::save(&qa_test, &held_out)?;
         info["counts"]["train_text_qa"] = text_qa.into();
+        info["counts"]["test_text_qa"] = held_out.len().into();
+        test_text_qa = held_out.len();
+    } else if qa_test.exists() {
+        // Left by an earlier run of this folder with --text-qa: it belongs to that run's data.
+        std::fs::remove_file(&qa_test).map_err(|e| format!("{}: {e}", qa_test.display()))?;
     }
     let info = serde_json::to_string_pretty(&info).map_err(|e| e.to_string())?;
     write_atomic(&out.join(INFO_FILE), format!("{info}\n").as_bytes())?;
@@ -446,6 +459,7 @@ pub fn generate(
         clips: total,
         audio_seconds: lengths.iter().map(|&s| s as f64).sum(),
         longest_seconds: lengths.iter().fold(0.0, |m, &s| m.max(s)),
+        test_text_qa,
     })
 }
 

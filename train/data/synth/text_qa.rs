@@ -9,12 +9,14 @@
 //! text.
 //!
 //! Drawn from their own generator (`seed` mixed with a constant), so asking for them leaves every
-//! other manifest line and clip exactly as without.
+//! other manifest line and clip exactly as without. The same stream, continued, gives held-out
+//! questions ([`held_out`]) for `osum eval` to score the LLM's text answers on.
 
 use super::pick;
 use super::sentences::{plural, ADJECTIVES, NOUNS};
 use crate::engine::Rng;
 use crate::train::data::Item;
+use std::collections::HashSet;
 
 /// Mixed into the synth seed for this generator's stream ("text_qa" in ASCII).
 const STREAM: u64 = 0x0074_6578_745f_7161;
@@ -83,22 +85,78 @@ fn question(rng: &mut Rng) -> (String, String) {
 pub fn items(seed: u64, n: usize) -> Vec<Item> {
     let mut rng = Rng::new(seed ^ STREAM);
     (0..n)
-        .map(|i| {
-            let (q, a) = question(&mut rng);
-            Item {
-                instruction: q,
-                tasks: vec!["chat".into()],
-                answer: Some(a),
-                id: Some(format!("train-qa-{i:05}")),
-                ..Item::default()
-            }
-        })
+        .map(|i| qa_item(question(&mut rng), format!("train-qa-{i:05}")))
         .collect()
+}
+
+/// How many held-out questions go with `n` training ones: a fifth, at least one, at most 1000.
+pub fn held_out_count(n: usize) -> usize {
+    (n / 5).clamp(1, 1000)
+}
+
+/// `count` held-out text QA items to score what the LLM answers to text (`osum eval` on
+/// [`TEST_FILE`]), ids `test-qa-00000`, …: drawn from the same stream after [`items`]`(seed,
+/// n_train)`, skipping any question that is word for word one of those, so none was trained on.
+pub fn held_out(seed: u64, n_train: usize, count: usize) -> Result<Vec<Item>, String> {
+    let mut rng = Rng::new(seed ^ STREAM);
+    let trained: HashSet<String> = (0..n_train).map(|_| question(&mut rng).0).collect();
+    let mut out = Vec::with_capacity(count);
+    // Word-list questions are practically never repeated, so this bound is never reached; it
+    // keeps a future rule with few distinct questions from looping forever.
+    for _ in 0..count.saturating_mul(1000).max(1000) {
+        if out.len() == count {
+            break;
+        }
+        let qa = question(&mut rng);
+        if !trained.contains(&qa.0) && !out.iter().any(|i: &Item| i.instruction == qa.0) {
+            out.push(qa_item(qa, format!("test-qa-{:05}", out.len())));
+        }
+    }
+    if out.len() < count {
+        return Err(format!(
+            "bug: only {} of {count} text QA questions differ from the {n_train} trained on",
+            out.len()
+        ));
+    }
+    Ok(out)
+}
+
+/// The held-out text QA manifest `osum synth --text-qa N` writes beside `test.jsonl`.
+pub const TEST_FILE: &str = "test-text-qa.jsonl";
+
+fn qa_item((question, answer): (String, String), id: String) -> Item {
+    Item {
+        instruction: question,
+        tasks: vec!["chat".into()],
+        answer: Some(answer),
+        id: Some(id),
+        ..Item::default()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn held_out_questions_are_none_of_the_trained_ones_and_the_training_ones_stay_put() {
+        let train = items(4, 500);
+        let test = held_out(4, 500, held_out_count(500)).unwrap();
+        assert_eq!(test.len(), 100);
+        assert_eq!(test, held_out(4, 500, 100).unwrap());
+        let trained: HashSet<&str> = train.iter().map(|i| i.instruction.as_str()).collect();
+        let mut seen = HashSet::new();
+        for item in &test {
+            item.validate().unwrap();
+            assert!(item.is_text_qa());
+            assert!(!trained.contains(item.instruction.as_str()), "{item:?}");
+            assert!(seen.insert(item.instruction.clone()), "repeated: {item:?}");
+        }
+        assert_eq!(test[0].id.as_deref(), Some("test-qa-00000"));
+        // Asking for held-out questions does not move the training ones.
+        assert_eq!(items(4, 500), train);
+        assert_eq!((held_out_count(3), held_out_count(1_000_000)), (1, 1000));
+    }
 
     #[test]
     fn text_qa_items_are_seeded_valid_and_answered_by_their_rule() {

@@ -5,7 +5,9 @@ use clap::{Args, ValueEnum};
 use osum::engine::Device;
 use osum::model::preset::Preset;
 use osum::train::log::{human_secs, progress_line};
-use osum::train::stages::{train, ScheduleKind, Stage, TrainOptions, CURVE_FILE, LOG_FILE};
+use osum::train::stages::{
+    train, ScheduleKind, Stage, TextQaMix, TrainOptions, CURVE_FILE, LOG_FILE,
+};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,6 +19,17 @@ enum Decay {
     InverseSqrt,
     /// Cosine to a tenth of the peak at the last step.
     Cosine,
+}
+
+/// Which stages mix in the manifest's text QA items.
+#[derive(Clone, Copy, ValueEnum)]
+enum TextQa {
+    /// Stage 1 only (REFERENCE §7's recipe).
+    Stage1,
+    /// Every stage, so stage 2 learns a question about text from an instruction to parse.
+    All,
+    /// None.
+    None,
 }
 
 /// Options of `osum train`.
@@ -86,6 +99,10 @@ pub struct TrainArgs {
     /// item.
     #[arg(long, default_value_t = 1.0)]
     llm_weight: f32,
+    /// Which stages mix in the manifest's text QA items (`osum synth --text-qa`); they train
+    /// through the answer loss only, so --llm-weight 0 leaves them out.
+    #[arg(long, value_enum, default_value = "stage1")]
+    text_qa: TextQa,
     /// Checkpoint every this many steps (and at the end).
     #[arg(long, default_value_t = 50)]
     save_every: u64,
@@ -125,6 +142,11 @@ pub fn run(a: TrainArgs, dev: &Arc<dyn Device>) -> Result<(), String> {
     opts.ctc_weight = a.ctc_weight;
     opts.attr_weight = a.attr_weight;
     opts.llm_weight = a.llm_weight;
+    opts.text_qa = match a.text_qa {
+        TextQa::Stage1 => TextQaMix::StageOne,
+        TextQa::All => TextQaMix::Every,
+        TextQa::None => TextQaMix::Off,
+    };
     opts.save_every = a.save_every;
     opts.stop_after = a.stop_after;
     if let Some(c) = a.feature_cache {

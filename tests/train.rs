@@ -17,7 +17,7 @@ use osum::model::tags::Task;
 use osum::train::batch::{batch_loss, Example};
 use osum::train::data::{Item, Manifest};
 use osum::train::stages::{
-    examples, train, AuxLabels, ScheduleKind, Stage, TrainOptions, CURVE_FILE, LOG_FILE,
+    examples, train, AuxLabels, ScheduleKind, Stage, TextQaMix, TrainOptions, CURVE_FILE, LOG_FILE,
 };
 use std::path::{Path, PathBuf};
 
@@ -187,11 +187,11 @@ fn each_stage_lowers_the_loss_on_a_repeated_batch_and_leaves_a_loadable_checkpoi
 }
 
 /// Stage I mixes the manifest's text QA items in (REFERENCE §7), prompted with their own question
-/// and trained on `<chat>` + the answer; stage II leaves them out, and so does a stage I without
-/// the answer loss (nothing else could use them). A stage I run over one clip and one text QA
-/// item lowers the loss on both.
+/// and trained on `<chat>` + the answer; stages II and III leave them out unless told to mix them
+/// in (`--text-qa all`), and so does a stage I without the answer loss (nothing else could use
+/// them). A stage I run over one clip and one text QA item lowers the loss on both.
 #[test]
-fn stage_one_mixes_in_text_qa_items_and_stage_two_leaves_them_out() {
+fn stage_one_mixes_in_text_qa_items_and_later_stages_only_when_told() {
     let Some((_tmp, dir)) = fixture("text-qa") else {
         return;
     };
@@ -222,9 +222,26 @@ fn stage_one_mixes_in_text_qa_items_and_stage_two_leaves_them_out() {
     want.push(model.answer_end_id().unwrap());
     assert_eq!(mixed[0].target, want);
     assert!(text_only(Stage::TagAlignment, false).is_empty());
-    let intents = text_only(Stage::IntentParsing, true);
+    let intents = text_only(Stage::IntentParsing, false);
     assert_eq!(intents.len(), 3);
     assert!(intents.iter().all(|e| e.instruction != qa.instruction));
+    // Mixed into stages II and III too (`--text-qa all`), with the same prompt and target.
+    let with_qa = text_only(Stage::IntentParsing, true);
+    assert_eq!(with_qa.len(), 4);
+    assert!(with_qa.iter().any(|e| e.target == want));
+    let joint = text_only(Stage::Joint, true);
+    assert_eq!(joint.len(), 1);
+    assert_eq!(
+        (&joint[0].instruction, &joint[0].target),
+        (&qa.instruction, &want)
+    );
+    assert!(text_only(Stage::Joint, false).is_empty());
+    let which = |mix: TextQaMix| {
+        [Stage::TagAlignment, Stage::IntentParsing, Stage::Joint].map(|s| mix.in_stage(s))
+    };
+    assert_eq!(which(TextQaMix::StageOne), [true, false, false]);
+    assert_eq!(which(TextQaMix::Every), [true, true, true]);
+    assert_eq!(which(TextQaMix::Off), [false, false, false]);
 
     let mut o = first_item_options(&dir, "s1-qa");
     Manifest::save(&o.manifest, &[all[0].clone(), qa]).unwrap();

@@ -6,6 +6,8 @@
 //!   written question → answer) mixed in; adapter + LoRA train, encoder and LLM stay frozen.
 //! - **Stage II**, text-only intent parsing: items without audio (text QA aside),
 //!   natural-language instruction → task tags; only LoRA trains.
+//!
+//! [`TextQaMix`] can mix the text QA items into stages II and III as well.
 //! - **Stage III**, joint: items with audio and their natural-language instruction → tags +
 //!   answer, so the loss covers both the intent and the speech answer; adapter + LoRA train.
 //!
@@ -85,13 +87,15 @@ impl Stage {
         self != Stage::IntentParsing
     }
 
-    /// Whether the stage trains on `item`; `text_qa` lets stage I mix in text QA items
-    /// (REFERENCE §7: "text QA mixed in"), which only the answer loss can use.
+    /// Whether the stage trains on `item`: its own kind of items (audio for stages I and III,
+    /// text-only intents for stage II), and the text QA items when `text_qa` mixes them in.
     fn takes(self, item: &Item, text_qa: bool) -> bool {
+        if item.is_text_qa() {
+            return text_qa;
+        }
         match self {
-            Stage::TagAlignment => item.audio.is_some() || (text_qa && item.is_text_qa()),
-            Stage::IntentParsing => item.audio.is_none() && !item.is_text_qa(),
-            Stage::Joint => item.audio.is_some(),
+            Stage::TagAlignment | Stage::Joint => item.audio.is_some(),
+            Stage::IntentParsing => item.audio.is_none(),
         }
     }
 
@@ -106,11 +110,39 @@ impl Stage {
     }
 }
 
+/// Which stages mix in the manifest's text QA items (`osum train --text-qa`). They train
+/// through the answer loss alone, so a run with `--llm-weight 0` leaves them out whatever this
+/// says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TextQaMix {
+    /// Stage I only, as REFERENCE §7 lays out the recipe.
+    #[default]
+    StageOne,
+    /// Every stage. Measured on osum-tiny (README, "Text QA"): after stage I alone the LLM
+    /// answers held-out text questions, and after stages II and III without them it answers
+    /// every question with task tags, because stage II teaches that any text-only prompt is an
+    /// instruction to parse.
+    Every,
+    /// None.
+    Off,
+}
+
+impl TextQaMix {
+    /// Whether `stage` mixes them in.
+    pub fn in_stage(self, stage: Stage) -> bool {
+        match self {
+            TextQaMix::StageOne => stage == Stage::TagAlignment,
+            TextQaMix::Every => true,
+            TextQaMix::Off => false,
+        }
+    }
+}
+
 /// The examples of `stage` among the manifest's items, with their tokenized targets.
 ///
 /// With `aux.ctc`, audio items that have a transcript also get its token ids as CTC labels
 /// (train/ctc.rs); with `aux.attributes`, audio items get their closed-set labels
-/// (train/attributes.rs). With `text_qa`, stage I also takes the text QA items.
+/// (train/attributes.rs). With `text_qa`, the stage also takes the text QA items.
 pub fn examples(
     stage: Stage,
     manifest: &Manifest,
@@ -231,6 +263,8 @@ pub struct TrainOptions {
     pub attr_weight: f32,
     /// Weight of the answer loss; 0 skips the LLM (adapter-only training on the alignment terms).
     pub llm_weight: f32,
+    /// Which stages mix in the manifest's text QA items.
+    pub text_qa: TextQaMix,
     /// Write a checkpoint every this many steps (and at the end).
     pub save_every: u64,
     /// Stop after this step without a final checkpoint, as a kill would (resume tests).
@@ -272,6 +306,7 @@ impl TrainOptions {
             ctc_weight: 0.0,
             attr_weight: 0.0,
             llm_weight: 1.0,
+            text_qa: TextQaMix::StageOne,
             save_every: 50,
             stop_after: None,
             feature_cache: crate::model::home().join("cache/features"),
@@ -290,7 +325,7 @@ pub struct TrainSummary {
     pub total_steps: u64,
     /// Examples of the stage.
     pub examples: usize,
-    /// Of which text QA items (stage I).
+    /// Of which text QA items.
     pub text_qa_examples: usize,
     /// Wall seconds of the steps run in this process.
     pub secs: f64,
@@ -562,7 +597,8 @@ pub fn train(
         attributes: opts.attr_weight > 0.0,
     };
     // Text QA trains through the answer loss alone: an alignment-only run leaves it out.
-    let examples = examples(opts.stage, &manifest, &model, aux, opts.llm_weight > 0.0)?;
+    let text_qa = opts.llm_weight > 0.0 && opts.text_qa.in_stage(opts.stage);
+    let examples = examples(opts.stage, &manifest, &model, aux, text_qa)?;
     let per_step = opts.batch * opts.accum;
     let total_steps = match opts.steps {
         Some(s) => s,
@@ -597,6 +633,9 @@ pub fn train(
     }
     if opts.attr_weight != 0.0 {
         settings["attr_weight"] = opts.attr_weight.into();
+    }
+    if opts.text_qa != TextQaMix::default() {
+        settings["text_qa"] = format!("{:?}", opts.text_qa).into();
     }
     let ctc = if opts.ctc_weight > 0.0 {
         Some(CtcAlignment::new(&model, &examples)?)

@@ -319,12 +319,7 @@ fn chat_continues_the_capital_of_france_with_paris() {
 /// refuses `--checkpoint`, which it would have nowhere to put.
 #[test]
 fn chat_on_an_osum_preset_answers_with_the_checkpoints_lora() {
-    let home = osum::model::home();
-    let needed = [
-        home.join("whisper-tiny.en/model.bin"),
-        home.join("smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf"),
-    ];
-    if let Some(m) = needed.iter().find(|p| !p.exists()) {
+    if let Some(m) = fixtures::osum_tiny_weight_missing() {
         eprintln!("skipped: {} not installed (run `osum setup`)", m.display());
         return;
     }
@@ -368,14 +363,10 @@ fn chat_on_an_osum_preset_answers_with_the_checkpoints_lora() {
 
 #[test]
 fn ask_runs_end_to_end_on_a_real_clip_and_prints_parsed_json() {
-    let home = osum::model::home();
     let gf = "/usr/share/pocketsphinx/test/data/goforward.raw";
-    let needed = [
-        home.join("whisper-tiny.en/model.bin"),
-        home.join("smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf"),
-        PathBuf::from(gf),
-    ];
-    if let Some(m) = needed.iter().find(|p| !p.exists()) {
+    let missing = fixtures::osum_tiny_weight_missing()
+        .or_else(|| Some(PathBuf::from(gf)).filter(|p| !p.exists()));
+    if let Some(m) = missing {
         eprintln!(
             "skipped: {} not installed (osum setup / pocketsphinx-testdata)",
             m.display()

@@ -243,12 +243,7 @@ fn synth_names_missing_tools_and_how_to_install_them() {
 
 #[test]
 fn eval_runs_end_to_end_on_a_tiny_benchmark_and_prints_json_last() {
-    let home = osum::model::home();
-    let needed = [
-        home.join("whisper-tiny.en/model.bin"),
-        home.join("smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf"),
-    ];
-    if let Some(m) = needed.iter().find(|p| !p.exists()) {
+    if let Some(m) = fixtures::osum_tiny_weight_missing() {
         eprintln!("skipped: {} not installed (run `osum setup`)", m.display());
         return;
     }

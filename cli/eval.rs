@@ -103,7 +103,7 @@ pub fn run(a: EvalArgs, dev: &Arc<dyn Device>) -> Result<(), String> {
     if !model.trained {
         eprintln!(
             "note: no --checkpoint and no shipped one: the adapter is untrained (random) and LoRA is zero, so the \
-             answers are noise and the scores measure nothing but the plumbing"
+             answers about audio are noise and text-only items get the base LLM's answers"
         );
     }
     let cfg = GenerationConfig {

@@ -6,10 +6,10 @@
 //!   written question → answer) mixed in; adapter + LoRA train, encoder and LLM stay frozen.
 //! - **Stage II**, text-only intent parsing: items without audio (text QA aside),
 //!   natural-language instruction → task tags; only LoRA trains.
-//!
-//! [`TextQaMix`] can mix the text QA items into stages II and III as well.
 //! - **Stage III**, joint: items with audio and their natural-language instruction → tags +
 //!   answer, so the loss covers both the intent and the speech answer; adapter + LoRA train.
+//!
+//! [`TextQaMix`] can mix the text QA items into stages II and III as well.
 //!
 //! Each stage after the first starts from the previous one's checkpoint (`--from`). The target
 //! is always [`Item::target`] followed by the end-of-answer token; the loss is the mean
@@ -118,10 +118,10 @@ pub enum TextQaMix {
     /// Stage I only, as REFERENCE §7 lays out the recipe.
     #[default]
     StageOne,
-    /// Every stage. Measured on osum-tiny (README, "Text QA"): after stage I alone the LLM
-    /// answers held-out text questions, and after stages II and III without them it answers
+    /// Every stage. Measured on osum-tiny (README, "Text QA"): with the questions in stage I
+    /// alone the LLM answers held-out ones after stage I, and after stages II and III it answers
     /// every question with task tags, because stage II teaches that any text-only prompt is an
-    /// instruction to parse.
+    /// instruction to parse; kept in every stage, they survive stage III.
     Every,
     /// None.
     Off,

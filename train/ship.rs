@@ -63,6 +63,8 @@ fn write_bf16(src: &Path, dst: &Path) -> Result<usize, String> {
 pub fn ship(from: &Path, out: &Path) -> Result<Value, String> {
     let mut stages = Vec::new();
     let mut next = Some(from.to_path_buf());
+    // The stage whose `from` setting named `next` (none for the folder given on the command line).
+    let mut named_by: Option<PathBuf> = None;
     while let Some(dir) = next {
         if stages.len() > 8 {
             return Err(format!(
@@ -70,8 +72,23 @@ pub fn ship(from: &Path, out: &Path) -> Result<Value, String> {
                 from.display()
             ));
         }
-        let (record, prev) = stage_record(&dir)?;
+        let (record, prev) = stage_record(&dir).map_err(|e| match &named_by {
+            // `from` is recorded as typed, so a relative one is relative to where training ran.
+            Some(child) if dir.is_relative() => format!(
+                "{} was trained --from {}, which cannot be read from here ({e}); run `osum ship` \
+                 in the folder that training ran in",
+                child.display(),
+                dir.display()
+            ),
+            Some(child) => format!(
+                "{} was trained --from {}, which cannot be read: {e}",
+                child.display(),
+                dir.display()
+            ),
+            None => e,
+        })?;
         stages.push(record);
+        named_by = Some(dir);
         next = prev;
     }
     stages.reverse();
@@ -145,5 +162,22 @@ mod tests {
             assert_eq!(v, vec![1.0, 2.5, -3.0]);
         }
         assert!(out.join(PROVENANCE_FILE).exists());
+    }
+
+    #[test]
+    fn ship_names_the_stage_whose_relative_from_cannot_be_read_here() {
+        let tmp = crate::scratch_dir("ship-from");
+        let s2 = tmp.path().join("s2");
+        // Trained `--from s1` in another folder: a relative path this process cannot resolve.
+        fake_stage(&s2, Some(Path::new("no-such-stage-folder/s1")), 1.0);
+        let err = ship(&s2, &tmp.path().join("out")).unwrap_err();
+        assert!(
+            err.contains(&format!(
+                "{} was trained --from no-such-stage-folder/s1",
+                s2.display()
+            )) && err.contains("in the folder that training ran in"),
+            "{err}"
+        );
+        assert!(!tmp.path().join("out").exists());
     }
 }

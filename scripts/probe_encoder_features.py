@@ -18,7 +18,10 @@ of a step size that cannot diverge, L2 0.01; deterministic) and prints the held-
 feeds the adapter). `--per-voice` adds the correct count per held-out voice; `--misses` the
 misses per voice and the clip's one varied factor (age, style or emotion; "plain" when none);
 `--asked` scores only the held-out clips whose item asks for the task (the items `osum eval`
-scores).
+scores). `--f0` adds two views that do not come from the encoder: four pitch statistics of each
+clip read off its WAV (the median, 10th and 90th percentile of log F0 over voiced 10 ms frames,
+and the voiced fraction; see `f0_stats`), alone and beside `ln_post`: how far pitch alone tells
+the held-out voices' gender, against what the adapter reads.
 
 Without the held-out files, `--hold-out VOICE ...` scores a few training voices instead, fitted
 on the rest: the way to compare data changes without looking at the test split.
@@ -28,14 +31,16 @@ Usage:
   osum features --manifest DATA/test.jsonl --out test.safetensors
   scripts/probe_encoder_features.py DATA/train.jsonl train.safetensors \\
       [DATA/test.jsonl test.safetensors | --hold-out VOICE ...] \\
-      [--tasks gender style] [--taps stem ln_post] [--per-voice] [--misses] [--asked]
+      [--tasks gender style] [--taps stem ln_post] [--per-voice] [--misses] [--asked] [--f0]
 Needs numpy.
 """
 import argparse
 import collections
 import json
+import os
 import struct
 import sys
+import wave
 
 import numpy as np
 
@@ -75,6 +80,43 @@ def load_labels(manifest, audio):
     if missing:
         sys.exit(f"{manifest}: no item for {len(missing)} clips of the features, e.g. {missing[0]}")
     return [first[a] for a in audio]
+
+
+def f0_stats(path):
+    """Pitch statistics of a 16-bit mono WAV: per 40 ms frame (10 ms hop) with enough energy, the
+    lag of the autocorrelation's peak between 60 and 400 Hz, kept as voiced when the normalised
+    peak exceeds 0.6. Returns [median, p10, p90] of log F0 over voiced frames and the voiced
+    fraction (log 150 Hz and 0 when fewer than 3 frames are voiced)."""
+    with wave.open(path) as w:
+        if w.getsampwidth() != 2 or w.getnchannels() != 1:
+            sys.exit(f"{path}: --f0 reads 16-bit mono WAVs (as `osum synth` writes)")
+        sr = w.getframerate()
+        x = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float64)
+    n, hop = int(0.04 * sr), int(0.01 * sr)
+    if len(x) <= n:
+        return [np.log(150.0)] * 3 + [0.0]
+    frames = np.lib.stride_tricks.sliding_window_view(x, n)[:len(x) - n:hop]
+    frames = frames - frames.mean(1, keepdims=True)
+    loud = frames[(frames ** 2).mean(1) >= 1e4]
+    # Linear autocorrelation through a zero-padded FFT (length ≥ 2n - 1: no wrap-around).
+    spec = np.fft.rfft(loud, 2 * n)
+    r = np.fft.irfft(spec * spec.conj(), 2 * n)[:, :n]
+    r /= r[:, :1] + 1e-9
+    lo, hi = int(sr / 400), int(sr / 60)
+    k = lo + np.argmax(r[:, lo:hi], 1)
+    voiced = r[np.arange(len(k)), k] > 0.6
+    logf0 = np.log(sr / k[voiced])
+    if len(logf0) < 3:
+        return [np.log(150.0)] * 3 + [0.0]
+    return [np.median(logf0), np.percentile(logf0, 10), np.percentile(logf0, 90),
+            len(logf0) / len(frames)]
+
+
+def clip_f0(manifest, audio):
+    """`f0_stats` of every clip, paths taken relative to the manifest, as an array
+    [clips, 1, 4] (one "layer", like the encoder views)."""
+    base = os.path.dirname(os.path.abspath(manifest))
+    return np.array([f0_stats(os.path.join(base, a)) for a in audio])[:, None, :]
 
 
 def fit_softmax(x, t, classes, steps=1000, l2=1e-2):
@@ -137,9 +179,12 @@ def main():
     ap.add_argument("--asked", action="store_true",
                     help="score only held-out clips whose item asks for the task, "
                     "as `osum eval` does")
+    ap.add_argument("--f0", action="store_true",
+                    help="also probe pitch statistics read off the WAVs, alone and beside ln_post")
     a = ap.parse_args()
     xtr, mtr = load_features(a.train_features)
     ytr = load_labels(a.train_manifest, json.loads(mtr["audio"]))
+    ftr = clip_f0(a.train_manifest, json.loads(mtr["audio"])) if a.f0 else None
     if (a.test_manifest is None) != (a.test_features is None):
         sys.exit("give both the held-out manifest and its features, or neither (--hold-out)")
     if a.test_manifest is None:
@@ -150,11 +195,14 @@ def main():
         te = [i for i, y in enumerate(ytr) if y.get("speaker") in held]
         tr = [i for i, y in enumerate(ytr) if y.get("speaker") not in held]
         xtr, xte, ytr, yte = xtr[tr], xtr[te], [ytr[i] for i in tr], [ytr[i] for i in te]
+        if a.f0:
+            ftr, fte = ftr[tr], ftr[te]
     else:
         xte, mte = load_features(a.test_features)
         if xtr.shape[1:] != xte.shape[1:] or mtr.get("encoder") != mte.get("encoder"):
             sys.exit("the two feature files come from different encoders")
         yte = load_labels(a.test_manifest, json.loads(mte["audio"]))
+        fte = clip_f0(a.test_manifest, json.loads(mte["audio"])) if a.f0 else None
     layers = mtr["layers"].split(",")
     print(f"{mtr['encoder']}: {len(ytr)} training clips, {len(yte)} held-out clips; "
           "held-out accuracy of a softmax probe on mean+std-pooled features")
@@ -167,9 +215,16 @@ def main():
         k = [layers.index(t) for t in a.taps]
         views.append(("+".join(a.taps), xtr[:, k].reshape(len(xtr), -1),
                       xte[:, k].reshape(len(xte), -1)))
-    for name, ftr, fte in views:
+    if a.f0:
+        if "ln_post" not in layers:
+            sys.exit("--f0: the features have no ln_post layer to set the pitch beside")
+        k = layers.index("ln_post")
+        views.append(("f0", ftr[:, 0], fte[:, 0]))
+        views.append(("ln_post+f0", np.hstack([xtr[:, k], ftr[:, 0]]),
+                      np.hstack([xte[:, k], fte[:, 0]])))
+    for name, vtr, vte in views:
         for task in a.tasks:
-            r = probe(ftr, ytr, fte, yte, task, a.asked)
+            r = probe(vtr, ytr, vte, yte, task, a.asked)
             if r is None:
                 continue
             te, ok = r

@@ -89,7 +89,7 @@ pub fn load(dir: &Path) -> Result<Loaded, String> {
     let path = dir.join(STATE_FILE);
     let bytes = std::fs::read(&path).map_err(|e| {
         format!(
-            "{}: cannot read the checkpoint to resume from: {e}",
+            "{}: cannot read the training checkpoint: {e}",
             path.display()
         )
     })?;

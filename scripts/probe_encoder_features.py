@@ -19,8 +19,8 @@ feeds the adapter). `--per-voice` adds the correct count per held-out voice; `--
 misses per voice and the clip's one varied factor (age, style or emotion; "plain" when none);
 `--asked` scores only the held-out clips whose item asks for the task (the items `osum eval`
 scores). `--f0` adds two views that do not come from the encoder: four pitch statistics of each
-clip read off its WAV (the median, 10th and 90th percentile of log F0 over voiced 10 ms frames,
-and the voiced fraction; see `f0_stats`), alone and beside `ln_post`: how far pitch alone tells
+clip read off its WAV (the median, 10th and 90th percentile of log F0 over voiced frames, and
+the voiced fraction; see `f0_stats`), alone and beside `ln_post`: how far pitch alone tells
 the held-out voices' gender, against what the adapter reads.
 
 Without the held-out files, `--hold-out VOICE ...` scores a few training voices instead, fitted
@@ -87,11 +87,14 @@ def f0_stats(path):
     lag of the autocorrelation's peak between 60 and 400 Hz, kept as voiced when the normalised
     peak exceeds 0.6. Returns [median, p10, p90] of log F0 over voiced frames and the voiced
     fraction (log 150 Hz and 0 when fewer than 3 frames are voiced)."""
-    with wave.open(path) as w:
-        if w.getsampwidth() != 2 or w.getnchannels() != 1:
-            sys.exit(f"{path}: --f0 reads 16-bit mono WAVs (as `osum synth` writes)")
-        sr = w.getframerate()
-        x = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float64)
+    try:
+        with wave.open(path) as w:
+            if w.getsampwidth() != 2 or w.getnchannels() != 1:
+                sys.exit(f"{path}: --f0 reads 16-bit mono WAVs (as `osum synth` writes)")
+            sr = w.getframerate()
+            x = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float64)
+    except (OSError, EOFError, wave.Error) as e:
+        sys.exit(f"{path}: cannot read it as a WAV: {str(e) or type(e).__name__}")
     n, hop = int(0.04 * sr), int(0.01 * sr)
     if len(x) <= n:
         return [np.log(150.0)] * 3 + [0.0]
@@ -184,6 +187,9 @@ def main():
     a = ap.parse_args()
     xtr, mtr = load_features(a.train_features)
     ytr = load_labels(a.train_manifest, json.loads(mtr["audio"]))
+    layers = mtr["layers"].split(",")
+    if a.f0 and "ln_post" not in layers:
+        sys.exit("--f0: the features have no ln_post layer to set the pitch beside")
     ftr = clip_f0(a.train_manifest, json.loads(mtr["audio"])) if a.f0 else None
     if (a.test_manifest is None) != (a.test_features is None):
         sys.exit("give both the held-out manifest and its features, or neither (--hold-out)")
@@ -203,7 +209,6 @@ def main():
             sys.exit("the two feature files come from different encoders")
         yte = load_labels(a.test_manifest, json.loads(mte["audio"]))
         fte = clip_f0(a.test_manifest, json.loads(mte["audio"])) if a.f0 else None
-    layers = mtr["layers"].split(",")
     print(f"{mtr['encoder']}: {len(ytr)} training clips, {len(yte)} held-out clips; "
           "held-out accuracy of a softmax probe on mean+std-pooled features")
     views = [(name, xtr[:, k], xte[:, k]) for k, name in enumerate(layers)]
@@ -216,8 +221,6 @@ def main():
         views.append(("+".join(a.taps), xtr[:, k].reshape(len(xtr), -1),
                       xte[:, k].reshape(len(xte), -1)))
     if a.f0:
-        if "ln_post" not in layers:
-            sys.exit("--f0: the features have no ln_post layer to set the pitch beside")
         k = layers.index("ln_post")
         views.append(("f0", ftr[:, 0], fte[:, 0]))
         views.append(("ln_post+f0", np.hstack([xtr[:, k], ftr[:, 0]]),

@@ -116,10 +116,9 @@ def f0_stats(path):
 
 
 def clip_f0(manifest, audio):
-    """`f0_stats` of every clip, paths taken relative to the manifest, as an array
-    [clips, 1, 4] (one "layer", like the encoder views)."""
+    """`f0_stats` of every clip, paths taken relative to the manifest: an array [clips, 4]."""
     base = os.path.dirname(os.path.abspath(manifest))
-    return np.array([f0_stats(os.path.join(base, a)) for a in audio])[:, None, :]
+    return np.array([f0_stats(os.path.join(base, a)) for a in audio])
 
 
 def fit_softmax(x, t, classes, steps=1000, l2=1e-2):
@@ -186,11 +185,12 @@ def main():
                     help="also probe pitch statistics read off the WAVs, alone and beside ln_post")
     a = ap.parse_args()
     xtr, mtr = load_features(a.train_features)
-    ytr = load_labels(a.train_manifest, json.loads(mtr["audio"]))
+    audio_tr = json.loads(mtr["audio"])
+    ytr = load_labels(a.train_manifest, audio_tr)
     layers = mtr["layers"].split(",")
     if a.f0 and "ln_post" not in layers:
         sys.exit("--f0: the features have no ln_post layer to set the pitch beside")
-    ftr = clip_f0(a.train_manifest, json.loads(mtr["audio"])) if a.f0 else None
+    ftr = clip_f0(a.train_manifest, audio_tr) if a.f0 else None
     if (a.test_manifest is None) != (a.test_features is None):
         sys.exit("give both the held-out manifest and its features, or neither (--hold-out)")
     if a.test_manifest is None:
@@ -207,8 +207,9 @@ def main():
         xte, mte = load_features(a.test_features)
         if xtr.shape[1:] != xte.shape[1:] or mtr.get("encoder") != mte.get("encoder"):
             sys.exit("the two feature files come from different encoders")
-        yte = load_labels(a.test_manifest, json.loads(mte["audio"]))
-        fte = clip_f0(a.test_manifest, json.loads(mte["audio"])) if a.f0 else None
+        audio_te = json.loads(mte["audio"])
+        yte = load_labels(a.test_manifest, audio_te)
+        fte = clip_f0(a.test_manifest, audio_te) if a.f0 else None
     print(f"{mtr['encoder']}: {len(ytr)} training clips, {len(yte)} held-out clips; "
           "held-out accuracy of a softmax probe on mean+std-pooled features")
     views = [(name, xtr[:, k], xte[:, k]) for k, name in enumerate(layers)]
@@ -222,9 +223,8 @@ def main():
                       xte[:, k].reshape(len(xte), -1)))
     if a.f0:
         k = layers.index("ln_post")
-        views.append(("f0", ftr[:, 0], fte[:, 0]))
-        views.append(("ln_post+f0", np.hstack([xtr[:, k], ftr[:, 0]]),
-                      np.hstack([xte[:, k], fte[:, 0]])))
+        views.append(("f0", ftr, fte))
+        views.append(("ln_post+f0", np.hstack([xtr[:, k], ftr]), np.hstack([xte[:, k], fte])))
     for name, vtr, vte in views:
         for task in a.tasks:
             r = probe(vtr, ytr, vte, yte, task, a.asked)

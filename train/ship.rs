@@ -73,18 +73,19 @@ pub fn ship(from: &Path, out: &Path) -> Result<Value, String> {
             ));
         }
         let (record, prev) = stage_record(&dir).map_err(|e| match &named_by {
-            // `from` is recorded as typed, so a relative one is relative to where training ran.
-            Some(child) if dir.is_relative() => format!(
-                "{} was trained --from {}, which cannot be read from here ({e}); run `osum ship` \
-                 in the folder that training ran in",
-                child.display(),
-                dir.display()
-            ),
-            Some(child) => format!(
-                "{} was trained --from {}, which cannot be read: {e}",
-                child.display(),
-                dir.display()
-            ),
+            Some(child) => {
+                // `from` is recorded as typed, so a relative one is relative to where training ran.
+                let hint = if dir.is_relative() {
+                    "; run `osum ship` in the folder that training ran in"
+                } else {
+                    ""
+                };
+                format!(
+                    "{} was trained --from {}, which cannot be read: {e}{hint}",
+                    child.display(),
+                    dir.display()
+                )
+            }
             None => e,
         })?;
         stages.push(record);

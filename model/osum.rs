@@ -351,15 +351,14 @@ impl OsumModel {
             Tensor::cat(&rows, 0).map_err(msg)?
         };
         let out = self.adapter.forward(&x, &lengths).map_err(msg)?;
-        (0..feats.len())
-            .map(|b| {
-                let rows = out.item(b).map_err(msg)?;
-                self.adapter
-                    .wrap_speech(&rows)
-                    .map_err(msg)?
-                    .unsqueeze(0)
-                    .map_err(msg)
-            })
+        let items = (0..feats.len())
+            .map(|b| out.item(b).map_err(msg))
+            .collect::<Result<Vec<_>>>()?;
+        self.adapter
+            .wrap_speech_items(&items)
+            .map_err(msg)?
+            .into_iter()
+            .map(|w| w.unsqueeze(0).map_err(msg))
             .collect()
     }
 

@@ -235,6 +235,48 @@ fn an_empty_item_in_a_batch_gives_zero_rows() {
     assert!(v[3 * 12..].iter().all(|&x| x == 0.0));
 }
 
+/// Batch wrapping shares one BOS and one EOS view (so the speech-token table gets one gradient
+/// per batch instead of one per clip) and must give the same spans and the same gradients as
+/// wrapping each clip on its own.
+#[test]
+fn batch_wrapping_matches_wrapping_each_clip_in_values_and_gradients() {
+    let c = small(AdapterVariant::Released);
+    let a = Adapter::random(&c, 3, &dev()).unwrap();
+    let out = a.forward(&noise(&[3, 13, 16], 5), &[13, 6, 9]).unwrap();
+    let items: Vec<_> = (0..3).map(|b| out.item(b).unwrap()).collect();
+    // Weight each clip's span differently, so the markers' gradients depend on every clip.
+    let loss_of = |spans: &[osum::engine::Tensor]| {
+        let mut loss: Option<osum::engine::Tensor> = None;
+        for (k, span) in spans.iter().enumerate() {
+            let term = span.scale(k as f32 + 1.0).unwrap().sum_all().unwrap();
+            loss = Some(match loss {
+                Some(l) => l.add(&term).unwrap(),
+                None => term,
+            });
+        }
+        loss.unwrap().backward().unwrap()
+    };
+    let together = a.wrap_speech_items(&items).unwrap();
+    let alone: Vec<_> = items.iter().map(|r| a.wrap_speech(r).unwrap()).collect();
+    for (t, s) in together.iter().zip(&alone) {
+        assert_eq!(t.to_vec::<f32>().unwrap(), s.to_vec::<f32>().unwrap());
+    }
+    let (g_together, g_alone) = (loss_of(&together), loss_of(&alone));
+    for (name, p) in a.named_parameters() {
+        let (x, y) = (g_together.get(p).unwrap(), g_alone.get(p).unwrap());
+        let (x, y) = (x.to_vec::<f32>().unwrap(), y.to_vec::<f32>().unwrap());
+        let worst = x
+            .iter()
+            .zip(&y)
+            .map(|(u, v)| (u - v).abs())
+            .fold(0f32, f32::max);
+        assert!(worst <= 1e-6, "{name}: gradients differ by {worst}");
+    }
+    assert!(a
+        .wrap_speech_items(&[items[0].clone(), noise(&[2, 11], 1)])
+        .is_err());
+}
+
 #[test]
 fn gradients_reach_every_parameter() {
     for variant in [AdapterVariant::Released, AdapterVariant::Conv2dPaper] {

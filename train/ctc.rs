@@ -98,12 +98,24 @@ impl CtcAlignment {
         })
     }
 
+    /// The blank's class vector `[1, d]` (f32): a view of the adapter's speech token 0, taken
+    /// once per batch so that its clips' gradients are summed before they reach the adapter's
+    /// table (see [`crate::model::adapter::Adapter::wrap_speech_items`]).
+    pub fn blank(model: &OsumModel) -> Result<Tensor, String> {
+        model
+            .adapter
+            .ctc_blank()
+            .and_then(|b| Ok(b.to_dtype(DType::F32)?.unsqueeze(0)?))
+            .map_err(|e| e.to_string())
+    }
+
     /// The per-label CTC loss of one clip's speech rows `[n, d]` against its transcript's token
-    /// ids, or `None` when the clip has too few rows for its labels (or no labels): such clips
-    /// are left out of the CTC term, and the caller counts them.
+    /// ids, with `blank` from [`CtcAlignment::blank`], or `None` when the clip has too few rows
+    /// for its labels (or no labels): such clips are left out of the CTC term, and the caller
+    /// counts them.
     pub fn loss(
         &self,
-        model: &OsumModel,
+        blank: &Tensor,
         rows: &Tensor,
         labels: &[u32],
     ) -> Result<Option<Tensor>, String> {
@@ -123,12 +135,7 @@ impl CtcAlignment {
             .collect::<Result<_, String>>()?;
         let scaled = rows.scale(self.scale).map_err(msg)?;
         let text = scaled.linear(&self.classes, None).map_err(msg)?;
-        let blank = model
-            .adapter
-            .ctc_blank()
-            .and_then(|b| Ok(b.to_dtype(DType::F32)?.unsqueeze(0)?))
-            .map_err(|e| e.to_string())?;
-        let blank = scaled.linear(&blank, None).map_err(msg)?;
+        let blank = scaled.linear(blank, None).map_err(msg)?;
         let logits = Tensor::cat(&[text, blank], 1).map_err(msg)?;
         let ids = Tensor::from_vec(classes, &[labels.len()], rows.device()).map_err(msg)?;
         let nll = logits
@@ -147,13 +154,14 @@ impl CtcAlignment {
         speech: &[Option<Tensor>],
         labels: &[Option<&[u32]>],
     ) -> Result<(Option<Tensor>, usize), String> {
+        let blank = Self::blank(model)?;
         let mut losses = Vec::new();
         let mut skipped = 0;
         for (sp, lab) in speech.iter().zip(labels) {
             let (Some(sp), Some(lab)) = (sp, lab) else {
                 continue;
             };
-            match self.loss(model, &speech_rows(sp)?, lab)? {
+            match self.loss(&blank, &speech_rows(sp)?, lab)? {
                 Some(l) => losses.push(l),
                 None => skipped += 1,
             }

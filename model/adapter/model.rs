@@ -244,16 +244,29 @@ impl Adapter {
     /// the speech BOS and EOS embeddings, `[n + 2, llm_dim]`, ready to splice into a prompt
     /// (REFERENCE §6).
     pub fn wrap_speech(&self, rows: &Tensor) -> Result<Tensor> {
+        let mut wrapped = self.wrap_speech_items(std::slice::from_ref(rows))?;
+        Ok(wrapped.remove(0))
+    }
+
+    /// [`Adapter::wrap_speech`] of each clip of a batch, with one BOS and one EOS view shared
+    /// by all of them. Why: each view of the speech-token table sends its gradient back as a
+    /// whole-table tensor (`[n_speech_tokens, llm_dim]`, 2.4M values for osum-tiny), so views
+    /// taken per clip cost a table-sized zero fill, copy and add per clip and marker; shared
+    /// views sum their clips' `[1, llm_dim]` gradients first and reach the table once.
+    pub fn wrap_speech_items(&self, items: &[Tensor]) -> Result<Vec<Tensor>> {
         let d = self.config.llm_dim;
-        if rows.rank() != 2 || rows.shape()[1] != d {
+        if let Some(bad) = items.iter().find(|r| r.rank() != 2 || r.shape()[1] != d) {
             return Err(AdapterError::Input(format!(
                 "speech rows must be [n, {d}], got {:?}",
-                rows.shape()
+                bad.shape()
             )));
         }
         let bos = self.bos()?.unsqueeze(0)?;
         let eos = self.eos()?.unsqueeze(0)?;
-        Ok(Tensor::cat(&[bos, rows.clone(), eos], 0)?)
+        items
+            .iter()
+            .map(|rows| Ok(Tensor::cat(&[bos.clone(), rows.clone(), eos.clone()], 0)?))
+            .collect()
     }
 
     fn speech_token(&self, row: usize) -> Result<Tensor> {

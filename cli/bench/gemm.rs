@@ -5,6 +5,7 @@
 use super::measure;
 use super::reference::{self, Mat};
 use super::{err, max_rel_diff, report_pair, require_reference, uniform_on, BenchArgs, Output};
+use osum::engine::cpu::gemm::Precision;
 use osum::engine::profiler::cost;
 use osum::engine::{no_grad, Device, Rng};
 use std::sync::Arc;
@@ -54,8 +55,13 @@ pub fn run(
     out: &mut Output,
 ) -> Result<(), String> {
     require_reference()?;
+    let kernel = match dev.name().as_str() {
+        "cpu" => format!(" ({})", Precision::F32.kernel_name()),
+        "cpu-bf16" => format!(" ({})", Precision::Bf16.kernel_name()),
+        _ => String::new(),
+    };
     eprintln!(
-        "bench gemm: f32 tensors on device {}, {threads} threads; reference: {}",
+        "bench gemm: f32 tensors on device {}{kernel}, {threads} threads; reference: {}",
         dev.name(),
         reference::describe(threads)
     );

@@ -18,8 +18,8 @@
 
 use super::pack::{pack_a, pack_b, prefetch_b, to_pairs, AlignedBuf};
 use super::{
-    kernel_avx2, kernel_avx512, kernel_avx512_bf16, kernel_portable, Finish, Isa, Precision, Rhs,
-    SharedMut, Start,
+    kernel_amx_bf16, kernel_avx2, kernel_avx512, kernel_avx512_bf16, kernel_portable, Finish, Isa,
+    Precision, Rhs, SharedMut, Start,
 };
 use rayon::prelude::*;
 use std::cell::Cell;
@@ -42,14 +42,29 @@ struct Kernel {
     run: MicroKernel,
     /// The kernel reads bf16 pairs: packed f32 panels go through [`to_pairs`] first.
     pairs: bool,
+    /// Panels hold a multiple of this many depths (zero past the product's).
+    k_align: usize,
+    /// The kernel reads A panels as rows of pairs (the AMX layout) instead of pair columns.
+    a_rows: bool,
 }
 
 impl Kernel {
-    /// Convert packed A panels (`mr` wide) for this kernel, if it reads pairs.
+    /// The depth of the panels for a pass of `kc` depths.
+    fn depth(&self, kc: usize) -> usize {
+        kc.next_multiple_of(self.k_align)
+    }
+
+    /// Convert packed A panels (`mr` wide, `kc` = [`Kernel::depth`] deep) for this kernel, if
+    /// it reads pairs.
     fn prepare_a(&self, ap: &mut [f32], kc: usize) {
         if self.pairs {
-            ap.chunks_exact_mut(self.mr * kc)
-                .for_each(|p| to_pairs(p, kc, self.mr));
+            let mut scratch = Vec::new();
+            for p in ap.chunks_exact_mut(self.mr * kc) {
+                to_pairs(p, kc, self.mr);
+                if self.a_rows {
+                    kernel_amx_bf16::rows_of_pairs(p, kc, self.mr, &mut scratch);
+                }
+            }
         }
     }
 
@@ -63,11 +78,35 @@ impl Kernel {
 }
 
 /// The largest tile any kernel uses (the edge-tile scratch buffer).
-const MAX_TILE: usize = kernel_avx512::MR * kernel_avx512::NR;
+const MAX_TILE: usize = {
+    let (f32_tile, amx_tile) = (
+        kernel_avx512::MR * kernel_avx512::NR,
+        kernel_amx_bf16::MR * kernel_amx_bf16::NR,
+    );
+    if f32_tile > amx_tile {
+        f32_tile
+    } else {
+        amx_tile
+    }
+};
 
 fn kernel_for(isa: Isa, precision: Precision) -> Kernel {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (isa, precision);
+    #[cfg(target_arch = "x86_64")]
+    if precision == Precision::Bf16 && kernel_amx_bf16::available() && !avoid_amx() {
+        return Kernel {
+            mr: kernel_amx_bf16::MR,
+            nr: kernel_amx_bf16::NR,
+            mc: 128,
+            kc: 512,
+            nc: 4096,
+            run: kernel_amx_bf16::kernel,
+            pairs: true,
+            k_align: kernel_amx_bf16::K_ALIGN,
+            a_rows: true,
+        };
+    }
     #[cfg(target_arch = "x86_64")]
     if precision == Precision::Bf16 {
         // The caller checked that the CPU has AVX512_BF16 (Precision::Bf16 is refused otherwise).
@@ -79,6 +118,8 @@ fn kernel_for(isa: Isa, precision: Precision) -> Kernel {
             nc: 4096,
             run: kernel_avx512_bf16::kernel,
             pairs: true,
+            k_align: 1,
+            a_rows: false,
         };
     }
     #[cfg(target_arch = "x86_64")]
@@ -92,6 +133,8 @@ fn kernel_for(isa: Isa, precision: Precision) -> Kernel {
                 nc: 4096,
                 run: kernel_avx512::kernel,
                 pairs: false,
+                k_align: 1,
+                a_rows: false,
             }
         }
         Isa::Avx2 => {
@@ -103,6 +146,8 @@ fn kernel_for(isa: Isa, precision: Precision) -> Kernel {
                 nc: 4096,
                 run: kernel_avx2::kernel,
                 pairs: false,
+                k_align: 1,
+                a_rows: false,
             }
         }
         Isa::Portable => {}
@@ -115,6 +160,8 @@ fn kernel_for(isa: Isa, precision: Precision) -> Kernel {
         nc: 2048,
         run: kernel_portable::kernel,
         pairs: false,
+        k_align: 1,
+        a_rows: false,
     }
 }
 
@@ -181,27 +228,28 @@ pub(super) fn gemm(
             let kc = k.div_ceil(k.div_ceil(kern.kc));
             for pc in (0..k).step_by(kc) {
                 let kcur = kc.min(k - pc);
-                let bp = bbuf.get(n_panels * nr * kcur);
+                let kp = kern.depth(kcur);
+                let bp = bbuf.get(n_panels * nr * kp);
                 // Pack B: groups of panels per task.
                 let group = n_panels.div_ceil(4 * threads).max(1);
                 let pack = |(g, d): (usize, &mut [f32])| {
                     let j = g * group * nr;
                     pack_b(
                         b,
-                        (pc, kcur),
+                        (pc, kcur, kp),
                         (jc + j, (group * nr).min(ncur - j)),
                         nr,
                         d,
                         isa,
                     );
-                    kern.prepare_b(d, kcur);
+                    kern.prepare_b(d, kp);
                 };
                 if threads > 1 {
-                    bp.par_chunks_mut(group * nr * kcur)
+                    bp.par_chunks_mut(group * nr * kp)
                         .enumerate()
                         .for_each(pack);
                 } else {
-                    bp.chunks_mut(group * nr * kcur).enumerate().for_each(pack);
+                    bp.chunks_mut(group * nr * kp).enumerate().for_each(pack);
                 }
                 let bp = &*bp;
                 let load = matches!(start, Start::Keep) || pc > 0;
@@ -211,21 +259,21 @@ pub(super) fn gemm(
                     let (rows, cols) = plan.task(t);
                     let (i0, i1) = (rows.start * mr, (rows.end * mr).min(m));
                     with_buf(&TASK_BUF, |abuf| {
-                        let ap = abuf.get(rows.len() * mr * kcur);
-                        pack_a(a, (a_rs, a_cs), (i0, i1 - i0), (pc, kcur), mr, ap, isa);
-                        kern.prepare_a(ap, kcur);
+                        let ap = abuf.get(rows.len() * mr * kp);
+                        pack_a(a, (a_rs, a_cs), (i0, i1 - i0), (pc, kcur, kp), mr, ap, isa);
+                        kern.prepare_a(ap, kp);
                         let one = |q: usize, r: usize, apanel: &[f32]| {
-                            let bpanel = &bp[q * nr * kcur..(q + 1) * nr * kcur];
+                            let bpanel = &bp[q * nr * kp..(q + 1) * nr * kp];
                             let (j0, w) = (jc + q * nr, nr.min(ncur - q * nr));
                             let i = i0 + r * mr;
                             let h = mr.min(m - i);
-                            // SAFETY: the panels hold kcur·mr and kcur·nr floats; the tile
+                            // SAFETY: the panels hold kp·mr and kp·nr floats; the tile
                             // (i.., j0..) of C lies inside C (checked by the caller) and
                             // belongs to this task alone.
                             unsafe {
                                 tile(
                                     &kern,
-                                    kcur,
+                                    kp,
                                     apanel,
                                     bpanel,
                                     c_ptr,
@@ -237,7 +285,7 @@ pub(super) fn gemm(
                             };
                         };
                         for q in cols {
-                            for (r, apanel) in ap.chunks_exact(mr * kcur).enumerate() {
+                            for (r, apanel) in ap.chunks_exact(mr * kp).enumerate() {
                                 one(q, r, apanel);
                             }
                         }
@@ -285,37 +333,38 @@ fn wide(
             let load = matches!(start, Start::Keep) || pc > 0;
             let bias = start.row().filter(|_| pc == 0);
             let fin = if pc + kcur >= k { finish } else { Finish::None };
-            let ap = abuf.get(m_panels * mr * kcur);
+            let kp = kern.depth(kcur);
+            let ap = abuf.get(m_panels * mr * kp);
             let pack = |(q, d): (usize, &mut [f32])| {
                 pack_a(
                     a,
                     (a_rs, a_cs),
                     (q * mr, mr.min(m - q * mr)),
-                    (pc, kcur),
+                    (pc, kcur, kp),
                     mr,
                     d,
                     isa,
                 );
-                kern.prepare_a(d, kcur);
+                kern.prepare_a(d, kp);
             };
             if threads > 1 && m_panels > 1 {
-                ap.par_chunks_mut(mr * kcur).enumerate().for_each(pack);
+                ap.par_chunks_mut(mr * kp).enumerate().for_each(pack);
             } else {
-                ap.chunks_mut(mr * kcur).enumerate().for_each(pack);
+                ap.chunks_mut(mr * kp).enumerate().for_each(pack);
             }
             let ap = &*ap;
             let task = |g: usize| {
                 let (q0, q1) = (g * group, ((g + 1) * group).min(n_panels));
                 with_buf(&TASK_BUF, |bbuf| {
-                    let bp = bbuf.get(nr * kcur);
+                    let bp = bbuf.get(nr * kp);
                     // Per-panel packing so the next panel's weights can be prefetched (from
                     // DRAM, into L2) a few columns per kernel call while this one is multiplied.
                     let per_call = nr.div_ceil(m_panels);
                     for q in q0..q1 {
                         let j = q * nr;
-                        pack_b(b, (pc, kcur), (j, nr.min(n - j)), nr, bp, isa);
-                        kern.prepare_b(bp, kcur);
-                        for (r, apanel) in ap.chunks_exact(mr * kcur).enumerate() {
+                        pack_b(b, (pc, kcur, kp), (j, nr.min(n - j)), nr, bp, isa);
+                        kern.prepare_b(bp, kp);
+                        for (r, apanel) in ap.chunks_exact(mr * kp).enumerate() {
                             let next = (j + nr + r * per_call).min(n);
                             prefetch_b(
                                 b,
@@ -323,13 +372,13 @@ fn wide(
                                 next..(next + per_call).min(n).min(j + 2 * nr),
                             );
                             let i = r * mr;
-                            // SAFETY: panels hold kcur·mr and kcur·nr floats; the tile lies
+                            // SAFETY: panels hold kp·mr and kp·nr floats; the tile lies
                             // inside C (checked by the caller) and only this task writes
                             // columns j0..j0+w.
                             unsafe {
                                 tile(
                                     kern,
-                                    kcur,
+                                    kp,
                                     apanel,
                                     bp,
                                     c_ptr,
@@ -462,4 +511,18 @@ impl Plan {
             share(t % self.nb, self.nb, self.n_panels),
         )
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Set by tests on the calling thread to run the AVX-512 BF16 kernel on an AMX CPU.
+    pub(super) static AVOID_AMX: Cell<bool> = const { Cell::new(false) };
+}
+
+/// True when a test on this thread asked for the AVX-512 BF16 kernel.
+fn avoid_amx() -> bool {
+    #[cfg(test)]
+    return AVOID_AMX.with(Cell::get);
+    #[cfg(not(test))]
+    false
 }

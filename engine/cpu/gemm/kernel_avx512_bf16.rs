@@ -6,7 +6,8 @@
 //! `(q, j)` of a B panel is `(B[2q][j], B[2q+1][j])` (see `pack::to_pairs`). Products are exact
 //! in f32 and accumulate in f32; the only rounding beyond f32 GEMM is of the operands to bf16
 //! (8 significant bits). On Zen 4 `vdpbf16ps` issues at the rate of `vfmadd231ps`, so this
-//! kernel's arithmetic peak is twice the f32 kernel's.
+//! kernel's arithmetic peak is twice the f32 kernel's; on Intel CPUs with AMX it issues at half
+//! that rate, and the AMX kernel (`kernel_amx_bf16.rs`) runs the bf16 products instead.
 
 pub use super::kernel_avx512::{MR, NR};
 /// zmm vectors per tile row.

@@ -7,7 +7,8 @@
 //! panel into an `MR × NR` tile of C held entirely in registers. Strides (transposed or narrowed
 //! operands) are absorbed by packing, so no operand is ever copied as a whole. The micro-kernel
 //! is chosen once per process from the CPU's features ([`Isa`]): AVX-512 (6×64), AVX2+FMA
-//! (6×16) or portable (4×8). `blocked.rs` holds the loop nests and the split over threads.
+//! (6×16) or portable (4×8); bf16 products run on AMX tiles (32×32) where the CPU has AMX, else
+//! on AVX512_BF16 (6×64). `blocked.rs` holds the loop nests and the split over threads.
 //!
 //! Products with at most [`GEMV_MAX_M`] rows whose rhs columns are dense (`x·Wᵀ` with W stored
 //! `[N, K]`, a linear layer at decode time) skip packing: [`gemv`] streams every weight row once.
@@ -17,6 +18,7 @@
 
 mod blocked;
 pub mod gemv;
+mod kernel_amx_bf16;
 mod kernel_avx2;
 mod kernel_avx512;
 mod kernel_avx512_bf16;
@@ -40,8 +42,10 @@ pub enum Precision {
     /// f32 operands, f32 accumulation.
     #[default]
     F32,
-    /// Operands rounded to bf16 (nearest even) as they are packed, products summed in f32 by
-    /// AVX512_BF16 `vdpbf16ps` — twice the arithmetic rate. Only for CPUs where
+    /// Operands rounded to bf16 (nearest even) as they are packed, products summed in f32: by
+    /// AMX `tdpbf16ps` tiles where the CPU has AMX-BF16 (about 2–3× our f32 kernel's rate on
+    /// Sapphire Rapids), else by AVX512_BF16 `vdpbf16ps` (twice the f32 rate on Zen 4, none on
+    /// Sapphire Rapids, where it issues at half the rate of an FMA). Only for CPUs where
     /// [`Precision::Bf16.supported()`](Precision::supported); products with at most
     /// [`GEMV_MAX_M`] rows are memory-bound and stay f32.
     Bf16,
@@ -58,6 +62,18 @@ impl Precision {
             }
             #[cfg(not(target_arch = "x86_64"))]
             Precision::Bf16 => false,
+        }
+    }
+
+    /// The micro-kernel that runs this precision's packed products on this CPU, for benchmark
+    /// headers (so a figure says which kernel it measured).
+    pub fn kernel_name(self) -> &'static str {
+        match (self, Isa::detected()) {
+            (Precision::Bf16, _) if kernel_amx_bf16::available() => "AMX bf16 tiles",
+            (Precision::Bf16, _) => "AVX512_BF16",
+            (Precision::F32, Isa::Avx512) => "AVX-512 f32",
+            (Precision::F32, Isa::Avx2) => "AVX2 f32",
+            (Precision::F32, Isa::Portable) => "portable f32",
         }
     }
 }

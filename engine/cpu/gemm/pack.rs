@@ -70,23 +70,26 @@ impl AlignedBuf {
     }
 }
 
-/// Packs rows `i0..i0+mc`, depths `p0..p0+kc` of A (`a[i·rs + p·cs]`) into `mr`-row panels:
-/// panel `q` holds, for each `p`, the `mr` values of rows `i0+q·mr…` (zero past the last row).
+/// Packs rows `i0..i0+mc`, depths `p0..p0+kc` of A (`a[i·rs + p·cs]`) into `mr`-row panels
+/// of `kp ≥ kc` depths: panel `q` holds, for each `p`, the `mr` values of rows `i0+q·mr…`
+/// (zero past the last row, and at depths `kc..kp`).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn pack_a(
     a: &[f32],
     (rs, cs): (usize, usize),
     (i0, mc): (usize, usize),
-    (p0, kc): (usize, usize),
+    (p0, kc, kp): (usize, usize, usize),
     mr: usize,
     dst: &mut [f32],
     isa: Isa,
 ) {
-    for (q, panel) in dst.chunks_exact_mut(kc * mr).enumerate() {
+    for (q, panel) in dst.chunks_exact_mut(kp * mr).enumerate() {
         let r0 = q * mr;
         if r0 >= mc {
             break;
         }
+        let (panel, pad) = panel.split_at_mut(kc * mr);
+        pad.fill(0.0);
         let rows = mr.min(mc - r0);
         if rows < mr {
             panel.fill(0.0);
@@ -113,37 +116,40 @@ pub(super) fn pack_a(
     }
 }
 
-/// Packs depths `p0..p0+kc`, columns `j0..j0+nc` of B into `nr`-column panels: panel `q` holds,
-/// for each `p`, the `nr` values of columns `j0+q·nr…` (zero past the last column).
+/// Packs depths `p0..p0+kc`, columns `j0..j0+nc` of B into `nr`-column panels of `kp ≥ kc`
+/// depths: panel `q` holds, for each `p`, the `nr` values of columns `j0+q·nr…` (zero past the
+/// last column, and at depths `kc..kp`).
 pub(super) fn pack_b(
     b: Rhs,
-    (p0, kc): (usize, usize),
+    (p0, kc, kp): (usize, usize, usize),
     (j0, nc): (usize, usize),
     nr: usize,
     dst: &mut [f32],
     isa: Isa,
 ) {
     match b.elems {
-        Weights::F32(x) => pack_b_typed(x, b, (p0, kc), (j0, nc), nr, dst, isa),
-        Weights::F16(x) => pack_b_typed(x, b, (p0, kc), (j0, nc), nr, dst, isa),
-        Weights::BF16(x) => pack_b_typed(x, b, (p0, kc), (j0, nc), nr, dst, isa),
+        Weights::F32(x) => pack_b_typed(x, b, (p0, kc, kp), (j0, nc), nr, dst, isa),
+        Weights::F16(x) => pack_b_typed(x, b, (p0, kc, kp), (j0, nc), nr, dst, isa),
+        Weights::BF16(x) => pack_b_typed(x, b, (p0, kc, kp), (j0, nc), nr, dst, isa),
     }
 }
 
 fn pack_b_typed<T: Elem>(
     x: &[T],
     b: Rhs,
-    (p0, kc): (usize, usize),
+    (p0, kc, kp): (usize, usize, usize),
     (j0, nc): (usize, usize),
     nr: usize,
     dst: &mut [f32],
     isa: Isa,
 ) {
-    for (q, panel) in dst.chunks_exact_mut(kc * nr).enumerate() {
+    for (q, panel) in dst.chunks_exact_mut(kp * nr).enumerate() {
         let c0 = q * nr;
         if c0 >= nc {
             break;
         }
+        let (panel, pad) = panel.split_at_mut(kc * nr);
+        pad.fill(0.0);
         let cols = nr.min(nc - c0);
         if cols < nr {
             panel.fill(0.0);

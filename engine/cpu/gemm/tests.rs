@@ -245,15 +245,25 @@ fn bf16_products_match_f64_on_bf16_rounded_operands() {
         (9, 3, 4200),
     ];
     let stores = [Store::RowMajor, Store::Transposed, Store::Narrowed];
-    for &shape in &shapes {
-        for (t, &sa) in stores.iter().enumerate() {
-            let sb = stores[(t + shape.0) % 3];
-            for kind in [Kind::F32, Kind::Bf16, Kind::F16] {
-                let isa = Isa::Avx512;
-                check_in(isa, Precision::Bf16, shape, sa, sb, kind, C0::nth(t), true);
+    // Both bf16 kernels where the CPU has AMX (the AMX one is then the default).
+    let kernels: &[bool] = if super::kernel_amx_bf16::available() {
+        &[false, true]
+    } else {
+        &[true]
+    };
+    for &avoid_amx in kernels {
+        super::blocked::AVOID_AMX.with(|a| a.set(avoid_amx));
+        for &shape in &shapes {
+            for (t, &sa) in stores.iter().enumerate() {
+                let sb = stores[(t + shape.0) % 3];
+                for kind in [Kind::F32, Kind::Bf16, Kind::F16] {
+                    let isa = Isa::Avx512;
+                    check_in(isa, Precision::Bf16, shape, sa, sb, kind, C0::nth(t), true);
+                }
             }
         }
     }
+    super::blocked::AVOID_AMX.with(|a| a.set(false));
 }
 
 #[test]

@@ -35,7 +35,7 @@ pub struct Cli {
     pub profile: Option<PathBuf>,
     /// Compute device: `auto` (the default: `cpu-bf16` on CPUs with AVX512_BF16, else `cpu`),
     /// `cpu` (f32 throughout), `cpu-bf16` (matrix products, attention and convolutions with bf16
-    /// operands and f32 accumulation: about twice the arithmetic rate), or `ascend-sim` (our
+    /// operands and f32 accumulation, on AMX tiles where the CPU has them), or `ascend-sim` (our
     /// AscendC kernels on the CPU simulator; ops without a kernel are errors). Also OSUM_DEVICE.
     #[arg(long, global = true, env = "OSUM_DEVICE", default_value = "auto")]
     pub device: String,

@@ -2,11 +2,11 @@
 //! attention, auto-vectorized loops (compiled per ISA) for the rest.
 //! Each op family's kernel lives in its own file; this file only dispatches.
 //!
-//! Two devices share these kernels: `cpu` (f32 arithmetic) and `cpu-bf16`, whose `matmul` (and
-//! so `linear`) products with more than a few rows round their operands to bf16 and multiply with
-//! AVX512_BF16 (f32 accumulation) — up to twice the arithmetic rate, at bf16 operand precision
-//! (see [`gemm::Precision`]). Every other op — attention, conv, GEMV-shaped products — is the
-//! same f32 kernel on both.
+//! Two devices share these kernels: `cpu` (f32 arithmetic) and `cpu-bf16`, whose packed products
+//! with more than a few rows (`matmul`, `linear`, `conv2d`) round their operands to bf16 and
+//! multiply on AMX tiles or with AVX512_BF16, summing in f32 (see [`gemm::Precision`]), and
+//! whose attention forward runs its two products on AVX512_BF16. Every other op — GEMV-shaped
+//! products, attention backward, norms, elementwise — is the same f32 kernel on both.
 
 pub mod attention;
 pub mod conv;

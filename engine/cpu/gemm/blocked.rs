@@ -29,6 +29,8 @@ type MicroKernel = unsafe fn(usize, *const f32, *const f32, *mut f32, usize, boo
 
 /// A micro-kernel and the block sizes that suit it.
 struct Kernel {
+    /// What benchmark headers call it.
+    name: &'static str,
     mr: usize,
     nr: usize,
     /// Rows of A packed at once: MC × KC f32 stays in L2 (1 MiB on Zen 4).
@@ -90,12 +92,18 @@ const MAX_TILE: usize = {
     }
 };
 
+/// The name of the micro-kernel [`gemm`] runs for `isa` and `precision`.
+pub(super) fn kernel_name(isa: Isa, precision: Precision) -> &'static str {
+    kernel_for(isa, precision).name
+}
+
 fn kernel_for(isa: Isa, precision: Precision) -> Kernel {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (isa, precision);
     #[cfg(target_arch = "x86_64")]
     if precision == Precision::Bf16 && kernel_amx_bf16::available() && !avoid_amx() {
         return Kernel {
+            name: "AMX bf16 tiles",
             mr: kernel_amx_bf16::MR,
             nr: kernel_amx_bf16::NR,
             mc: 128,
@@ -111,6 +119,7 @@ fn kernel_for(isa: Isa, precision: Precision) -> Kernel {
     if precision == Precision::Bf16 {
         // The caller checked that the CPU has AVX512_BF16 (Precision::Bf16 is refused otherwise).
         return Kernel {
+            name: "AVX512_BF16",
             mr: kernel_avx512_bf16::MR,
             nr: kernel_avx512_bf16::NR,
             mc: 144,
@@ -126,6 +135,7 @@ fn kernel_for(isa: Isa, precision: Precision) -> Kernel {
     match isa {
         Isa::Avx512 => {
             return Kernel {
+                name: "AVX-512 f32",
                 mr: kernel_avx512::MR,
                 nr: kernel_avx512::NR,
                 mc: 144,
@@ -139,6 +149,7 @@ fn kernel_for(isa: Isa, precision: Precision) -> Kernel {
         }
         Isa::Avx2 => {
             return Kernel {
+                name: "AVX2 f32",
                 mr: kernel_avx2::MR,
                 nr: kernel_avx2::NR,
                 mc: 144,
@@ -153,6 +164,7 @@ fn kernel_for(isa: Isa, precision: Precision) -> Kernel {
         Isa::Portable => {}
     }
     Kernel {
+        name: "portable f32",
         mr: kernel_portable::MR,
         nr: kernel_portable::NR,
         mc: 128,

@@ -68,13 +68,7 @@ impl Precision {
     /// The micro-kernel that runs this precision's packed products on this CPU, for benchmark
     /// headers (so a figure says which kernel it measured).
     pub fn kernel_name(self) -> &'static str {
-        match (self, Isa::detected()) {
-            (Precision::Bf16, _) if kernel_amx_bf16::available() => "AMX bf16 tiles",
-            (Precision::Bf16, _) => "AVX512_BF16",
-            (Precision::F32, Isa::Avx512) => "AVX-512 f32",
-            (Precision::F32, Isa::Avx2) => "AVX2 f32",
-            (Precision::F32, Isa::Portable) => "portable f32",
-        }
+        blocked::kernel_name(Isa::detected(), self)
     }
 }
 

@@ -1,4 +1,4 @@
-//! Convolution on the CPU: im2col / col2im, and conv2d as im2col + GEMM per image.
+//! Convolution on the CPU: im2col / col2im, and conv2d as im2col + one GEMM over all images.
 //!
 //! Column layout (row-major): for one image the columns matrix is `[C·KH·KW, OH·OW]`; row
 //! `r = (c·KH + i)·KW + j`, column `oh·OW + ow` holds
@@ -14,6 +14,7 @@ use crate::engine::device::{Buffer, Conv2dParams, View};
 use crate::engine::error::{Error, Result};
 use crate::engine::storage::HostBuffer;
 use rayon::prelude::*;
+use std::borrow::Cow;
 
 /// Sizes of one convolution, validated once so the loops below can index freely.
 #[derive(Debug, Clone, Copy)]
@@ -121,29 +122,34 @@ fn valid_range(offset: isize, stride: usize, in_len: usize, out_len: usize) -> (
 
 /// Unfold one image `x [C, H, W]` into `out [C·KH·KW, OH·OW]` (every element written).
 fn im2col_image(x: &[f32], g: &Geometry, out: &mut [f32]) {
-    let (sh, sw) = g.p.stride;
     for (r, row) in out.chunks_mut(g.cols()).enumerate() {
-        let (c, i, j) = (r / (g.kh * g.kw), (r / g.kw) % g.kh, r % g.kw);
-        let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
-        let tap = g.tap(i, j);
-        let (w_lo, w_hi) = tap.cols;
-        for (oy, orow) in row.chunks_mut(g.ow).enumerate() {
-            if oy < tap.rows.0 || oy >= tap.rows.1 || w_lo == w_hi {
-                orow.fill(0.0);
-                continue;
-            }
-            let ih = Tap::input(oy, sh, tap.off_h);
-            let xrow = &plane[ih * g.w..(ih + 1) * g.w];
-            orow[..w_lo].fill(0.0);
-            orow[w_hi..].fill(0.0);
-            let iw0 = Tap::input(w_lo, sw, tap.off_w);
-            let dst = &mut orow[w_lo..w_hi];
-            if sw == 1 {
-                dst.copy_from_slice(&xrow[iw0..iw0 + dst.len()]);
-            } else {
-                for (k, d) in dst.iter_mut().enumerate() {
-                    *d = xrow[iw0 + k * sw];
-                }
+        unfold_row(x, g, r, row);
+    }
+}
+
+/// Row `r` of one image's columns matrix (see [`im2col_image`]) into `row` (`OH·OW` long).
+fn unfold_row(x: &[f32], g: &Geometry, r: usize, row: &mut [f32]) {
+    let (sh, sw) = g.p.stride;
+    let (c, i, j) = (r / (g.kh * g.kw), (r / g.kw) % g.kh, r % g.kw);
+    let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
+    let tap = g.tap(i, j);
+    let (w_lo, w_hi) = tap.cols;
+    for (oy, orow) in row.chunks_mut(g.ow).enumerate() {
+        if oy < tap.rows.0 || oy >= tap.rows.1 || w_lo == w_hi {
+            orow.fill(0.0);
+            continue;
+        }
+        let ih = Tap::input(oy, sh, tap.off_h);
+        let xrow = &plane[ih * g.w..(ih + 1) * g.w];
+        orow[..w_lo].fill(0.0);
+        orow[w_hi..].fill(0.0);
+        let iw0 = Tap::input(w_lo, sw, tap.off_w);
+        let dst = &mut orow[w_lo..w_hi];
+        if sw == 1 {
+            dst.copy_from_slice(&xrow[iw0..iw0 + dst.len()]);
+        } else {
+            for (k, d) in dst.iter_mut().enumerate() {
+                *d = xrow[iw0 + k * sw];
             }
         }
     }
@@ -205,9 +211,11 @@ fn for_chunks(out: &mut [f32], chunk: usize, work: usize, f: impl Fn(usize, &mut
 }
 
 /// Conv2d: x `[N, C, H, W]` (f32), w `[O, C, KH, KW]` (f32/f16/bf16), b `[O]` →
-/// `[N, O, OH, OW]`. Each image is unfolded and multiplied by W with the shared GEMM in the
-/// device's `precision`; images run in parallel (and the GEMM parallelizes its rows when a
-/// single image is large).
+/// `[N, O, OH, OW]`, as one product with the shared GEMM in the device's `precision`:
+/// `Y_wide[O, N·OH·OW] = W[O, C·KH·KW] · cols_wide`, where `cols_wide` holds the images'
+/// columns matrices side by side. One wide product instead of one per image: an image of the
+/// adapter's convolutions has 50–250 output positions, a narrow product that runs far below
+/// the GEMM's rate and packs W again for every image. Y_wide is then dealt out per image.
 pub fn conv2d(
     x: View,
     w: View,
@@ -236,50 +244,60 @@ pub fn conv2d(
     let xs = f32_only(OP, &x)?;
     let ws = f32_values(OP, &w)?;
     let (rows, cols) = (g.rows(), g.cols());
-    let mut out = vec![0f32; n * o * cols];
-    // Y[O, OH·OW] = W[O, C·KH·KW] · cols (row-major, dense).
-    let product = |cols_m: &[f32], y: &mut [f32], start: Start| {
-        let rhs = Rhs {
-            elems: Weights::F32(cols_m),
-            rs: cols,
-            cs: 1,
-        };
-        gemm_precision(
-            precision,
-            o,
-            rows,
-            cols,
-            &ws,
-            rows,
-            1,
-            rhs,
-            y,
-            cols,
-            (start, Finish::None),
-            true,
-        );
-    };
-    let image = |ni: usize, y: &mut [f32]| {
-        // The bias is per output channel, i.e. per row of Y: Y starts as it, then accumulates.
-        let start = match &bias {
-            Some(b) => {
-                for (yrow, &bv) in y.chunks_mut(cols).zip(b.iter()) {
-                    yrow.fill(bv);
-                }
-                Start::Keep
+    let wide = n * cols;
+    // A single image of a 1×1 kernel is its own columns matrix; otherwise unfold every image
+    // into its block of columns of each row.
+    let unfolded: Cow<[f32]> = if n == 1 && g.is_pointwise() {
+        Cow::Borrowed(&xs[..rows * cols])
+    } else {
+        let mut m = vec![0f32; rows * wide];
+        for_chunks(&mut m, wide, rows * wide, |r, row| {
+            for (ni, dst) in row.chunks_mut(cols).enumerate() {
+                unfold_row(&xs[ni * g.image()..(ni + 1) * g.image()], &g, r, dst);
             }
-            None => Start::Zero,
-        };
-        let xi = &xs[ni * g.image()..(ni + 1) * g.image()];
-        if g.is_pointwise() {
-            product(xi, y, start);
-        } else {
-            let mut unfolded = vec![0f32; rows * cols];
-            im2col_image(xi, &g, &mut unfolded);
-            product(&unfolded, y, start);
-        }
+        });
+        Cow::Owned(m)
     };
-    for_chunks(&mut out, o * cols, n * o * rows * cols, image);
+    // The bias is per output channel, i.e. per row of Y_wide: it starts as it, then accumulates.
+    let mut y = vec![0f32; o * wide];
+    let start = match &bias {
+        Some(b) => {
+            for (yrow, &bv) in y.chunks_mut(wide).zip(b.iter()) {
+                yrow.fill(bv);
+            }
+            Start::Keep
+        }
+        None => Start::Zero,
+    };
+    let rhs = Rhs {
+        elems: Weights::F32(&unfolded),
+        rs: wide,
+        cs: 1,
+    };
+    gemm_precision(
+        precision,
+        o,
+        rows,
+        wide,
+        &ws,
+        rows,
+        1,
+        rhs,
+        &mut y,
+        wide,
+        (start, Finish::None),
+        true,
+    );
+    if n == 1 {
+        return Ok(boxed(HostBuffer::F32(y)));
+    }
+    // Y_wide[o, ni·L + l] → out[ni, o, l].
+    let mut out = vec![0f32; n * o * cols];
+    for_chunks(&mut out, o * cols, n * o * cols, |ni, dst| {
+        for (oc, drow) in dst.chunks_mut(cols).enumerate() {
+            drow.copy_from_slice(&y[oc * wide + ni * cols..oc * wide + (ni + 1) * cols]);
+        }
+    });
     Ok(boxed(HostBuffer::F32(out)))
 }
 

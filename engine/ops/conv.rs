@@ -205,19 +205,30 @@ impl BackwardOp for Conv2dBackward {
         let kernel = (ws[2], ws[3]);
         let k = ws[1] * ws[2] * ws[3];
         let gs = g.shape();
-        let g2 = g.reshape(&[n, o, gs[2] * gs[3]])?;
+        let l = gs[2] * gs[3];
+        // The images side by side, `[O, N·L]`: one product with depth N·L instead of N products
+        // of depth L and a sum over N. The adapter's convolutions see L of 50–250 positions
+        // per clip, where a product of that depth runs far below the GEMM's rate, and the
+        // batched form wrote an `[N, O, C·KH·KW]` intermediate only to sum it.
+        let g_wide = g
+            .reshape(&[n, o, l])?
+            .permute(&[1, 0, 2])?
+            .reshape(&[o, n * l])?;
         let dx = needs[0]
             .then(|| {
                 let wt = w.reshape(&[o, k])?.to_dtype(DType::F32)?.t()?;
-                wt.matmul(&g2)?
+                wt.matmul(&g_wide)?
+                    .reshape(&[k, n, l])?
+                    .permute(&[1, 0, 2])?
                     .col2im(xs[1], (xs[2], xs[3]), kernel, &self.0)
             })
             .transpose()?;
         let dw = needs[1]
             .then(|| {
                 let cols = x.detach().im2col(kernel, &self.0)?;
-                g2.matmul(&cols.t()?)?
-                    .sum(0)?
+                let cols_wide = cols.permute(&[1, 0, 2])?.reshape(&[k, n * l])?;
+                g_wide
+                    .matmul(&cols_wide.t()?)?
                     .reshape(ws)?
                     .to_dtype(w.dtype())
             })

@@ -1,5 +1,5 @@
 //! Vector primitives shared by the CPU kernels: a polynomial `exp` and slice loops (dot,
-//! axpy, max, exp-and-sum, scale).
+//! axpy, max, exp-and-sum, scale, f64 sums).
 //!
 //! Each slice primitive is written once as plain Rust the compiler vectorizes, then compiled
 //! three times by [`multiversion!`]: for AVX-512, for AVX2+FMA and for the baseline target; the
@@ -216,6 +216,37 @@ fn max_body(x: &[f32]) -> f32 {
 multiversion! {
     /// Largest element (−∞ for an empty slice). NaNs are skipped.
     pub fn max(x: &[f32]) -> f32 = max_body;
+}
+
+#[inline(always)]
+fn sum_f64_body(x: &[f32]) -> f64 {
+    // Independent f64 lanes: one running sum would wait on every add's latency.
+    let mut acc = [0f64; LANES];
+    let c = x.chunks_exact(LANES);
+    let tail: f64 = c.remainder().iter().map(|&v| v as f64).sum();
+    for v in c {
+        for (a, &x) in acc.iter_mut().zip(v) {
+            *a += x as f64;
+        }
+    }
+    acc.iter().sum::<f64>() + tail
+}
+
+multiversion! {
+    /// Σ xᵢ accumulated in f64 (in lanes, so the order differs from a left-to-right sum).
+    pub fn sum_f64(x: &[f32]) -> f64 = sum_f64_body;
+}
+
+#[inline(always)]
+fn add_widened_body(acc: &mut [f64], x: &[f32]) {
+    for (a, &v) in acc.iter_mut().zip(x) {
+        *a += v as f64;
+    }
+}
+
+multiversion! {
+    /// accᵢ += xᵢ (widened to f64) over the common length.
+    pub fn add_widened(acc: &mut [f64], x: &[f32]) = add_widened_body;
 }
 
 #[inline(always)]

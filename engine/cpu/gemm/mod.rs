@@ -13,6 +13,9 @@
 //! Products with at most [`GEMV_MAX_M`] rows whose rhs columns are dense (`x·Wᵀ` with W stored
 //! `[N, K]`, a linear layer at decode time) skip packing: [`gemv`] streams every weight row once.
 //!
+//! Products with at most [`skinny::SKINNY`] columns (LoRA's rank-r factors) skip packing too:
+//! [`skinny`] streams A once, in f32.
+//!
 //! Packing buffers are kept per thread between calls (at most KC × NC f32 = 8 MiB for the
 //! calling thread, a few hundred KiB for the others), so steady-state products allocate nothing.
 
@@ -24,6 +27,7 @@ mod kernel_avx512;
 mod kernel_avx512_bf16;
 mod kernel_portable;
 mod pack;
+mod skinny;
 mod transpose;
 
 use half::{bf16, f16};
@@ -47,7 +51,7 @@ pub enum Precision {
     /// Sapphire Rapids), else by AVX512_BF16 `vdpbf16ps` (twice the f32 rate on Zen 4, none on
     /// Sapphire Rapids, where it issues at half the rate of an FMA). Only for CPUs where
     /// [`Precision::Bf16.supported()`](Precision::supported); products with at most
-    /// [`GEMV_MAX_M`] rows are memory-bound and stay f32.
+    /// [`GEMV_MAX_M`] rows, and narrow ones ([`skinny`]), are memory-bound and stay f32.
     Bf16,
 }
 
@@ -117,15 +121,20 @@ impl<'a> Start<'a> {
     /// Set `C[0..m, 0..n]` (dense rows, row stride `c_rs`) to its start value, for the paths
     /// that then accumulate (a zero-depth product, the GEMV paths).
     fn apply(self, c: &mut [f32], (m, n): (usize, usize), c_rs: usize) {
+        if matches!(self, Start::Keep) {
+            return;
+        }
         for i in 0..m {
-            for j in 0..n {
-                let x = &mut c[i * c_rs + j];
-                match self {
-                    Start::Zero => *x = 0.0,
-                    Start::Keep => {}
-                    Start::Row(r) => *x = r[j],
-                }
-            }
+            self.apply_row(&mut c[i * c_rs..i * c_rs + n]);
+        }
+    }
+
+    /// Set one dense row segment of C (`n` long) to its start value.
+    fn apply_row(self, row: &mut [f32]) {
+        match self {
+            Start::Zero => row.fill(0.0),
+            Start::Keep => {}
+            Start::Row(r) => row.copy_from_slice(&r[..row.len()]),
         }
     }
 }
@@ -363,6 +372,10 @@ pub(crate) fn gemm_with(
             parallel,
         );
         finish.apply_rows(c, (m, 1), c_rs);
+        return;
+    }
+    if skinny::gemm((m, k, n), (a, a_rs, a_cs), b, (c, c_rs), start, parallel) {
+        finish.apply_rows(c, (m, n), c_rs);
         return;
     }
     blocked::gemm(

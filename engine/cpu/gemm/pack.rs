@@ -189,6 +189,28 @@ pub(super) fn column(b: Rhs, k: usize) -> Vec<f32> {
     }
 }
 
+/// B as a dense f32 matrix: `[k, n]` row-major, or `[n, k]` (Bᵀ) when `transposed`. For the
+/// rank-sized products ([`super::skinny`]), where one side of B has at most a few dozen rows.
+pub(super) fn dense(b: Rhs, k: usize, n: usize, transposed: bool) -> Vec<f32> {
+    fn get<T: Elem>(x: &[T], (rs, cs): (usize, usize), k: usize, n: usize, t: bool) -> Vec<f32> {
+        if t {
+            (0..n)
+                .flat_map(|j| (0..k).map(move |p| x[p * rs + j * cs].widen()))
+                .collect()
+        } else {
+            (0..k)
+                .flat_map(|p| (0..n).map(move |j| x[p * rs + j * cs].widen()))
+                .collect()
+        }
+    }
+    let strides = (b.rs, b.cs);
+    match b.elems {
+        Weights::F32(x) => get(x, strides, k, n, transposed),
+        Weights::F16(x) => get(x, strides, k, n, transposed),
+        Weights::BF16(x) => get(x, strides, k, n, transposed),
+    }
+}
+
 /// Asks for columns `cols`, depths `p0..p0+kc` of a column-dense B (`rs == 1`, W stored
 /// `[N, K]`) to be brought into L2 ahead of packing. Other layouts, and other CPUs: nothing.
 pub(super) fn prefetch_b(b: Rhs, (p0, kc): (usize, usize), cols: std::ops::Range<usize>) {

@@ -197,6 +197,10 @@ fn every_isa_matches_f64_on_ragged_shapes_and_layouts() {
         (400, 40, 70),
         (397, 600, 9),
         (9, 3, 4200),
+        // A rank-sized depth, width (skinny.rs) and height, large enough to run in parallel.
+        (700, 8, 300),
+        (600, 200, 8),
+        (12, 300, 700),
     ];
     let stores = [Store::RowMajor, Store::Transposed, Store::Narrowed];
     for isa in Isa::available() {
@@ -234,8 +238,8 @@ fn bf16_products_match_f64_on_bf16_rounded_operands() {
         eprintln!("skipped: this CPU has no AVX512_BF16");
         return;
     }
-    // Blocked shapes only (M > GEMV_MAX_M, N > 1): odd K (a zero-padded last pair), K beyond
-    // KC, ragged tiles, the wide (M ≤ 384) and tall drivers, every operand layout.
+    // Blocked shapes only (M > GEMV_MAX_M, N > skinny::SKINNY): odd K (a zero-padded last
+    // pair), K beyond KC, ragged tiles, the wide (M ≤ 384) and tall drivers, every layout.
     let shapes = [
         (13, 7, 33),
         (25, 301, 65),
@@ -264,6 +268,41 @@ fn bf16_products_match_f64_on_bf16_rounded_operands() {
         }
     }
     super::blocked::AVOID_AMX.with(|a| a.set(false));
+}
+
+#[test]
+fn narrow_products_stay_f32_in_bf16_precision() {
+    if !Precision::Bf16.supported() {
+        eprintln!("skipped: this CPU has no AVX512_BF16");
+        return;
+    }
+    // Both skinny cases: A by rows and by columns.
+    let cases = [
+        ((300, 200, 8), Store::RowMajor),
+        ((300, 200, 8), Store::Transposed),
+    ];
+    for ((m, k, n), sa) in cases {
+        let (a, a_rs, a_cs) = store(&vals(m * k, 5), m, k, sa);
+        let (b, b_rs, b_cs) = store(&vals(k * n, 6), k, n, Store::RowMajor);
+        let run = |precision| {
+            let mut c = vec![0f32; m * n];
+            let rhs = Rhs {
+                elems: Weights::F32(&b),
+                rs: b_rs,
+                cs: b_cs,
+            };
+            let ends = (Start::Zero, Finish::None);
+            gemm_precision(
+                precision, m, k, n, &a, a_rs, a_cs, rhs, &mut c, n, ends, true,
+            );
+            c
+        };
+        assert_eq!(
+            run(Precision::Bf16),
+            run(Precision::F32),
+            "{m}x{k}x{n} {sa:?}: a narrow product was rounded to bf16"
+        );
+    }
 }
 
 #[test]

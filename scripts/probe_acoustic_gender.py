@@ -51,7 +51,7 @@ pef = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(pef)
 
 SR = 16000
-N, HOP = 640, 160
+N = 640  # samples per 40 ms frame, as in voiced_frames
 HOLD = {"espeak:f5", "espeak:m8", "flite:rms", "espeak:anika", "espeak:paul"}
 NFFT = 4096
 
@@ -118,18 +118,11 @@ def clip_features(path):
     nan = dict(ltas=np.full(40, np.nan), form=np.full(5, np.nan), ratio=np.full(4, np.nan),
                harm=np.full(24, np.nan), f0ltas=np.full(40, np.nan),
                perio=np.full(6, np.nan))
-    if len(x) <= N:
+    analysis = pef.voiced_frames(x, SR)
+    if analysis is None:
         return f0, nan
-    frames = np.lib.stride_tricks.sliding_window_view(x, N)[:len(x) - N:HOP]
-    frames = frames - frames.mean(1, keepdims=True)
-    loud_idx = np.where((frames ** 2).mean(1) >= 1e4)[0]
+    frames, loud_idx, r, k, voiced = analysis
     loud = frames[loud_idx]
-    spc = np.fft.rfft(loud, 2 * N)
-    r = np.fft.irfft(spc * spc.conj(), 2 * N)[:, :N]
-    r /= r[:, :1] + 1e-9
-    lo, hi = int(SR / 400), int(SR / 60)
-    k = lo + np.argmax(r[:, lo:hi], 1)
-    voiced = r[np.arange(len(k)), k] > 0.6
     if voiced.sum() < 3:
         return f0, nan
     vf = loud[voiced]

@@ -82,6 +82,28 @@ def load_labels(manifest, audio):
     return [first[a] for a in audio]
 
 
+def voiced_frames(x, sr):
+    """The pitch analysis behind f0_stats, on samples x at rate sr: 40 ms frames (10 ms hop) with
+    their mean removed; the loud ones (mean square >= 1e4, as indices into the frames) and their
+    normalised autocorrelation r; per loud frame the lag k of r's peak between 60 and 400 Hz, and
+    whether that peak exceeds 0.6 (voiced). Returns (frames, loud, r, k, voiced), or None when x
+    is shorter than a frame."""
+    n, hop = int(0.04 * sr), int(0.01 * sr)
+    if len(x) <= n:
+        return None
+    frames = np.lib.stride_tricks.sliding_window_view(x, n)[:len(x) - n:hop]
+    frames = frames - frames.mean(1, keepdims=True)
+    loud = np.where((frames ** 2).mean(1) >= 1e4)[0]
+    # Linear autocorrelation through a zero-padded FFT (length ≥ 2n - 1: no wrap-around).
+    spec = np.fft.rfft(frames[loud], 2 * n)
+    r = np.fft.irfft(spec * spec.conj(), 2 * n)[:, :n]
+    r /= r[:, :1] + 1e-9
+    lo, hi = int(sr / 400), int(sr / 60)
+    k = lo + np.argmax(r[:, lo:hi], 1)
+    voiced = r[np.arange(len(k)), k] > 0.6
+    return frames, loud, r, k, voiced
+
+
 def f0_stats(path):
     """Pitch statistics of a 16-bit mono WAV: per 40 ms frame (10 ms hop) with enough energy, the
     lag of the autocorrelation's peak between 60 and 400 Hz, kept as voiced when the normalised
@@ -95,19 +117,10 @@ def f0_stats(path):
             x = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float64)
     except (OSError, EOFError, wave.Error) as e:
         sys.exit(f"{path}: cannot read it as a WAV: {str(e) or type(e).__name__}")
-    n, hop = int(0.04 * sr), int(0.01 * sr)
-    if len(x) <= n:
+    analysis = voiced_frames(x, sr)
+    if analysis is None:
         return [np.log(150.0)] * 3 + [0.0]
-    frames = np.lib.stride_tricks.sliding_window_view(x, n)[:len(x) - n:hop]
-    frames = frames - frames.mean(1, keepdims=True)
-    loud = frames[(frames ** 2).mean(1) >= 1e4]
-    # Linear autocorrelation through a zero-padded FFT (length ≥ 2n - 1: no wrap-around).
-    spec = np.fft.rfft(loud, 2 * n)
-    r = np.fft.irfft(spec * spec.conj(), 2 * n)[:, :n]
-    r /= r[:, :1] + 1e-9
-    lo, hi = int(sr / 400), int(sr / 60)
-    k = lo + np.argmax(r[:, lo:hi], 1)
-    voiced = r[np.arange(len(k)), k] > 0.6
+    frames, _, _, k, voiced = analysis
     logf0 = np.log(sr / k[voiced])
     if len(logf0) < 3:
         return [np.log(150.0)] * 3 + [0.0]

@@ -344,7 +344,7 @@ pub(crate) fn gemm_with(
     }
     if n == 1 && a_cs == 1 && m > GEMV_MAX_M {
         // Matrix × vector: (A·b)ᵀ = bᵀ·Aᵀ, a one-row product whose "weights" are the rows of A.
-        let bcol = pack::column(b, k);
+        let bcol = pack::dense(b, k, 1, false);
         let x = gemv::Lhs {
             a: &bcol,
             rs: k,

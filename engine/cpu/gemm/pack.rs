@@ -177,20 +177,8 @@ fn pack_b_typed<T: Elem>(
     }
 }
 
-/// The `k` values of B's only column (`b[p·rs]`) as contiguous f32.
-pub(super) fn column(b: Rhs, k: usize) -> Vec<f32> {
-    fn get<T: Elem>(x: &[T], rs: usize, k: usize) -> Vec<f32> {
-        (0..k).map(|p| x[p * rs].widen()).collect()
-    }
-    match b.elems {
-        Weights::F32(x) => get(x, b.rs, k),
-        Weights::F16(x) => get(x, b.rs, k),
-        Weights::BF16(x) => get(x, b.rs, k),
-    }
-}
-
-/// B as a dense f32 matrix: `[k, n]` row-major, or `[n, k]` (Bᵀ) when `transposed`. For the
-/// rank-sized products ([`super::skinny`]), where one side of B has at most a few dozen rows.
+/// B as a dense f32 matrix: `[k, n]` row-major, or `[n, k]` (Bᵀ) when `transposed`. For products
+/// whose B is small: a single column (matrix × vector) or the narrow ones of [`super::skinny`].
 pub(super) fn dense(b: Rhs, k: usize, n: usize, transposed: bool) -> Vec<f32> {
     fn get<T: Elem>(x: &[T], (rs, cs): (usize, usize), k: usize, n: usize, t: bool) -> Vec<f32> {
         if t {

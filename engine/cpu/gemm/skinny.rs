@@ -50,9 +50,9 @@ pub(super) fn gemm(
     }
     if a_rs == 1 {
         // A transposed (its columns dense, as in a weight gradient Xᵀ·G): accumulate Cᵀ's rows
-        // for a band of C's rows as axpys of A's columns, then add the band into C.
+        // for a band of C's rows as axpys of A's columns, then set the band's rows to their
+        // start value and add it.
         let bd = pack::dense(b, k, n, false);
-        start.apply(c, (m, n), c_rs);
         let band = |i0: usize, rows: &mut [f32]| {
             let len = (m - i0).min(ROWS_PER_TASK);
             let mut ct = vec![0f32; n * len];
@@ -63,7 +63,9 @@ pub(super) fn gemm(
                 }
             }
             for (r, row) in rows.chunks_mut(c_rs).take(len).enumerate() {
-                for (j, cj) in row[..n].iter_mut().enumerate() {
+                let row = &mut row[..n];
+                start.apply_row(row);
+                for (j, cj) in row.iter_mut().enumerate() {
                     *cj += ct[j * len + r];
                 }
             }

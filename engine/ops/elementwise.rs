@@ -271,25 +271,37 @@ impl BackwardOp for BinaryBackward {
         needs: &[bool],
     ) -> Result<Vec<Option<Tensor>>> {
         let (a, b) = (&inputs[0], &inputs[1]);
-        let (ga, gb) = match self.0 {
-            BinaryOp::Add => (g.clone(), g.clone()),
-            BinaryOp::Sub => (g.clone(), g.neg()?),
-            BinaryOp::Mul => (g.mul(b)?, g.mul(a)?),
-            BinaryOp::Div => (g.div(b)?, g.mul(a)?.div(&b.sqr()?)?.neg()?),
-            BinaryOp::Maximum | BinaryOp::Minimum => {
-                let pick_a = if self.0 == BinaryOp::Maximum {
-                    a.ge(b)?
-                } else {
-                    a.le(b)?
-                };
-                let zero = Tensor::zeros(&[], g.dtype(), g.device())?;
-                (pick_a.where_cond(g, &zero)?, pick_a.where_cond(&zero, g)?)
+        // Each side's gradient is built only when asked for: one side is often a constant (a
+        // dropout mask, an attention mask), and its gradient is a full-size product.
+        let zero = || Tensor::zeros(&[], g.dtype(), g.device());
+        let grad_a = || -> Result<Tensor> {
+            match self.0 {
+                BinaryOp::Add | BinaryOp::Sub => Ok(g.clone()),
+                BinaryOp::Mul => g.mul(b),
+                BinaryOp::Div => g.div(b),
+                BinaryOp::Maximum => a.ge(b)?.where_cond(g, &zero()?),
+                BinaryOp::Minimum => a.le(b)?.where_cond(g, &zero()?),
+                _ => Err(Error::NoBackward { op: self.0.name() }),
             }
-            _ => return Err(Error::NoBackward { op: self.0.name() }),
+        };
+        let grad_b = || -> Result<Tensor> {
+            match self.0 {
+                BinaryOp::Add => Ok(g.clone()),
+                BinaryOp::Sub => g.neg(),
+                BinaryOp::Mul => g.mul(a),
+                BinaryOp::Div => g.mul(a)?.div(&b.sqr()?)?.neg(),
+                BinaryOp::Maximum => a.ge(b)?.where_cond(&zero()?, g),
+                BinaryOp::Minimum => a.le(b)?.where_cond(&zero()?, g),
+                _ => Err(Error::NoBackward { op: self.0.name() }),
+            }
         };
         Ok(vec![
-            needs[0].then(|| ga.sum_to_shape(a.shape())).transpose()?,
-            needs[1].then(|| gb.sum_to_shape(b.shape())).transpose()?,
+            needs[0]
+                .then(|| grad_a()?.sum_to_shape(a.shape()))
+                .transpose()?,
+            needs[1]
+                .then(|| grad_b()?.sum_to_shape(b.shape()))
+                .transpose()?,
         ])
     }
 }

@@ -135,8 +135,9 @@ impl Linear {
             None => Ok(x.lora_linear(&self.w, self.b.as_ref(), l.a(), l.b(), l.scale())?),
             Some(mask) => {
                 let base = x.linear(&self.w, self.b.as_ref())?;
-                let low = x.mul(&mask)?.linear(l.a(), None)?.linear(l.b(), None)?;
-                Ok(base.add(&low.scale(l.scale())?)?)
+                // α/r scales the rank-r activations, the narrowest tensor on the path.
+                let h = x.mul(&mask)?.linear(l.a(), None)?.scale(l.scale())?;
+                Ok(base.add(&h.linear(l.b(), None)?)?)
             }
         }
     }

@@ -87,27 +87,34 @@ fn sum(x: &[f32], outer: usize, n: usize, inner: usize) -> Vec<f32> {
         }
         return out;
     }
-    // Columns [c0, c0 + width) of output row `o`: rows k = 0..n added in order.
-    let columns = |o: usize, c0: usize, dst: &mut [f32]| {
-        let mut acc = vec![0f64; dst.len()];
+    // Columns [c0, c0 + width) of output row `o`: rows k = 0..n added in order into `acc`, a
+    // scratch line reused across calls (a tiny `inner` under a huge `outer` would otherwise
+    // allocate once per output row).
+    let columns = |o: usize, c0: usize, dst: &mut [f32], acc: &mut Vec<f64>| {
+        acc.clear();
+        acc.resize(dst.len(), 0.0);
         for k in 0..n {
             let row = (o * n + k) * inner + c0;
-            vector::add_widened(&mut acc, &x[row..row + dst.len()]);
+            vector::add_widened(acc, &x[row..row + dst.len()]);
         }
-        for (d, a) in dst.iter_mut().zip(&acc) {
+        for (d, a) in dst.iter_mut().zip(acc.iter()) {
             *d = *a as f32;
         }
     };
     if parallel {
-        out.par_chunks_mut(inner).enumerate().for_each(|(o, orow)| {
-            orow.par_chunks_mut(BLOCK)
-                .enumerate()
-                .for_each(|(c, dst)| columns(o, c * BLOCK, dst))
-        });
+        out.par_chunks_mut(inner)
+            .enumerate()
+            .flat_map(|(o, orow)| {
+                orow.par_chunks_mut(BLOCK)
+                    .enumerate()
+                    .map(move |(c, dst)| (o, c, dst))
+            })
+            .for_each_init(Vec::new, |acc, (o, c, dst)| columns(o, c * BLOCK, dst, acc));
     } else {
+        let mut acc = Vec::new();
         for (o, orow) in out.chunks_mut(inner).enumerate() {
             for (c, dst) in orow.chunks_mut(BLOCK).enumerate() {
-                columns(o, c * BLOCK, dst);
+                columns(o, c * BLOCK, dst, &mut acc);
             }
         }
     }
@@ -140,11 +147,13 @@ mod tests {
     #[test]
     fn sums_on_the_parallel_paths_match_a_left_to_right_f64_sum_on_any_thread_count() {
         // One long line (blocks in parallel), many lines, an earlier dimension wider than a
-        // column block, and a small one that runs serially.
+        // column block, many short output rows sharing scratch lines, and a small one that runs
+        // serially.
         let shapes = [
             (1, 3 * BLOCK + 17, 1),
             (300, 257, 1),
             (2, 9, BLOCK + 5),
+            (20_000, 3, 2),
             (3, 4, 5),
         ];
         for (outer, n, inner) in shapes {

@@ -7,7 +7,7 @@
 use clap::Args;
 use osum::engine::Device;
 use osum::model::llm::{GenerationConfig, Strategy};
-use osum::model::osum::OsumModel;
+use osum::model::osum::{OsumModel, LORA_FILE};
 use osum::model::preset::Preset;
 use osum::model::prompt::Segment;
 use osum::model::text::TextModel;
@@ -66,16 +66,29 @@ pub struct ChatArgs {
 pub fn run(a: ChatArgs, dev: &Arc<dyn Device>) -> Result<(), String> {
     let preset = Preset::find(&a.preset).map_err(|e| e.to_string())?;
     let t0 = Instant::now();
-    let model = if preset.adapter.is_some() {
+    let model = if preset.checkpoint.is_some() {
+        // A released checkpoint holds the LLM's weights with the speech parts: load it whole.
+        OsumModel::open(preset.clone(), a.checkpoint.as_deref(), dev)?.text
+    } else if preset.adapter.is_some() {
+        // A trained preset: the LLM and its LoRA only; a text prompt needs no encoder.
         let checkpoint = preset.checkpoint_or_shipped(a.checkpoint.as_deref());
-        let speech_model = OsumModel::open(preset.clone(), checkpoint.as_deref(), dev)?;
-        if !speech_model.trained {
+        if checkpoint.is_none() {
             eprintln!(
                 "note: no --checkpoint and no shipped one: LoRA is zero, so this is {}'s base LLM",
                 preset.name
             );
         }
-        speech_model.text
+        if let Some(dir) = &checkpoint {
+            // Without its LoRA a checkpoint would change nothing: say so rather than answer
+            // with the base LLM.
+            if !dir.join(LORA_FILE).is_file() {
+                return Err(format!(
+                    "--checkpoint {}: no {LORA_FILE} in it (a trained checkpoint folder holds one)",
+                    dir.display()
+                ));
+            }
+        }
+        OsumModel::open_llm(&preset, checkpoint.as_deref(), dev)?
     } else if let Some(dir) = &a.checkpoint {
         return Err(format!(
             "--checkpoint {}: preset {} is a text model without LoRA; a checkpoint needs an OSUM \

@@ -98,32 +98,15 @@ impl OsumModel {
         }
         let whisper = Whisper::load(&CtModel::open(&bin).map_err(msg)?, device).map_err(msg)?;
         let taps = adapter_taps(&preset, &whisper, &acfg)?;
-        let mut text =
-            TextModel::open_source(&preset.llm, &home, preset.template, device).map_err(msg)?;
-        let (adapter, trained) = match checkpoint {
+        let adapter = match checkpoint {
             Some(dir) => {
                 let src = SafeTensors::open(dir.join(ADAPTER_FILE)).map_err(msg)?;
-                let adapter = Adapter::load(&acfg, &src, "", device).map_err(msg)?;
-                let lora = dir.join(LORA_FILE);
-                if let (Some(spec), true) = (&preset.lora, lora.exists()) {
-                    let src = SafeTensors::open(&lora).map_err(msg)?;
-                    attach_peft_lora(&mut text.llm, &src, "", spec.alpha, false).map_err(msg)?;
-                }
-                (adapter, true)
+                Adapter::load(&acfg, &src, "", device).map_err(msg)?
             }
-            None => {
-                let adapter = Adapter::random(&acfg, 0, device).map_err(msg)?;
-                if let Some(spec) = &preset.lora {
-                    let targets = lora_targets(&spec.targets)?;
-                    let layers = text.llm.config.layers;
-                    let mut rng = Rng::new(0);
-                    text.llm
-                        .add_lora(&targets, 0..layers, spec.rank, spec.alpha, &mut rng)
-                        .map_err(msg)?;
-                }
-                (adapter, false)
-            }
+            None => Adapter::random(&acfg, 0, device).map_err(msg)?,
         };
+        let text = Self::open_llm(&preset, checkpoint, device)?;
+        let trained = checkpoint.is_some();
         Ok(OsumModel {
             preset,
             whisper,
@@ -132,6 +115,47 @@ impl OsumModel {
             trained,
             taps,
         })
+    }
+
+    /// The LLM of a trained preset with its LoRA: from `checkpoint`'s [`LORA_FILE`] when there
+    /// is one, zero (untrained) without a checkpoint. All a text-only prompt needs (`osum chat`),
+    /// so the encoder and adapter are not loaded. Not for released-checkpoint presets, whose
+    /// LLM weights come from the checkpoint ([`OsumModel::open`]).
+    pub fn open_llm(
+        preset: &Preset,
+        checkpoint: Option<&Path>,
+        device: &Arc<dyn Device>,
+    ) -> Result<TextModel> {
+        if preset.checkpoint.is_some() {
+            return Err(format!(
+                "preset {} takes its LLM from a released checkpoint; load it whole",
+                preset.name
+            ));
+        }
+        let home = crate::model::home();
+        let mut text =
+            TextModel::open_source(&preset.llm, &home, preset.template, device).map_err(msg)?;
+        let Some(spec) = &preset.lora else {
+            return Ok(text);
+        };
+        match checkpoint {
+            Some(dir) => {
+                let lora = dir.join(LORA_FILE);
+                if lora.exists() {
+                    let src = SafeTensors::open(&lora).map_err(msg)?;
+                    attach_peft_lora(&mut text.llm, &src, "", spec.alpha, false).map_err(msg)?;
+                }
+            }
+            None => {
+                let targets = lora_targets(&spec.targets)?;
+                let layers = text.llm.config.layers;
+                let mut rng = Rng::new(0);
+                text.llm
+                    .add_lora(&targets, 0..layers, spec.rank, spec.alpha, &mut rng)
+                    .map_err(msg)?;
+            }
+        }
+        Ok(text)
     }
 
     /// Load a preset whose weights all come from a released OSUM / OSUM-Pangu checkpoint

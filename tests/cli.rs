@@ -314,6 +314,31 @@ fn chat_continues_the_capital_of_france_with_paris() {
     assert!(text(&bad.stderr).contains("unknown preset `nope`"));
 }
 
+/// `osum chat` on a trained preset reads only the checkpoint's LoRA; a folder without one is
+/// refused by name before any weights load, instead of answering with the base LLM.
+#[test]
+fn chat_refuses_a_checkpoint_folder_without_lora() {
+    let dir = fixtures::scratch_dir("chat-no-lora");
+    let folder = dir.path().to_str().unwrap();
+    let o = osum(
+        &[
+            "chat",
+            "--preset",
+            "osum-tiny",
+            "--checkpoint",
+            folder,
+            "hi",
+        ],
+        &[],
+    );
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("no lora.safetensors"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
 /// `osum chat --preset osum-tiny` answers with the checkpoint's LoRA (the shipped one by
 /// default): with none, its reply is the base LLM's to the same chat prompt; a text preset
 /// refuses `--checkpoint`, which it would have nowhere to put.

@@ -72,21 +72,20 @@ pub fn run(a: ChatArgs, dev: &Arc<dyn Device>) -> Result<(), String> {
     } else if preset.adapter.is_some() {
         // A trained preset: the LLM and its LoRA only; a text prompt needs no encoder.
         let checkpoint = preset.checkpoint_or_shipped(a.checkpoint.as_deref());
-        if checkpoint.is_none() {
-            eprintln!(
+        match &checkpoint {
+            None => eprintln!(
                 "note: no --checkpoint and no shipped one: LoRA is zero, so this is {}'s base LLM",
                 preset.name
-            );
-        }
-        if let Some(dir) = &checkpoint {
+            ),
             // Without its LoRA a checkpoint would change nothing: say so rather than answer
             // with the base LLM.
-            if !dir.join(LORA_FILE).is_file() {
+            Some(dir) if !dir.join(LORA_FILE).is_file() => {
                 return Err(format!(
                     "--checkpoint {}: no {LORA_FILE} in it (a trained checkpoint folder holds one)",
                     dir.display()
-                ));
+                ))
             }
+            Some(_) => {}
         }
         OsumModel::open_llm(&preset, checkpoint.as_deref(), dev)?
     } else if let Some(dir) = &a.checkpoint {

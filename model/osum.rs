@@ -117,10 +117,11 @@ impl OsumModel {
         })
     }
 
-    /// The LLM of a trained preset with its LoRA: from `checkpoint`'s [`LORA_FILE`] when there
-    /// is one, zero (untrained) without a checkpoint. All a text-only prompt needs (`osum chat`),
-    /// so the encoder and adapter are not loaded. Not for released-checkpoint presets, whose
-    /// LLM weights come from the checkpoint ([`OsumModel::open`]).
+    /// The LLM of a trained preset with its LoRA: from `checkpoint`'s [`LORA_FILE`] (a folder
+    /// without one, an adapter-only checkpoint, leaves the LLM as it is), or zero (untrained)
+    /// without a checkpoint. All a text-only prompt needs (`osum chat`), so the encoder and
+    /// adapter are not loaded. Not for released-checkpoint presets, whose LLM weights come from
+    /// the checkpoint ([`OsumModel::open`]).
     pub fn open_llm(
         preset: &Preset,
         checkpoint: Option<&Path>,

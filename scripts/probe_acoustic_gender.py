@@ -280,10 +280,9 @@ def main():
             ("r2", ["r2"]), ("f0+r2+perio", ["f0", "r2", "perio"]),
             ("all", GROUPS)]
     tv = ["espeak:f4", "espeak:belinda", "espeak:steph", "espeak:m6", "espeak:john", "flite:awb"]
-    hv = HOLD
     lines = ["| feature set | dim | test asked (332) | " + " | ".join(v.split(":")[1] for v in tv)
-             + " | hold-out (264) | " + " | ".join(v.split(":")[1] for v in hv) + " |",
-             "|" + "---|" * (4 + len(tv) + len(hv))]
+             + " | hold-out (264) | " + " | ".join(v.split(":")[1] for v in HOLD) + " |",
+             "|" + "---|" * (4 + len(tv) + len(HOLD))]
     print("\n".join(lines), flush=True)
     for name, gs in sets:
         xtr = np.hstack([F[f"train_{g}"] for g in gs])
@@ -291,7 +290,7 @@ def main():
         ok = score(xtr, gtr, xte, gte)
         okh = score(xtr[~ho], gtr[~ho], xtr[ho], gtr[ho])
         pv = [f"{ok[spte == v].sum()}/{(spte == v).sum()}" for v in tv]
-        ph = [f"{okh[spk[ho] == v].sum()}/{(spk[ho] == v).sum()}" for v in hv]
+        ph = [f"{okh[spk[ho] == v].sum()}/{(spk[ho] == v).sum()}" for v in HOLD]
         lines.append(f"| {name} | {xtr.shape[1]} | {ok.mean():.3f} | " + " | ".join(pv)
                      + f" | {okh.mean():.3f} | " + " | ".join(ph) + " |")
         print(lines[-1], flush=True)

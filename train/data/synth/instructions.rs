@@ -208,6 +208,38 @@ const WRAPPERS: &[&str] = &[
     "Here is a recording; {}.",
 ];
 
+/// Training-only wrappers, drawn beside the training side of [`WRAPPERS`] (module doc: appended
+/// entries widen training without changing a test instruction). They are a list of their own
+/// because the next entry of `WRAPPERS` would fall on the held-out side. Models trained on nine
+/// frames read a frame they had never seen ("Listen and …") as a request for an extra task,
+/// mostly `<style>`; more frames, several of them an action joined to the request by "and", teach
+/// that a frame asks for nothing. None contains a content word of a held-out wrapper ("listen",
+/// "like").
+const TRAINING_WRAPPERS: &[&str] = &[
+    "Go ahead and {}.",
+    "Pay attention to the voice and {}.",
+    "Play the recording and {}.",
+    "Take a moment and {}.",
+    "Would you {}?",
+    "Now {}.",
+    "Your task: {}.",
+    "Using only the audio, {}.",
+    "For this recording, {}.",
+    "Once the clip has ended, {}.",
+    "Help me out: {}.",
+    "Just {}, nothing more.",
+];
+
+/// The wrappers of one side of the split: the held-out entries of [`WRAPPERS`], or its training
+/// entries and [`TRAINING_WRAPPERS`].
+fn wrappers(held_out: bool) -> Vec<&'static str> {
+    let mut out = side(WRAPPERS, PERIOD, held_out);
+    if !held_out {
+        out.extend_from_slice(TRAINING_WRAPPERS);
+    }
+    out
+}
+
 /// Connectors for two clauses.
 const JOIN2: &[&str] = &[
     "{a} and {b}",
@@ -312,7 +344,7 @@ pub fn instruction(rng: &mut Rng, tasks: &[Task], held_out: bool) -> String {
             .replace("{c}", c),
         [] => String::new(),
     };
-    capitalize(&pick(rng, &side(WRAPPERS, PERIOD, held_out)).replace("{}", &joined))
+    capitalize(&pick(rng, &wrappers(held_out)).replace("{}", &joined))
 }
 
 #[cfg(test)]
@@ -382,6 +414,18 @@ mod tests {
         );
         assert_eq!(side(JOIN2, PERIOD, true).len(), 2);
         assert_eq!(side(JOIN3, PERIOD, true).len(), 2);
+    }
+
+    #[test]
+    fn training_only_wrappers_stay_off_the_held_out_side_and_share_no_content_word_with_it() {
+        let held_out = wrappers(true);
+        assert_eq!(held_out, side(WRAPPERS, PERIOD, true));
+        let training = wrappers(false);
+        for w in TRAINING_WRAPPERS {
+            assert!(training.contains(w) && !held_out.contains(w), "{w}");
+            let lower = w.to_lowercase();
+            assert!(!lower.contains("listen") && !lower.contains("like"), "{w}");
+        }
     }
 
     #[test]

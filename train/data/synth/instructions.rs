@@ -214,7 +214,7 @@ const WRAPPERS: &[&str] = &[
 /// frames read a frame they had never seen ("Listen and …") as a request for an extra task,
 /// mostly `<style>`; more frames, several of them an action joined to the request by "and", teach
 /// that a frame asks for nothing. None contains a content word of a held-out wrapper ("listen",
-/// "like").
+/// "I'd", "like").
 const TRAINING_WRAPPERS: &[&str] = &[
     "Go ahead and {}.",
     "Pay attention to the voice and {}.",
@@ -418,13 +418,27 @@ mod tests {
 
     #[test]
     fn training_only_wrappers_stay_off_the_held_out_side_and_share_no_content_word_with_it() {
+        let words = |w: &str| -> Vec<String> {
+            w.to_lowercase()
+                .split(|c: char| !(c.is_alphanumeric() || c == '\''))
+                .filter(|x| !x.is_empty())
+                .map(String::from)
+                .collect()
+        };
+        // Words a wrapper cannot avoid sharing; every other held-out word is content.
+        const FUNCTION_WORDS: [&str; 3] = ["and", "you", "to"];
         let held_out = wrappers(true);
         assert_eq!(held_out, side(WRAPPERS, PERIOD, true));
+        let content: Vec<String> = held_out
+            .iter()
+            .flat_map(|w| words(w))
+            .filter(|x| !FUNCTION_WORDS.contains(&x.as_str()))
+            .collect();
+        assert!(content.contains(&"listen".to_string()), "{content:?}");
         let training = wrappers(false);
         for w in TRAINING_WRAPPERS {
             assert!(training.contains(w) && !held_out.contains(w), "{w}");
-            let lower = w.to_lowercase();
-            assert!(!lower.contains("listen") && !lower.contains("like"), "{w}");
+            assert!(words(w).iter().all(|x| !content.contains(x)), "{w}");
         }
     }
 

@@ -72,6 +72,24 @@ fn print_totals(what: &str, t: &Totals) {
     }
 }
 
+/// One line per speaker: items, IFR, WER and each task's correct/asked.
+fn print_speakers(r: &Report) {
+    println!("per speaker:");
+    let width = r.by_speaker.keys().map(String::len).max().unwrap_or(0);
+    for (speaker, t) in &r.by_speaker {
+        let mut line = format!(
+            "  {speaker:<width$} {:>4} items  IFR {:>6}  WER {:>6}",
+            t.n,
+            pct(t.ifr()),
+            pct(t.wer())
+        );
+        for (task, &(c, n)) in &t.labels {
+            line.push_str(&format!("  {task} {c}/{n}"));
+        }
+        println!("{line}");
+    }
+}
+
 fn print_summary(r: &Report) {
     let t = &r.natural;
     print_totals("items", t);
@@ -85,6 +103,9 @@ fn print_summary(r: &Report) {
     );
     if r.text.n > 0 {
         print_totals("text-only items", &r.text);
+    }
+    if !r.by_speaker.is_empty() {
+        print_speakers(r);
     }
     if let Some(f) = &r.fixed {
         println!("\nfixed tag instruction vs natural-language instruction:");

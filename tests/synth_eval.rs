@@ -285,8 +285,18 @@ fn eval_runs_end_to_end_on_a_tiny_benchmark_and_prints_json_last() {
     assert!((0.0..=1.0).contains(&ifr));
     assert!(v["acc"].is_object() && v["latency_ms"]["mean"].as_f64().unwrap() > 0.0);
     assert_eq!(v["fixed"]["n"], 2);
+    // synth names every clip's speaker, so the summary splits the items by voice.
+    let per_speaker: u64 = v["by_speaker"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|s| s["n"].as_u64().unwrap())
+        .sum();
+    assert_eq!(per_speaker, 2);
+    assert!(stdout.contains("per speaker:"), "{stdout}");
     let p = lines(&preds);
     assert_eq!(p.len(), 2);
+    assert!(p[0]["speaker"].is_string());
     assert!(
         p[0]["raw"].is_string()
             && p[0]["fixed"]["instruction"]

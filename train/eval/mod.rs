@@ -13,6 +13,7 @@ use crate::model::osum::{OsumModel, MAX_SECONDS};
 use crate::train::data::{fixed_instruction, Manifest};
 use metrics::{score, Totals};
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 /// What to run.
@@ -33,6 +34,9 @@ pub struct Report {
     pub fixed: Option<Totals>,
     /// Totals of the text-only items: IFR, and `chat` accuracy over text QA items.
     pub text: Totals,
+    /// [`Report::natural`] split by the items' `speaker` field (items without one are left out):
+    /// on a benchmark that holds out whole voices, the totals hide which voice a model misses.
+    pub by_speaker: BTreeMap<String, Totals>,
     /// One JSON object per scored item (for `--predictions`).
     pub predictions: Vec<Value>,
 }
@@ -40,11 +44,26 @@ pub struct Report {
 impl Report {
     /// The summary object `osum eval --json` prints: [`Totals::to_json`] of the audio items with
     /// their own instructions, plus `text` (the same fields) when text-only items were scored and
-    /// `fixed` with `--compare-fixed`.
+    /// `fixed` with `--compare-fixed`, and `by_speaker` (the same fields but latency, per
+    /// speaker) when items name their speaker.
     pub fn to_json(&self) -> Value {
         let mut v = self.natural.to_json();
         if self.text.n > 0 {
             v["text"] = self.text.to_json();
+        }
+        if !self.by_speaker.is_empty() {
+            let per: serde_json::Map<String, Value> = self
+                .by_speaker
+                .iter()
+                .map(|(speaker, t)| {
+                    let mut s = t.to_json();
+                    if let Some(o) = s.as_object_mut() {
+                        o.remove("latency_ms");
+                    }
+                    (speaker.clone(), s)
+                })
+                .collect();
+            v["by_speaker"] = Value::Object(per);
         }
         if let Some(f) = &self.fixed {
             v["fixed"] = f.to_json();
@@ -99,6 +118,13 @@ pub fn evaluate(
             report.text.add(&s);
         } else {
             report.natural.add(&s);
+            if let Some(speaker) = &item.speaker {
+                report
+                    .by_speaker
+                    .entry(speaker.clone())
+                    .or_default()
+                    .add(&s);
+            }
             if let Some(fixed) = report.fixed.as_mut() {
                 let (fv, fs) = ask(&fixed_instruction(&tasks)).map_err(at)?;
                 fixed.add(&fs);
@@ -108,8 +134,43 @@ pub fn evaluate(
         line["id"] = json!(item.id);
         line["audio"] = json!(item.audio);
         line["tasks"] = json!(item.tasks);
+        if let Some(speaker) = &item.speaker {
+            line["speaker"] = json!(speaker);
+        }
         report.predictions.push(line);
         progress(k + 1, total, &report);
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn totals(n: usize, gender: (usize, usize)) -> Totals {
+        Totals {
+            n,
+            followed: n,
+            labels: BTreeMap::from([("gender", gender)]),
+            latencies_ms: vec![5.0; n],
+            ..Totals::default()
+        }
+    }
+
+    #[test]
+    fn the_summary_splits_by_speaker_only_when_items_name_one() {
+        let mut r = Report {
+            natural: totals(3, (2, 3)),
+            ..Report::default()
+        };
+        assert!(r.to_json().get("by_speaker").is_none());
+        r.by_speaker.insert("flite:awb".into(), totals(2, (1, 2)));
+        r.by_speaker.insert("espeak:f4".into(), totals(1, (1, 1)));
+        let v = r.to_json();
+        assert_eq!(v["by_speaker"]["flite:awb"]["n"], 2);
+        assert_eq!(v["by_speaker"]["flite:awb"]["acc"]["gender"], 0.5);
+        assert_eq!(v["by_speaker"]["espeak:f4"]["acc_n"]["gender"], 1);
+        assert!(v["by_speaker"]["espeak:f4"].get("latency_ms").is_none());
+        assert_eq!(v["n"], 3);
+    }
 }

@@ -104,16 +104,12 @@ pub fn run(a: DemoArgs, dev: &Arc<dyn Device>) -> Result<(), String> {
     )?;
     let t = &report.natural;
     let pct = |x: Option<f64>| x.map_or("—".into(), |v| format!("{:.0}%", 100.0 * v));
-    let mut accs = Vec::new();
-    for (task, &(c, n)) in &t.labels {
-        accs.push(format!("{task} {c}/{n}"));
-    }
     println!(
         "\n{} answers: instruction following {}, WER {}, labels right: {}; mean {:.2} s per answer",
         t.n,
         pct(t.ifr()),
         pct(t.wer()),
-        accs.join(", "),
+        t.label_counts().join(", "),
         t.to_json()["latency_ms"]["mean"].as_f64().unwrap_or(0.0) / 1e3
     );
     println!("(age and emotion are prosody proxies of synthetic speech, not real-world labels)");

@@ -77,16 +77,13 @@ fn print_speakers(r: &Report) {
     println!("per speaker:");
     let width = r.by_speaker.keys().map(String::len).max().unwrap_or(0);
     for (speaker, t) in &r.by_speaker {
-        let mut line = format!(
-            "  {speaker:<width$} {:>4} items  IFR {:>6}  WER {:>6}",
+        println!(
+            "  {speaker:<width$} {:>4} items  IFR {:>6}  WER {:>6}  {}",
             t.n,
             pct(t.ifr()),
-            pct(t.wer())
+            pct(t.wer()),
+            t.label_counts().join("  ")
         );
-        for (task, &(c, n)) in &t.labels {
-            line.push_str(&format!("  {task} {c}/{n}"));
-        }
-        println!("{line}");
     }
 }
 

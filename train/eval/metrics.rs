@@ -140,6 +140,14 @@ impl Totals {
         self.latencies_ms.push(s.latency_ms);
     }
 
+    /// Each task's `"task correct/asked"`, in task-name order (for one-line summaries).
+    pub fn label_counts(&self) -> Vec<String> {
+        self.labels
+            .iter()
+            .map(|(task, &(c, n))| format!("{task} {c}/{n}"))
+            .collect()
+    }
+
     /// Instruction-following rate (`None` before any item).
     pub fn ifr(&self) -> Option<f64> {
         ratio(self.followed, self.n)
